@@ -1,0 +1,201 @@
+//! A JWKS served by a one-response-per-connection HTTP/1.1 server on loopback.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::{claims, sign};
+use crate::auth::authenticator::Timing;
+use crate::auth::dev::DevKey;
+use crate::auth::{AuthConfig, AuthError, Authenticator, JwksSource};
+use jsonwebtoken::Algorithm;
+
+struct JwksServer {
+    url: url::Url,
+    /// `None` answers 500.
+    body: Arc<Mutex<Option<String>>>,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl JwksServer {
+    async fn start(body: Option<String>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let body = Arc::new(Mutex::new(body));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (b, h) = (Arc::clone(&body), Arc::clone(&hits));
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+                let current = b.lock().unwrap().clone();
+                let (status, text) = match current {
+                    Some(text) => ("200 OK", text),
+                    None => ("500 Internal Server Error", String::new()),
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = conn.write_all(resp.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            }
+        });
+        Self {
+            url: url.parse().unwrap(),
+            body,
+            hits,
+            task,
+        }
+    }
+
+    fn serve(&self, body: Option<String>) {
+        *self.body.lock().unwrap() = body;
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// The JWKS listing the public keys of these dev keys.
+fn jwks_of(keys: &[&DevKey]) -> String {
+    let mut all = Vec::new();
+    for key in keys {
+        let doc: Value = serde_json::from_slice(&std::fs::read(key.jwks_path()).unwrap()).unwrap();
+        all.extend(doc["keys"].as_array().unwrap().iter().cloned());
+    }
+    serde_json::json!({ "keys": all }).to_string()
+}
+
+struct Keys {
+    _dirs: Vec<tempfile::TempDir>,
+    a: DevKey,
+    b: DevKey,
+}
+
+fn two_keys() -> Keys {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = DevKey::load_or_create(da.path()).unwrap();
+    let b = DevKey::load_or_create(db.path()).unwrap();
+    Keys {
+        _dirs: vec![da, db],
+        a,
+        b,
+    }
+}
+
+fn bearer(key: &DevKey, kid: &str, sub: &str) -> String {
+    format!(
+        "Bearer {}",
+        sign(
+            Algorithm::EdDSA,
+            Some(kid),
+            &claims(sub, 300),
+            key.encoding_key()
+        )
+    )
+}
+
+#[tokio::test]
+async fn unknown_kid_refreshes_once_per_floor() {
+    let keys = two_keys();
+    let server = JwksServer::start(Some(jwks_of(&[&keys.a]))).await;
+    let auth = Authenticator::new(AuthConfig::new(JwksSource::Url(server.url.clone())))
+        .await
+        .unwrap();
+    assert_eq!(server.hits(), 1, "fetched at start");
+
+    auth.authenticate(Some(&bearer(&keys.a, keys.a.kid(), "alice")))
+        .await
+        .unwrap();
+    assert_eq!(server.hits(), 1, "a known kid needs no fetch");
+
+    // The provider rotates in key B; the first token signed with it triggers a refresh.
+    server.serve(Some(jwks_of(&[&keys.a, &keys.b])));
+    let p = auth
+        .authenticate(Some(&bearer(&keys.b, keys.b.kid(), "bob")))
+        .await
+        .unwrap();
+    assert_eq!(p.web_id, "bob");
+    assert_eq!(server.hits(), 2);
+
+    // Another unknown kid within the floor is refused without fetching.
+    let got = auth
+        .authenticate(Some(&bearer(&keys.b, "made-up", "eve")))
+        .await;
+    assert_eq!(got.err(), Some(AuthError::UnknownKey));
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn background_refresh_drops_revoked_keys_from_the_cache() {
+    let keys = two_keys();
+    let server = JwksServer::start(Some(jwks_of(&[&keys.a, &keys.b]))).await;
+    let timing = Timing {
+        refresh_every: Duration::from_millis(100),
+        ..Timing::default()
+    };
+    let cfg = AuthConfig::new(JwksSource::Url(server.url.clone()));
+    let auth = Authenticator::with_timing(cfg, timing).await.unwrap();
+    let token_a = bearer(&keys.a, keys.a.kid(), "alice");
+    auth.authenticate(Some(&token_a)).await.unwrap();
+
+    // Key A is revoked at the provider; a periodic refresh notices.
+    server.serve(Some(jwks_of(&[&keys.b])));
+    let seen = server.hits();
+    for _ in 0..50 {
+        if server.hits() > seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.hits() > seen, "the background refresh ran");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let got = auth.authenticate(Some(&token_a)).await;
+    assert_eq!(
+        got.err(),
+        Some(AuthError::UnknownKey),
+        "the cached principal was dropped"
+    );
+
+    // A failing provider leaves the last good keys in place.
+    server.serve(None);
+    let seen = server.hits();
+    while server.hits() <= seen + 1 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    auth.authenticate(Some(&bearer(&keys.b, keys.b.kid(), "bob")))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_jwks_fails_at_start() {
+    let server = JwksServer::start(None).await;
+    let got = Authenticator::new(AuthConfig::new(JwksSource::Url(server.url.clone()))).await;
+    let err = got.err().unwrap();
+    assert!(matches!(err, AuthError::JwksUnavailable(_)), "{err:?}");
+    assert!(!err.public_message().contains("127.0.0.1"));
+}

@@ -1,0 +1,201 @@
+//! Flags and `ENTITLEMENTS_*` environment variables, validated once into a `Config`.
+//! Secrets (the SMTP URL's password) are never printed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::auth::dev::{DEV_ISSUER, DevKey};
+use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, DEFAULT_LEEWAY_SECS, JwksSource};
+use crate::mail::{MailBrand, Mailbox, default_from};
+use crate::service::ServiceConfig;
+
+#[derive(clap::Args, Clone)]
+pub struct DbArgs {
+    /// `sqlite://path.db` or `postgres://...`; default: a SQLite file under --data-dir.
+    #[arg(long, env = "ENTITLEMENTS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where the default SQLite file, the dev key and the dev mail directory live.
+    #[arg(long, env = "ENTITLEMENTS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+impl DbArgs {
+    pub fn url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.data_dir.join("entitlements.db").display()
+            )
+        })
+    }
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ServeArgs {
+    #[arg(long, env = "ENTITLEMENTS_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// JWKS of the identity provider: a file path or an https:// URL.
+    #[arg(long, env = "ENTITLEMENTS_AUTH_JWKS")]
+    pub auth_jwks: Option<String>,
+    /// Required `iss` of tokens (recommended in production).
+    #[arg(long, env = "ENTITLEMENTS_AUTH_ISSUER")]
+    pub auth_issuer: Option<String>,
+    #[arg(long, env = "ENTITLEMENTS_AUTH_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    pub auth_audience: String,
+    /// Write each email as a .eml file in this directory (dev default: <data-dir>/mail).
+    #[arg(long, env = "ENTITLEMENTS_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
+    /// Deliver email by SMTP: smtp://host:25, smtps://user:pass@host:465, smtp://host:587?tls=required.
+    #[arg(long, env = "ENTITLEMENTS_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of every email, e.g. "IBM Support <no-reply@example.com>".
+    #[arg(long, env = "ENTITLEMENTS_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Where people go to act on an email (shown in the emails).
+    #[arg(
+        long,
+        env = "ENTITLEMENTS_PORTAL_URL",
+        default_value = "https://www.ibm.com/mysupport"
+    )]
+    pub portal_url: String,
+    /// Development mode: a local signing key under --data-dir, .eml files for email. Never in production.
+    #[arg(long, env = "ENTITLEMENTS_DEV")]
+    pub dev: bool,
+    /// A pending request not decided within this many hours expires.
+    #[arg(long, env = "ENTITLEMENTS_REQUEST_TTL_HOURS", default_value_t = 720)]
+    pub request_ttl_hours: u64,
+    /// Per-call deadline (a shorter grpc-timeout from the client wins).
+    #[arg(
+        long,
+        env = "ENTITLEMENTS_REQUEST_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub request_timeout_ms: u64,
+    /// Calls in flight per connection before new ones are shed with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ENTITLEMENTS_CONCURRENCY_LIMIT", default_value_t = 1024)]
+    pub concurrency_limit: usize,
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "ENTITLEMENTS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Log JSON lines instead of human-readable text.
+    #[arg(long, env = "ENTITLEMENTS_LOG_JSON")]
+    pub log_json: bool,
+}
+
+pub enum MailSetup {
+    Smtp(String),
+    Dir(PathBuf),
+}
+
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub auth: AuthConfig,
+    pub dev_key: Option<DevKey>,
+    pub mail: MailSetup,
+    pub mail_from: Mailbox,
+    pub mail_poll: Duration,
+    pub service: ServiceConfig,
+    pub request_timeout: Duration,
+    pub concurrency_limit: usize,
+    pub max_message_bytes: usize,
+    pub expiry_sweep: Duration,
+    pub dev: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ServeArgs {
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let (auth, dev_key) = match (&self.auth_jwks, self.dev) {
+            (Some(jwks), _) => {
+                let source = JwksSource::parse(jwks)
+                    .map_err(|e| ConfigError(format!("--auth-jwks: {e}")))?;
+                (
+                    AuthConfig {
+                        jwks: source,
+                        issuer: self.auth_issuer.clone(),
+                        audience: self.auth_audience.clone(),
+                        leeway_secs: DEFAULT_LEEWAY_SECS,
+                    },
+                    None,
+                )
+            }
+            (None, true) => {
+                let key = DevKey::load_or_create(&self.db.data_dir).map_err(|e| {
+                    ConfigError(format!("dev key under {}: {e}", self.db.data_dir.display()))
+                })?;
+                (
+                    AuthConfig {
+                        jwks: JwksSource::File(key.jwks_path()),
+                        issuer: Some(
+                            self.auth_issuer
+                                .clone()
+                                .unwrap_or_else(|| DEV_ISSUER.to_owned()),
+                        ),
+                        audience: self.auth_audience.clone(),
+                        leeway_secs: DEFAULT_LEEWAY_SECS,
+                    },
+                    Some(key),
+                )
+            }
+            (None, false) => {
+                return Err(ConfigError(
+                    "refusing to start: no --auth-jwks (ENTITLEMENTS_AUTH_JWKS) to verify tokens with. \
+                     Give the identity provider's JWKS, or pass --dev to try the service with a local key."
+                        .to_owned(),
+                ));
+            }
+        };
+        let mail = match (&self.smtp_url, &self.mail_dir) {
+            (Some(url), _) => MailSetup::Smtp(url.clone()),
+            (None, Some(dir)) => MailSetup::Dir(dir.clone()),
+            (None, None) if self.dev => MailSetup::Dir(self.db.data_dir.join("mail")),
+            (None, None) => {
+                return Err(ConfigError(
+                    "refusing to start: no way to send email. Give --smtp-url or --mail-dir."
+                        .to_owned(),
+                ));
+            }
+        };
+        let mail_from = match &self.mail_from {
+            Some(s) => s
+                .parse()
+                .map_err(|e| ConfigError(format!("--mail-from: {e}")))?,
+            None => default_from(),
+        };
+        if self.max_message_bytes < 1024 {
+            return Err(ConfigError(
+                "--max-message-bytes must be at least 1024".to_owned(),
+            ));
+        }
+        Ok(Config {
+            listen: self.listen,
+            database_url: self.db.url(),
+            auth,
+            dev_key,
+            mail,
+            mail_from,
+            mail_poll: Duration::from_secs(1),
+            service: ServiceConfig {
+                request_ttl_ms: i64::try_from(self.request_ttl_hours.saturating_mul(3_600_000))
+                    .unwrap_or(i64::MAX),
+                brand: MailBrand {
+                    portal_url: self.portal_url.clone(),
+                    ..MailBrand::default()
+                },
+                ..ServiceConfig::default()
+            },
+            request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            concurrency_limit: self.concurrency_limit.max(1),
+            max_message_bytes: self.max_message_bytes,
+            expiry_sweep: Duration::from_secs(60),
+            dev: self.dev,
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! CheckEntitlement's decision: a pure function of what the store knows and the time.
+
+use super::access_request::AccessRequestState;
+use super::ids::{ContractId, ProductId};
+use super::model::{AccountStatus, Contract, Membership};
+use super::role::Role;
+use crate::clock::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    OpenServiceRequest,
+    ViewSupportArea,
+    ManageUsers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecisionReason {
+    Granted,
+    UnknownAccount,
+    AccountSuspended,
+    NotAMember,
+    RequestPending,
+    RequestDenied,
+    AccessRevoked,
+    EmailNotVerified,
+    RoleInsufficient,
+    NoActiveContract,
+    ProductNotCovered,
+    SeverityNotCovered,
+}
+
+/// Everything a decision needs about one person and one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckFacts {
+    /// None: no such account.
+    pub account_status: Option<AccountStatus>,
+    /// The membership row, active or removed.
+    pub membership: Option<Membership>,
+    /// The person's most recent request for this account: its state and when it last changed.
+    pub latest_request: Option<(AccessRequestState, Millis)>,
+    pub email_verified: bool,
+    pub contracts: Vec<Contract>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: DecisionReason,
+    /// The person's role on the account; Provisional Caller while a request is pending.
+    pub role: Option<Role>,
+    /// The contract that made an OPEN_SERVICE_REQUEST allowed.
+    pub contract_id: Option<ContractId>,
+}
+
+impl Decision {
+    fn deny(reason: DecisionReason, role: Option<Role>) -> Self {
+        Self {
+            allowed: false,
+            reason,
+            role,
+            contract_id: None,
+        }
+    }
+    fn grant(role: Role, contract_id: Option<ContractId>) -> Self {
+        Self {
+            allowed: true,
+            reason: DecisionReason::Granted,
+            role: Some(role),
+            contract_id,
+        }
+    }
+}
+
+pub struct CheckInput<'a> {
+    pub action: Action,
+    pub product: Option<&'a ProductId>,
+    /// 1-4, or None when not given.
+    pub severity: Option<u8>,
+}
+
+pub fn decide(facts: &CheckFacts, input: &CheckInput<'_>, now: Millis) -> Decision {
+    match facts.account_status {
+        None => return Decision::deny(DecisionReason::UnknownAccount, None),
+        Some(AccountStatus::Suspended) => {
+            return Decision::deny(DecisionReason::AccountSuspended, active_role(facts));
+        }
+        Some(AccountStatus::Active) => {}
+    }
+    let Some(role) = active_role(facts) else {
+        return not_a_member(facts, input.action);
+    };
+    match input.action {
+        Action::ViewSupportArea => Decision::grant(role, None),
+        Action::ManageUsers => {
+            if !role.is_administrator() {
+                Decision::deny(DecisionReason::RoleInsufficient, Some(role))
+            } else if !facts.email_verified {
+                Decision::deny(DecisionReason::EmailNotVerified, Some(role))
+            } else {
+                Decision::grant(role, None)
+            }
+        }
+        Action::OpenServiceRequest => open_service_request(facts, input, role, now),
+    }
+}
+
+fn active_role(facts: &CheckFacts) -> Option<Role> {
+    facts
+        .membership
+        .as_ref()
+        .filter(|m| m.is_active())
+        .map(|m| m.role)
+}
+
+/// No active membership: say why, from what happened last.
+fn not_a_member(facts: &CheckFacts, action: Action) -> Decision {
+    let removed_at = facts.membership.as_ref().and_then(|m| m.removed_at);
+    match facts.latest_request {
+        Some((AccessRequestState::Pending, _)) => {
+            // A Provisional Caller may look around the support area, nothing more.
+            if action == Action::ViewSupportArea {
+                Decision::grant(Role::ProvisionalCaller, None)
+            } else {
+                Decision::deny(
+                    DecisionReason::RequestPending,
+                    Some(Role::ProvisionalCaller),
+                )
+            }
+        }
+        Some((AccessRequestState::Denied, decided_at))
+            if removed_at.is_none_or(|removed| decided_at >= removed) =>
+        {
+            Decision::deny(DecisionReason::RequestDenied, None)
+        }
+        _ if removed_at.is_some() => Decision::deny(DecisionReason::AccessRevoked, None),
+        _ => Decision::deny(DecisionReason::NotAMember, None),
+    }
+}
+
+fn open_service_request(
+    facts: &CheckFacts,
+    input: &CheckInput<'_>,
+    role: Role,
+    now: Millis,
+) -> Decision {
+    if role < Role::AuthorizedUser {
+        return Decision::deny(DecisionReason::RoleInsufficient, Some(role));
+    }
+    if !facts.email_verified {
+        return Decision::deny(DecisionReason::EmailNotVerified, Some(role));
+    }
+    let in_force: Vec<&Contract> = facts
+        .contracts
+        .iter()
+        .filter(|c| c.in_force_at(now))
+        .collect();
+    if in_force.is_empty() {
+        return Decision::deny(DecisionReason::NoActiveContract, Some(role));
+    }
+    let covering: Vec<&Contract> = in_force
+        .into_iter()
+        .filter(|c| c.covers(input.product))
+        .collect();
+    if covering.is_empty() {
+        return Decision::deny(DecisionReason::ProductNotCovered, Some(role));
+    }
+    let needs_24x7 = input.severity == Some(1);
+    // Prefer a 24x7 contract when there is one, so the answer names the strongest coverage.
+    let best = covering
+        .iter()
+        .find(|c| c.includes_24x7)
+        .or_else(|| if needs_24x7 { None } else { covering.first() });
+    match best {
+        Some(c) => Decision::grant(role, Some(c.contract_id.clone())),
+        None => Decision::deny(DecisionReason::SeverityNotCovered, Some(role)),
+    }
+}
+
+/// The earliest future instant at which `decide` could answer differently for these facts
+/// without any write: a contract starting or ending. Caches use it to bound an entry's life.
+pub fn next_time_boundary(facts: &CheckFacts, now: Millis) -> Option<Millis> {
+    facts
+        .contracts
+        .iter()
+        .flat_map(|c| [c.starts_at, c.ends_at])
+        .filter(|t| *t > now)
+        .min()
+}
+
+#[cfg(test)]
+mod tests;

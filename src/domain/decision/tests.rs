@@ -1,0 +1,250 @@
+use super::*;
+use crate::domain::ids::{Icn, WebId};
+
+const NOW: Millis = 1_000_000;
+
+fn member(role: Role) -> Membership {
+    Membership {
+        icn: Icn::from_trusted("1234567".into()),
+        web_id: WebId::from_trusted("ana".into()),
+        role,
+        created_at: 0,
+        updated_at: 0,
+        removed_at: None,
+    }
+}
+
+fn contract(id: &str, products: &[&str], start: Millis, end: Millis, x24: bool) -> Contract {
+    Contract {
+        icn: Icn::from_trusted("1234567".into()),
+        contract_id: ContractId::from_trusted(id.into()),
+        product_ids: products
+            .iter()
+            .map(|p| ProductId::from_trusted((*p).into()))
+            .collect(),
+        starts_at: start,
+        ends_at: end,
+        includes_24x7: x24,
+        updated_at: 0,
+    }
+}
+
+fn good() -> CheckFacts {
+    CheckFacts {
+        account_status: Some(AccountStatus::Active),
+        membership: Some(member(Role::AuthorizedUser)),
+        latest_request: Some((AccessRequestState::Approved, 10)),
+        email_verified: true,
+        contracts: vec![contract("C1", &[], 0, 2 * NOW, true)],
+    }
+}
+
+fn open(sev: Option<u8>, product: Option<&ProductId>) -> CheckInput<'_> {
+    CheckInput {
+        action: Action::OpenServiceRequest,
+        product,
+        severity: sev,
+    }
+}
+
+fn reason(facts: &CheckFacts, input: &CheckInput<'_>) -> DecisionReason {
+    decide(facts, input, NOW).reason
+}
+
+#[test]
+fn granted_when_everything_holds() {
+    let d = decide(&good(), &open(Some(1), None), NOW);
+    assert!(d.allowed);
+    assert_eq!(d.role, Some(Role::AuthorizedUser));
+    assert_eq!(d.contract_id.map(|c| c.to_string()), Some("C1".to_owned()));
+}
+
+#[test]
+fn unknown_and_suspended_accounts() {
+    let mut f = good();
+    f.account_status = None;
+    assert_eq!(
+        reason(&f, &open(None, None)),
+        DecisionReason::UnknownAccount
+    );
+    f.account_status = Some(AccountStatus::Suspended);
+    for action in [
+        Action::OpenServiceRequest,
+        Action::ViewSupportArea,
+        Action::ManageUsers,
+    ] {
+        let d = decide(
+            &f,
+            &CheckInput {
+                action,
+                product: None,
+                severity: None,
+            },
+            NOW,
+        );
+        assert_eq!(d.reason, DecisionReason::AccountSuspended);
+        assert!(!d.allowed);
+    }
+}
+
+#[test]
+fn membership_history_names_the_reason() {
+    let mut f = good();
+    f.membership = None;
+    f.latest_request = None;
+    assert_eq!(reason(&f, &open(None, None)), DecisionReason::NotAMember);
+    f.latest_request = Some((AccessRequestState::Pending, 5));
+    assert_eq!(
+        reason(&f, &open(None, None)),
+        DecisionReason::RequestPending
+    );
+    f.latest_request = Some((AccessRequestState::Denied, 5));
+    assert_eq!(reason(&f, &open(None, None)), DecisionReason::RequestDenied);
+    f.latest_request = Some((AccessRequestState::Withdrawn, 5));
+    assert_eq!(reason(&f, &open(None, None)), DecisionReason::NotAMember);
+    f.latest_request = Some((AccessRequestState::Expired, 5));
+    assert_eq!(reason(&f, &open(None, None)), DecisionReason::NotAMember);
+}
+
+#[test]
+fn removal_is_revocation_unless_a_later_request_was_denied() {
+    let mut f = good();
+    let mut m = member(Role::AuthorizedUser);
+    m.removed_at = Some(100);
+    f.membership = Some(m);
+    f.latest_request = Some((AccessRequestState::Approved, 10));
+    assert_eq!(reason(&f, &open(None, None)), DecisionReason::AccessRevoked);
+    f.latest_request = Some((AccessRequestState::Denied, 200));
+    assert_eq!(reason(&f, &open(None, None)), DecisionReason::RequestDenied);
+    f.latest_request = Some((AccessRequestState::Pending, 200));
+    assert_eq!(
+        reason(&f, &open(None, None)),
+        DecisionReason::RequestPending
+    );
+}
+
+#[test]
+fn provisional_callers_may_view_but_not_open() {
+    let mut f = good();
+    f.membership = None;
+    f.latest_request = Some((AccessRequestState::Pending, 5));
+    let view = CheckInput {
+        action: Action::ViewSupportArea,
+        product: None,
+        severity: None,
+    };
+    let d = decide(&f, &view, NOW);
+    assert!(d.allowed);
+    assert_eq!(d.role, Some(Role::ProvisionalCaller));
+    let d = decide(&f, &open(None, None), NOW);
+    assert!(!d.allowed);
+    assert_eq!(d.role, Some(Role::ProvisionalCaller));
+}
+
+#[test]
+fn email_must_be_verified_to_open_or_manage_not_to_view() {
+    let mut f = good();
+    f.email_verified = false;
+    assert_eq!(
+        reason(&f, &open(None, None)),
+        DecisionReason::EmailNotVerified
+    );
+    let view = CheckInput {
+        action: Action::ViewSupportArea,
+        product: None,
+        severity: None,
+    };
+    assert!(decide(&f, &view, NOW).allowed);
+    f.membership = Some(member(Role::TechnicalContact));
+    let manage = CheckInput {
+        action: Action::ManageUsers,
+        product: None,
+        severity: None,
+    };
+    assert_eq!(reason(&f, &manage), DecisionReason::EmailNotVerified);
+}
+
+#[test]
+fn manage_users_needs_an_administrator() {
+    let mut f = good();
+    let manage = CheckInput {
+        action: Action::ManageUsers,
+        product: None,
+        severity: None,
+    };
+    assert_eq!(reason(&f, &manage), DecisionReason::RoleInsufficient);
+    f.membership = Some(member(Role::TechnicalContact));
+    assert!(decide(&f, &manage, NOW).allowed);
+    f.membership = Some(member(Role::SiteTechnicalContact));
+    assert!(decide(&f, &manage, NOW).allowed);
+}
+
+#[test]
+fn provisional_member_cannot_open() {
+    let mut f = good();
+    f.membership = Some(member(Role::ProvisionalCaller));
+    assert_eq!(
+        reason(&f, &open(None, None)),
+        DecisionReason::RoleInsufficient
+    );
+}
+
+#[test]
+fn contracts_must_be_in_force_at_this_instant() {
+    let mut f = good();
+    f.contracts = vec![contract("C1", &[], 0, NOW, true)];
+    assert_eq!(
+        reason(&f, &open(None, None)),
+        DecisionReason::NoActiveContract
+    );
+    assert!(decide(&f, &open(None, None), NOW - 1).allowed);
+    f.contracts = vec![contract("C1", &[], NOW + 1, 2 * NOW, true)];
+    assert_eq!(
+        reason(&f, &open(None, None)),
+        DecisionReason::NoActiveContract
+    );
+    f.contracts.clear();
+    assert_eq!(
+        reason(&f, &open(None, None)),
+        DecisionReason::NoActiveContract
+    );
+}
+
+#[test]
+fn products_and_severity() {
+    let db2 = ProductId::from_trusted("db2".into());
+    let mq = ProductId::from_trusted("mq".into());
+    let mut f = good();
+    f.contracts = vec![
+        contract("C1", &["db2"], 0, 2 * NOW, false),
+        contract("C2", &["mq"], 0, 2 * NOW, true),
+    ];
+    assert_eq!(
+        reason(
+            &f,
+            &open(None, Some(&ProductId::from_trusted("was".into())))
+        ),
+        DecisionReason::ProductNotCovered
+    );
+    assert!(decide(&f, &open(Some(2), Some(&db2)), NOW).allowed);
+    assert_eq!(
+        reason(&f, &open(Some(1), Some(&db2))),
+        DecisionReason::SeverityNotCovered
+    );
+    let d = decide(&f, &open(Some(1), Some(&mq)), NOW);
+    assert!(d.allowed);
+    assert_eq!(d.contract_id.map(|c| c.to_string()), Some("C2".to_owned()));
+    // Severity 1 with no product named: any 24x7 contract in force serves.
+    assert!(decide(&f, &open(Some(1), None), NOW).allowed);
+}
+
+#[test]
+fn time_boundary_is_the_next_contract_edge() {
+    let mut f = good();
+    f.contracts = vec![
+        contract("C1", &[], 0, 500, true),
+        contract("C2", &[], NOW + 5, NOW + 9, true),
+    ];
+    assert_eq!(next_time_boundary(&f, NOW), Some(NOW + 5));
+    assert_eq!(next_time_boundary(&f, NOW + 9), None);
+}

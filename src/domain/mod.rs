@@ -1,0 +1,18 @@
+//! Types and rules of the entitlement domain. No tonic, no sqlx: only the language of the
+//! support organisation, so every rule here is testable as a pure function.
+
+pub mod access_request;
+pub mod decision;
+pub mod ids;
+pub mod model;
+pub mod role;
+pub mod verification;
+
+pub use access_request::{AccessRequest, AccessRequestState, TransitionError};
+pub use decision::{Action, CheckFacts, Decision, DecisionReason, decide};
+pub use ids::{AccessRequestId, ContractId, CountryCode, Email, Icn, ParseError, ProductId, WebId};
+pub use model::{
+    AccessRequestView, Account, AccountStatus, AuditRecord, Contract, MemberView, Membership,
+    Person,
+};
+pub use role::Role;

@@ -1,0 +1,143 @@
+//! The records of the domain, as the service reasons about them.
+
+use super::ids::{ContractId, CountryCode, Email, Icn, ProductId, WebId};
+use super::role::Role;
+use crate::clock::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    Suspended,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "ACTIVE",
+            AccountStatus::Suspended => "SUSPENDED",
+        }
+    }
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(AccountStatus::Active),
+            "SUSPENDED" => Some(AccountStatus::Suspended),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub icn: Icn,
+    pub company_name: String,
+    pub country: CountryCode,
+    pub status: AccountStatus,
+    pub status_reason: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A person known to the service: from their token's claims, or as given by an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub web_id: WebId,
+    pub email: Email,
+    pub given_name: String,
+    pub family_name: String,
+    /// Verification belongs to the person and to the address: a new address must be verified again.
+    pub email_verified_at: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Person {
+    pub fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
+
+    pub fn display_name(&self) -> String {
+        let full = format!("{} {}", self.given_name, self.family_name);
+        let full = full.trim();
+        if full.is_empty() {
+            self.web_id.to_string()
+        } else {
+            full.to_owned()
+        }
+    }
+}
+
+/// A membership row. A removed membership is kept (with `removed_at`) so a check can say
+/// ACCESS_REVOKED rather than NOT_A_MEMBER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub icn: Icn,
+    pub web_id: WebId,
+    pub role: Role,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub removed_at: Option<Millis>,
+}
+
+impl Membership {
+    pub fn is_active(&self) -> bool {
+        self.removed_at.is_none()
+    }
+}
+
+/// A membership with the person and account it joins, for lists and answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub membership: Membership,
+    pub person: Option<Person>,
+    pub company_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contract {
+    pub icn: Icn,
+    pub contract_id: ContractId,
+    /// Empty covers every product.
+    pub product_ids: Vec<ProductId>,
+    pub starts_at: Millis,
+    /// Exclusive: at `ends_at` the contract no longer covers anything.
+    pub ends_at: Millis,
+    pub includes_24x7: bool,
+    pub updated_at: Millis,
+}
+
+impl Contract {
+    pub fn in_force_at(&self, now: Millis) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+
+    pub fn covers(&self, product: Option<&ProductId>) -> bool {
+        match product {
+            None => true,
+            Some(p) => self.product_ids.is_empty() || self.product_ids.contains(p),
+        }
+    }
+}
+
+/// An audit event as written; the store assigns its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: Millis,
+    pub actor: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub icn: Option<Icn>,
+    pub before_json: Option<String>,
+    pub after_json: Option<String>,
+    pub reason: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+/// An access request with the requester and account it names, for answers and lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRequestView {
+    pub request: super::access_request::AccessRequest,
+    pub requester: Option<Person>,
+    pub company_name: String,
+}

@@ -1,0 +1,52 @@
+//! Transport only: decode, authenticate, validate into domain types, call a use case, encode.
+
+mod access;
+mod admin;
+pub mod auth;
+pub mod convert;
+mod entitlement;
+pub mod status;
+
+use std::sync::Arc;
+
+use tonic::{Request, Status};
+
+use crate::auth::Authenticator;
+use crate::service::{Caller, ServiceError, Services};
+
+/// What every handler shares. The services appear once the database is migrated; until then
+/// calls answer UNAVAILABLE (and health says NOT_SERVING).
+#[derive(Clone)]
+pub struct Api {
+    services: Arc<tokio::sync::OnceCell<Services>>,
+    auth: Authenticator,
+}
+
+impl Api {
+    pub fn new(services: Arc<tokio::sync::OnceCell<Services>>, auth: Authenticator) -> Self {
+        Self { services, auth }
+    }
+
+    /// Authenticates the call and returns the caller with the use cases.
+    async fn enter<T>(&self, req: &Request<T>) -> Result<(Caller, &Services), Status> {
+        let caller = auth::caller(&self.auth, req).await?;
+        let services = self.services.get().ok_or_else(|| {
+            status::status(
+                tonic::Code::Unavailable,
+                "STARTING",
+                "the service is starting; retry shortly",
+                Default::default(),
+            )
+        })?;
+        Ok((caller, services))
+    }
+}
+
+/// Lets handlers use `?` on use-case results.
+fn svc<T>(r: Result<T, ServiceError>) -> Result<T, Status> {
+    r.map_err(status::from_service)
+}
+
+pub use access::AccessServer;
+pub use admin::AdminServer;
+pub use entitlement::EntitlementServer;

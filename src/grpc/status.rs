@@ -1,0 +1,108 @@
+//! The one place errors become `tonic::Status`, each with a `google.rpc.ErrorInfo`. Internal
+//! causes are logged here and replaced by a generic message.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::auth::AuthError;
+use crate::service::ServiceError;
+
+pub const DOMAIN: &str = "entitlements.v1";
+
+pub fn status(
+    code: Code,
+    reason: &str,
+    message: impl Into<String>,
+    meta: HashMap<String, String>,
+) -> Status {
+    let details = ErrorDetails::with_error_info(reason, DOMAIN, meta);
+    Status::with_error_details(code, message, details)
+}
+
+pub fn invalid_field(field: &str, reason: &str, message: &str) -> Status {
+    let mut details = ErrorDetails::with_error_info(
+        reason,
+        DOMAIN,
+        HashMap::from([("field".to_owned(), field.to_owned())]),
+    );
+    details.add_bad_request_violation(field, message);
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {message}"),
+        details,
+    )
+}
+
+pub fn from_service(e: ServiceError) -> Status {
+    match e {
+        ServiceError::InvalidArgument {
+            field,
+            reason,
+            message,
+        } => invalid_field(&field, reason, &message),
+        ServiceError::NotFound { reason, message } => {
+            status(Code::NotFound, reason, message, HashMap::new())
+        }
+        ServiceError::AlreadyExists { reason, message } => {
+            status(Code::AlreadyExists, reason, message, HashMap::new())
+        }
+        ServiceError::PermissionDenied { reason, message } => {
+            status(Code::PermissionDenied, reason, message, HashMap::new())
+        }
+        ServiceError::FailedPrecondition { reason, message } => {
+            status(Code::FailedPrecondition, reason, message, HashMap::new())
+        }
+        ServiceError::Aborted { reason, message } => {
+            status(Code::Aborted, reason, message, HashMap::new())
+        }
+        ServiceError::ResourceExhausted {
+            reason,
+            message,
+            retry_after_ms,
+        } => {
+            let mut details = ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new());
+            let retry = Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(0));
+            details.set_retry_info(Some(retry));
+            Status::with_error_details(Code::ResourceExhausted, message, details)
+        }
+        ServiceError::Unavailable(cause) => {
+            tracing::warn!(%cause, "database unavailable");
+            status(
+                Code::Unavailable,
+                "DATABASE_UNAVAILABLE",
+                "the database is not answering; retry shortly",
+                HashMap::new(),
+            )
+        }
+        ServiceError::Internal(cause) => {
+            tracing::error!(%cause, "internal error");
+            status(
+                Code::Internal,
+                "INTERNAL",
+                "internal error; it has been logged",
+                HashMap::new(),
+            )
+        }
+    }
+}
+
+pub fn from_auth(e: &AuthError) -> Status {
+    if e.is_server_side() {
+        tracing::warn!(error = %e, "token verification unavailable");
+        return status(
+            Code::Unavailable,
+            e.reason(),
+            e.public_message(),
+            HashMap::new(),
+        );
+    }
+    status(
+        Code::Unauthenticated,
+        e.reason(),
+        e.public_message(),
+        HashMap::new(),
+    )
+}

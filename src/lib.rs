@@ -1,0 +1,18 @@
+//! `entitlements`: who may open a support request for which customer account.
+//!
+//! Layers, one direction: `grpc` -> `service` -> `domain`, `service` -> `store` -> `domain`.
+//! `server` wires them to tonic; `main` parses the command line.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod mail;
+pub mod proto;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+pub use server::run;

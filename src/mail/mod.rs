@@ -1,0 +1,98 @@
+//! Outgoing email through a transactional outbox.
+//!
+//! The service writes each email into the `outbox` table in the same transaction as the change
+//! that causes it; [`MailWorker`] claims due rows under a lease and delivers them through a
+//! [`MailTransport`]. Delivery is at-least-once: a message whose sender died after claiming is
+//! re-claimed when its lease runs out, and a stable Message-ID / file name makes a redelivery
+//! recognisable rather than a new message.
+
+pub mod templates;
+mod transport;
+mod worker;
+
+use std::path::PathBuf;
+
+use lettre::Address;
+pub use lettre::message::Mailbox;
+
+use crate::clock::Millis;
+
+pub use templates::MailBrand;
+pub use transport::{MailTransport, SMTP_TIMEOUT};
+pub use worker::{MailWorker, RoundReport, WorkerConfig, retry_delay_ms, spawn};
+
+/// What the service layer enqueues (it is stored in the outbox table by the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// Stable machine name of the message type (e.g. "verification_code"), for logs and metrics.
+    pub kind: &'static str,
+}
+
+/// A claimed row of the outbox.
+#[derive(Debug, Clone)]
+pub struct QueuedEmail {
+    pub id: i64,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub kind: String,
+    /// Including the current one: 1 on the first delivery attempt.
+    pub attempts: i32,
+    pub created_at: Millis,
+}
+
+/// The outbox as the worker sees it; the store implements it over the `outbox` table.
+#[async_trait::async_trait]
+pub trait OutboxSource: Send + Sync + 'static {
+    /// Atomically claims up to `limit` unsent messages due at `now` (next_attempt_at <= now),
+    /// pushing their next_attempt_at to `lease_until` and incrementing attempts.
+    async fn claim_due(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<QueuedEmail>, OutboxError>;
+    async fn mark_sent(&self, id: i64, now: Millis) -> Result<(), OutboxError>;
+    async fn mark_failed(
+        &self,
+        id: i64,
+        next_attempt_at: Millis,
+        error: &str,
+    ) -> Result<(), OutboxError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("outbox store: {0}")]
+pub struct OutboxError(pub String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid recipient address: {0}")]
+    Address(#[from] lettre::address::AddressError),
+    #[error("building message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("smtp: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("mail directory {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The sender used when none is configured; `.invalid` so a misconfigured deployment cannot
+/// impersonate a real mailbox.
+pub fn default_from() -> Mailbox {
+    Mailbox::new(
+        Some("IBM Support Entitlements".to_owned()),
+        // Checked by a unit test; `new_dangerous` only skips validation of this literal.
+        Address::new_dangerous("no-reply", "entitlements.invalid"),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+fn brand() -> MailBrand {
+    MailBrand {
+        product_name: "IBM Support entitlements".into(),
+        portal_url: "https://portal.example/support".into(),
+    }
+}
+
+fn has_line(body: &str, wanted: &str) -> bool {
+    body.lines().any(|l| l == wanted)
+}
+
+/// Every template: addressed, signed, ends with a newline, and no line too long for 7bit/8bit.
+fn common(e: &OutgoingEmail, to: &str) {
+    assert_eq!(e.to, to);
+    assert!(!e.subject.contains(['\r', '\n']));
+    assert!(e.body.ends_with("IBM Support entitlements\n"), "{}", e.body);
+    assert!(e.body.lines().all(|l| l.len() < 998));
+}
+
+#[test]
+fn access_requested_tells_the_admin_who_what_and_how_to_decide() {
+    let e = access_requested_to_admin(
+        &brand(),
+        "admin@acme.example",
+        "Ada Lovelace",
+        "ada@acme.example",
+        "IBM-123",
+        "7654321",
+        "ACME Corp",
+        "Authorized Caller",
+        "0190c0de-0000-7000-8000-000000000001",
+    );
+    common(&e, "admin@acme.example");
+    assert_eq!(e.kind, "access_requested");
+    assert!(e.subject.contains("Ada Lovelace") && e.subject.contains("ACME Corp"));
+    for needle in [
+        "ada@acme.example",
+        "IBM-123",
+        "7654321",
+        "Authorized Caller",
+        "0190c0de-0000-7000-8000-000000000001",
+        "https://portal.example/support",
+        "User Administration -> New requests",
+    ] {
+        assert!(e.body.contains(needle), "missing {needle:?} in {}", e.body);
+    }
+}
+
+#[test]
+fn provisional_notice_lists_may_and_may_not() {
+    let e = provisional_caller_notice(
+        &brand(),
+        "ada@acme.example",
+        "Ada",
+        "7654321",
+        "ACME Corp",
+        "Authorized Caller",
+        "req-1",
+    );
+    common(&e, "ada@acme.example");
+    assert_eq!(e.kind, "provisional_caller_notice");
+    assert!(e.body.contains("Provisional Caller"));
+    assert!(e.body.contains("MAY view the account's support area"));
+    assert!(e.body.contains("MAY view the status of your own request"));
+    assert!(e.body.contains("MAY NOT open service requests"));
+    assert!(e.body.contains("administrators have been notified"));
+    assert!(e.body.contains("verify your email address"));
+    assert!(e.body.contains("req-1") && e.body.contains("Authorized Caller"));
+}
+
+#[test]
+fn verification_code_has_the_exact_line_and_expiry() {
+    // 2025-06-15 15:06:40 UTC.
+    let e = verification_code(
+        &brand(),
+        "ada@acme.example",
+        "Ada",
+        "493817",
+        1_750_000_000_000,
+    );
+    common(&e, "ada@acme.example");
+    assert_eq!(e.kind, "verification_code");
+    assert!(has_line(&e.body, "Verification code: 493817"), "{}", e.body);
+    assert!(e.body.contains("2025-06-15 15:06 UTC"));
+    assert!(e.body.contains("only once"));
+    assert!(e.body.contains("earlier no longer works"));
+    assert!(e.body.contains("If you did not ask for this, ignore"));
+    assert!(
+        !e.subject.contains("493817"),
+        "codes stay out of subjects and previews"
+    );
+}
+
+#[test]
+fn approval_mentions_verification_only_when_needed() {
+    let unverified = request_approved(
+        &brand(),
+        "ada@acme.example",
+        "Ada",
+        "7654321",
+        "ACME Corp",
+        "Authorized Caller",
+        false,
+    );
+    common(&unverified, "ada@acme.example");
+    assert_eq!(unverified.kind, "request_approved");
+    assert!(unverified.body.contains("approved"));
+    assert!(has_line(&unverified.body, "Your role: Authorized Caller"));
+    assert!(unverified.body.contains("must verify your email address"));
+
+    let verified = request_approved(&brand(), "a@b.example", "Ada", "1", "ACME", "Admin", true);
+    assert!(!verified.body.contains("verify"));
+}
+
+#[test]
+fn denial_quotes_the_reason_without_letting_it_forge_lines() {
+    let e = request_denied(
+        &brand(),
+        "ada@acme.example",
+        "Ada",
+        "7654321",
+        "ACME Corp",
+        "Not an employee.\nPlease ask your manager.",
+    );
+    common(&e, "ada@acme.example");
+    assert_eq!(e.kind, "request_denied");
+    assert!(e.subject.contains("denied"));
+    assert!(has_line(&e.body, "  Not an employee."));
+    assert!(has_line(&e.body, "  Please ask your manager."));
+
+    let none = request_denied(&brand(), "a@b.example", "Ada", "1", "ACME", "  ");
+    assert!(none.body.contains("No reason was given."));
+}
+
+#[test]
+fn expiry_role_change_and_removal() {
+    let e = request_expired(&brand(), "a@b.example", "Ada", "7654321", "ACME Corp");
+    common(&e, "a@b.example");
+    assert_eq!(e.kind, "request_expired");
+    assert!(e.body.contains("expired") && e.body.contains("new request"));
+
+    let e = member_role_changed(
+        &brand(),
+        "a@b.example",
+        "Ada",
+        "7654321",
+        "ACME Corp",
+        "Authorized Caller",
+        "Administrator",
+    );
+    common(&e, "a@b.example");
+    assert_eq!(e.kind, "member_role_changed");
+    assert!(has_line(&e.body, "  Previous role: Authorized Caller"));
+    assert!(has_line(&e.body, "  New role:      Administrator"));
+
+    let e = member_removed(&brand(), "a@b.example", "Ada", "7654321", "ACME Corp");
+    common(&e, "a@b.example");
+    assert_eq!(e.kind, "member_removed");
+    assert!(e.body.contains("removed you") && e.body.contains("ACME Corp (ICN 7654321)"));
+}
+
+#[test]
+fn names_cannot_inject_lines() {
+    let e = access_requested_to_admin(
+        &brand(),
+        "admin@acme.example",
+        "Mallory\r\nVerification code: 000000",
+        "m@evil.example",
+        "W1",
+        "1",
+        "ACME\nApproved: yes",
+        "Admin",
+        "r1",
+    );
+    assert!(!e.subject.contains(['\r', '\n']));
+    assert!(!e.body.lines().any(|l| l.starts_with("Verification code:")));
+    assert!(!e.body.lines().any(|l| l.starts_with("Approved:")));
+    assert!(
+        verification_code(&brand(), "a@b.example", "", "1", 0)
+            .body
+            .starts_with("Hello,\n")
+    );
+}
+
+#[test]
+fn utc_formatting() {
+    assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+    assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00 UTC");
+    assert_eq!(format_utc(1_750_000_000_000), "2025-06-15 15:06 UTC");
+    assert_eq!(format_utc(4_107_542_399_999), "2100-02-28 23:59 UTC");
+    assert_eq!(format_utc(-1), "1969-12-31 23:59 UTC");
+}

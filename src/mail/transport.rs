@@ -1,0 +1,136 @@
+//! Turning an outbox row into an RFC 5322 message and handing it to SMTP or a directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::{MailError, QueuedEmail};
+
+/// Per network operation: long enough for a slow relay, short enough that a dead one does not
+/// hold a claimed batch for most of its lease.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub enum MailTransport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// One `.eml` file per message; for development and tests.
+    Dir(PathBuf),
+}
+
+impl std::fmt::Debug for MailTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The SMTP URL may carry credentials, so only the kind is shown.
+            Self::Smtp(_) => f.write_str("MailTransport::Smtp"),
+            Self::Dir(p) => write!(f, "MailTransport::Dir({})", p.display()),
+        }
+    }
+}
+
+impl MailTransport {
+    /// `smtp://host:port` (plain), `smtp://host?tls=required|opportunistic` (STARTTLS),
+    /// `smtps://host` (implicit TLS); `user:password@` in the URL enables AUTH.
+    pub fn from_smtp_url(url: &str) -> Result<Self, MailError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        Ok(Self::Smtp(transport))
+    }
+
+    /// Creates `path` (and parents) if missing.
+    pub fn dir(path: impl Into<PathBuf>) -> Result<Self, MailError> {
+        let path = path.into();
+        std::fs::create_dir_all(&path).map_err(|source| MailError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self::Dir(path))
+    }
+
+    pub async fn deliver(&self, from: &Mailbox, msg: &QueuedEmail) -> Result<(), MailError> {
+        let message = build_message(from, msg)?;
+        match self {
+            Self::Smtp(smtp) => {
+                smtp.send(message).await?;
+                Ok(())
+            }
+            Self::Dir(dir) => {
+                let target = dir.join(eml_file_name(msg));
+                let bytes = message.formatted();
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || write_atomically(&dir, &target, &bytes))
+                    .await
+                    .map_err(|e| MailError::Io {
+                        path: PathBuf::new(),
+                        source: std::io::Error::other(e),
+                    })?
+            }
+        }
+    }
+}
+
+/// A function of the outbox row only, so a redelivery after a crash overwrites the first copy.
+pub(crate) fn eml_file_name(msg: &QueuedEmail) -> String {
+    format!("{}-{}.eml", msg.created_at, msg.id)
+}
+
+/// Stable per outbox row so that receivers (and people) can recognise a redelivery.
+pub(crate) fn message_id(id: i64) -> String {
+    format!("<outbox-{id}@entitlements>")
+}
+
+pub(crate) fn build_message(from: &Mailbox, msg: &QueuedEmail) -> Result<Message, MailError> {
+    let to: Mailbox = msg.to.parse()?;
+    // The creation time rather than the send time: the Date is when the event happened, and it
+    // keeps a redelivered message byte-identical to the first.
+    let date = UNIX_EPOCH + Duration::from_millis(u64::try_from(msg.created_at).unwrap_or(0));
+    let part = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(plain_body(&msg.body));
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(msg.subject.as_str())
+        .date(date)
+        .message_id(Some(message_id(msg.id)))
+        .singlepart(part)?)
+}
+
+/// Keeps every line readable in the raw message: lettre's automatic choice would switch to
+/// quoted-printable for any non-ASCII character, which mangles `=` and wraps long lines, and
+/// people (and tests) read codes straight out of the source.
+fn plain_body(text: &str) -> Body {
+    Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::SevenBit)
+        .or_else(|_| Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::EightBit))
+        // Only lines over 998 octets or NUL bytes get here; those cannot travel unencoded.
+        .unwrap_or_else(|_| Body::new(text.to_owned()))
+}
+
+/// Temp file in the same directory, then rename: a reader never sees half a message, and a
+/// crash leaves at most a stray temp file.
+fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), MailError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| MailError::Io { path, source }
+    };
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Random suffix: two replicas redelivering the same row must not share a temp file.
+    let tmp = dir.join(format!(".{file_name}.{:016x}.tmp", rand::random::<u64>()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        file.write_all(bytes).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, target).map_err(io_err(target))
+    })();
+    if result.is_err() {
+        // Best effort: the error being returned is the one worth reporting.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,232 @@
+//! The background loop that drains the outbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::{MailTransport, Mailbox, OutboxError, OutboxSource, QueuedEmail};
+use crate::clock::{Millis, SharedClock};
+
+const BASE_RETRY_MS: Millis = 5_000;
+const MAX_RETRY_MS: Millis = 3_600_000;
+/// From this attempt on a failure is logged as an error: someone should look at the relay or
+/// the address.
+const LOUD_AFTER_ATTEMPTS: i32 = 10;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How long to wait between rounds when nobody wakes the worker; bounds the delay for
+    /// messages enqueued by other replicas and for retries coming due.
+    pub poll_interval: Duration,
+    /// How long a claimed message stays invisible to other workers; must exceed the time to
+    /// deliver a whole batch, or a slow batch is sent twice.
+    pub lease_ms: Millis,
+    pub batch_size: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            lease_ms: 120_000,
+            batch_size: 20,
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub claimed: usize,
+    pub sent: usize,
+    pub failed: usize,
+    /// Claimed but handed back untried because the worker is shutting down.
+    pub released: usize,
+}
+
+pub struct MailWorker {
+    source: Arc<dyn OutboxSource>,
+    transport: Arc<MailTransport>,
+    from: Mailbox,
+    clock: SharedClock,
+    config: WorkerConfig,
+}
+
+/// Delay before retrying after failed attempt number `attempts` (1-based): 5 s doubling per
+/// attempt, capped at an hour so a long outage is retried hourly rather than abandoned.
+pub fn retry_delay_ms(attempts: i32) -> Millis {
+    let exp = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
+    (BASE_RETRY_MS << exp).min(MAX_RETRY_MS)
+}
+
+/// Starts a worker with the default configuration.
+pub fn spawn(
+    source: Arc<dyn OutboxSource>,
+    transport: Arc<MailTransport>,
+    from: Mailbox,
+    clock: SharedClock,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    MailWorker::new(source, transport, from, clock).spawn(wake, shutdown)
+}
+
+impl MailWorker {
+    pub fn new(
+        source: Arc<dyn OutboxSource>,
+        transport: Arc<MailTransport>,
+        from: Mailbox,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            source,
+            transport,
+            from,
+            clock,
+            config: WorkerConfig::default(),
+        }
+    }
+
+    pub fn with_config(mut self, config: WorkerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Runs until `shutdown` becomes true (or its sender is dropped). `wake` cuts the wait
+    /// between rounds short, so a freshly committed email goes out at once.
+    pub fn spawn(self, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(self.run(wake, shutdown))
+    }
+
+    async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!("mail worker started");
+        while !*shutdown.borrow() {
+            let full_batch = match self.round(Some(&shutdown)).await {
+                Ok(report) => report.claimed >= self.batch_len(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming outbox messages failed");
+                    false
+                }
+            };
+            if *shutdown.borrow() {
+                break;
+            }
+            // A full batch suggests more is due: go again without waiting.
+            if full_batch {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                changed = shutdown.changed() => {
+                    // A dropped sender can never say "stop", so treat it as having said so.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!("mail worker stopped");
+    }
+
+    /// Claims one batch and tries each message once; what fails is rescheduled, not retried
+    /// here. Deterministic under a manual clock, which is what tests drive.
+    pub async fn drain_once(&self) -> Result<RoundReport, OutboxError> {
+        self.round(None).await
+    }
+
+    fn batch_len(&self) -> usize {
+        usize::try_from(self.config.batch_size).unwrap_or(usize::MAX)
+    }
+
+    async fn round(
+        &self,
+        shutdown: Option<&watch::Receiver<bool>>,
+    ) -> Result<RoundReport, OutboxError> {
+        let now = self.clock.now_ms();
+        let batch = self
+            .source
+            .claim_due(
+                now,
+                now.saturating_add(self.config.lease_ms),
+                self.config.batch_size,
+            )
+            .await?;
+        let mut report = RoundReport {
+            claimed: batch.len(),
+            ..RoundReport::default()
+        };
+        for msg in &batch {
+            if shutdown.is_some_and(|s| *s.borrow()) {
+                self.release(msg).await;
+                report.released += 1;
+                continue;
+            }
+            let span = tracing::info_span!(
+                "outbox_delivery",
+                outbox_id = msg.id,
+                kind = %msg.kind,
+                attempt = msg.attempts
+            );
+            if self.deliver_one(msg).instrument(span).await {
+                report.sent += 1;
+            } else {
+                report.failed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// True when delivered. Bookkeeping failures are logged, not returned: the lease brings the
+    /// message back either way, and the rest of the batch should still go out.
+    async fn deliver_one(&self, msg: &QueuedEmail) -> bool {
+        match self.transport.deliver(&self.from, msg).await {
+            Ok(()) => {
+                let now = self.clock.now_ms();
+                if let Err(e) = self.source.mark_sent(msg.id, now).await {
+                    // Delivered but not recorded: it will be sent again when the lease ends.
+                    tracing::error!(error = %e, "email delivered but not marked sent");
+                } else {
+                    tracing::info!("email delivered");
+                }
+                true
+            }
+            Err(e) => {
+                let now = self.clock.now_ms();
+                let delay = retry_delay_ms(msg.attempts);
+                // Up to 10% jitter so replicas retrying after a shared outage do not stampede.
+                let jitter = rand::thread_rng().gen_range(0..=delay / 10);
+                let next = now.saturating_add(delay).saturating_add(jitter);
+                let error = e.to_string();
+                if msg.attempts >= LOUD_AFTER_ATTEMPTS {
+                    tracing::error!(error = %error, retry_in_ms = next - now, "email delivery failed");
+                } else {
+                    tracing::warn!(error = %error, retry_in_ms = next - now, "email delivery failed");
+                }
+                if let Err(e) = self.source.mark_failed(msg.id, next, &error).await {
+                    tracing::error!(error = %e, "could not reschedule failed email");
+                }
+                false
+            }
+        }
+    }
+
+    /// Makes an untried message due again now, so another replica need not wait out the lease.
+    async fn release(&self, msg: &QueuedEmail) {
+        let now = self.clock.now_ms();
+        if let Err(e) = self
+            .source
+            .mark_failed(msg.id, now, "released unsent at worker shutdown")
+            .await
+        {
+            tracing::warn!(outbox_id = msg.id, error = %e, "could not release claimed email");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The tonic server: health, reflection, limits, per-call spans, graceful shutdown. The
+//! database comes up behind it: health says NOT_SERVING until it is migrated and answering.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, OnceCell, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::clock::SharedClock;
+use crate::config::{Config, MailSetup};
+use crate::grpc::{AccessServer, AdminServer, Api, EntitlementServer};
+use crate::mail::MailTransport;
+use crate::service::{Services, spawn_expiry_sweeper};
+use crate::store::{self, SharedStore, StoreError};
+
+const SERVICE_NAMES: [&str; 3] = [
+    "entitlement.v1.AccessService",
+    "entitlement.v1.EntitlementService",
+    "entitlement.v1.AccountAdminService",
+];
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// Runs the whole service on `listener` until `shutdown` resolves; in-flight calls finish.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::NotServing).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+    let auth = crate::auth::Authenticator::new(config.auth.clone())
+        .await
+        .context("loading the token verification keys")?;
+    let cell = Arc::new(OnceCell::new());
+    let api = Api::new(cell.clone(), auth);
+    let max = config.max_message_bytes;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let router = Server::builder()
+        .timeout(config.request_timeout)
+        .concurrency_limit_per_connection(config.concurrency_limit)
+        .load_shed(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .trace_fn(|req| {
+            let span = tracing::info_span!("rpc", rpc = %req.uri().path(), otel.kind = "server");
+            if req.headers().contains_key("traceparent") {
+                let md = tonic::metadata::MetadataMap::from_headers(req.headers().clone());
+                let _ = span.set_parent(crate::telemetry::extract_parent(&md));
+            }
+            span
+        })
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(
+            AccessServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            EntitlementServer::new(api.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AdminServer::new(api)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+
+    let stop_for_server = stop_tx.clone();
+    let server =
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing calls in flight");
+            let _ = stop_for_server.send(true);
+        });
+    tracing::info!(%addr, dev = config.dev, "entitlements serving gRPC on {addr}");
+    if config.dev {
+        tracing::warn!(
+            "DEV MODE: tokens are signed by a local key and email goes to files. Never use --dev in production."
+        );
+    }
+
+    let backend = start_backend(config, clock, cell, reporter.clone(), stop_rx.clone());
+    tokio::pin!(server);
+    let tasks = tokio::select! {
+        r = &mut server => { r.context("gRPC server failed")?; let _ = stop_tx.send(true); return Ok(()) }
+        b = backend => b?,
+    };
+    let served = server.await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        // Background tasks stop at the signal; the mail worker finishes the message in hand.
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    served.context("gRPC server failed")
+}
+
+/// Connects (retrying while the database is down), migrates, and starts the background work.
+async fn start_backend(
+    config: Config,
+    clock: SharedClock,
+    cell: Arc<OnceCell<Services>>,
+    reporter: HealthReporter,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut delay = Duration::from_millis(200);
+    let store: SharedStore = loop {
+        match connect_and_migrate(&config.database_url).await {
+            Ok(s) => break s,
+            Err(StoreError::Config(m)) => anyhow::bail!("database: {m}"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "database not ready");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return Ok(Vec::new()),
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
+    tracing::info!(backend = store.backend(), "database migrated and answering");
+    let transport = match &config.mail {
+        MailSetup::Smtp(url) => MailTransport::from_smtp_url(url).context("--smtp-url")?,
+        MailSetup::Dir(dir) => MailTransport::dir(dir).context("--mail-dir")?,
+    };
+    let wake = Arc::new(Notify::new());
+    let services = Services::new(
+        store.clone(),
+        clock.clone(),
+        config.service.clone(),
+        wake.clone(),
+    );
+    let _ = cell.set(services.clone());
+    let mut tasks = Vec::new();
+    let worker = crate::mail::MailWorker::new(
+        store.clone(),
+        Arc::new(transport),
+        config.mail_from.clone(),
+        clock,
+    )
+    .with_config(crate::mail::WorkerConfig {
+        poll_interval: config.mail_poll,
+        ..Default::default()
+    });
+    tasks.push(worker.spawn(wake, stop.clone()));
+    tasks.push(spawn_expiry_sweeper(
+        services,
+        config.expiry_sweep,
+        stop.clone(),
+    ));
+    tasks.push(spawn_health_monitor(store, reporter.clone(), stop));
+    set_health(&reporter, ServingStatus::Serving).await;
+    Ok(tasks)
+}
+
+async fn connect_and_migrate(url: &str) -> Result<SharedStore, StoreError> {
+    let store = store::connect(url).await?;
+    store.migrate().await?;
+    store.ping().await?;
+    Ok(store)
+}
+
+/// Health follows the database: a replica whose database stopped answering says NOT_SERVING.
+fn spawn_health_monitor(
+    store: SharedStore,
+    reporter: HealthReporter,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut serving = true;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stop.changed() => return,
+            }
+            let ok = tokio::time::timeout(Duration::from_secs(3), store.ping())
+                .await
+                .is_ok_and(|r| r.is_ok());
+            if ok != serving {
+                serving = ok;
+                tracing::warn!(serving, "database health changed");
+                set_health(
+                    &reporter,
+                    if ok {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    },
+                )
+                .await;
+            }
+        }
+    })
+}

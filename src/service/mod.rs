@@ -1,0 +1,249 @@
+//! Use cases: authorization rules, transaction boundaries, audit and outbox writes. Every
+//! change commits together with its audit event and the emails it causes, or not at all.
+
+mod access;
+mod admin;
+mod audit;
+mod check;
+mod error;
+mod expiry;
+mod members;
+mod verify;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+pub use admin::NewStc;
+pub use check::CheckRequest;
+pub use error::{ServiceError, ServiceResult};
+pub use expiry::spawn_expiry_sweeper;
+pub use members::MyAccess;
+
+use crate::clock::{Millis, SharedClock};
+use crate::domain::verification::{SendPolicy, VerificationCode};
+use crate::domain::{Email, Icn, Membership, Person, WebId};
+use crate::mail::{MailBrand, OutgoingEmail, templates};
+use crate::store::{SharedStore, WriteTx};
+
+/// Who is calling, as established by the transport from a verified token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub web_id: WebId,
+    /// From the token; None for service callers without a person's claims.
+    pub email: Option<Email>,
+    pub given_name: String,
+    pub family_name: String,
+    /// Scope `entitlements.admin`: an operator or the CRM.
+    pub operator: bool,
+    /// Scope `entitlements.check`: the ticketing system.
+    pub checker: bool,
+    pub trace_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// A pending request not decided within this time expires.
+    pub request_ttl_ms: Millis,
+    pub verification: SendPolicy,
+    pub brand: MailBrand,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            request_ttl_ms: 30 * 24 * 3600 * 1000,
+            verification: SendPolicy::default(),
+            brand: MailBrand::default(),
+        }
+    }
+}
+
+/// The use cases, shared by every handler.
+#[derive(Clone)]
+pub struct Services {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: SharedStore,
+    clock: SharedClock,
+    config: ServiceConfig,
+    /// Wakes the outbox worker after a commit that queued email.
+    mail_wake: Arc<Notify>,
+}
+
+impl Services {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        config: ServiceConfig,
+        mail_wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                config,
+                mail_wake,
+            }),
+        }
+    }
+
+    fn store(&self) -> &SharedStore {
+        &self.inner.store
+    }
+
+    fn now(&self) -> Millis {
+        self.inner.clock.now_ms()
+    }
+
+    fn brand(&self) -> &MailBrand {
+        &self.inner.config.brand
+    }
+
+    /// Commits and, once the emails are durable, wakes the worker that sends them.
+    async fn commit(&self, tx: Box<dyn WriteTx>) -> ServiceResult<()> {
+        tx.commit().await?;
+        self.inner.mail_wake.notify_one();
+        Ok(())
+    }
+
+    fn require_operator(caller: &Caller) -> ServiceResult<()> {
+        if caller.operator {
+            Ok(())
+        } else {
+            Err(ServiceError::denied(
+                "ADMIN_SCOPE_REQUIRED",
+                "this call needs a token with the entitlements.admin scope",
+            ))
+        }
+    }
+
+    /// Creates or refreshes the caller's person record from their token. A changed address
+    /// is no longer verified, and a code sent to the old address stops working.
+    async fn sync_person(
+        &self,
+        tx: &mut dyn WriteTx,
+        caller: &Caller,
+        now: Millis,
+    ) -> ServiceResult<Person> {
+        let Some(email) = caller.email.clone() else {
+            return Err(ServiceError::precondition(
+                "EMAIL_CLAIM_REQUIRED",
+                "the token has no email claim; this call is for a person with an email address",
+            ));
+        };
+        let existing = tx.person(&caller.web_id).await?;
+        let person = match existing {
+            Some(mut p) => {
+                let changed = p.email != email;
+                let names_changed = (!caller.given_name.is_empty()
+                    && p.given_name != caller.given_name)
+                    || (!caller.family_name.is_empty() && p.family_name != caller.family_name);
+                if !changed && !names_changed {
+                    return Ok(p);
+                }
+                if changed {
+                    p.email = email;
+                    p.email_verified_at = None;
+                    tx.delete_verification(&caller.web_id).await?;
+                }
+                if !caller.given_name.is_empty() {
+                    p.given_name = caller.given_name.clone();
+                }
+                if !caller.family_name.is_empty() {
+                    p.family_name = caller.family_name.clone();
+                }
+                p.updated_at = now;
+                p
+            }
+            None => Person {
+                web_id: caller.web_id.clone(),
+                email,
+                given_name: caller.given_name.clone(),
+                family_name: caller.family_name.clone(),
+                email_verified_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+        };
+        tx.upsert_person(&person).await?;
+        Ok(person)
+    }
+
+    /// The caller administers `icn` (an active STC or TC with a verified email), or is an
+    /// operator. Read inside the transaction, so a concurrent removal is seen.
+    async fn authorize_administrator(
+        &self,
+        tx: &mut dyn WriteTx,
+        caller: &Caller,
+        icn: &Icn,
+    ) -> ServiceResult<Option<Membership>> {
+        let membership = tx
+            .membership_for_update(icn, &caller.web_id)
+            .await?
+            .filter(|m| m.is_active());
+        match &membership {
+            Some(m) if m.role.is_administrator() => {
+                let verified = tx
+                    .person(&caller.web_id)
+                    .await?
+                    .is_some_and(|p| p.email_verified());
+                if !verified {
+                    return Err(ServiceError::denied(
+                        "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
+                        "verify your email address before administering this account",
+                    ));
+                }
+                Ok(membership)
+            }
+            _ if caller.operator => Ok(membership),
+            _ => Err(ServiceError::denied(
+                "NOT_AN_ADMINISTRATOR",
+                "only a Site Technical Contact or Technical Contact of this account may do this",
+            )),
+        }
+    }
+
+    /// Issues a verification code and queues its email, unless the send rate says not yet.
+    async fn queue_verification(
+        &self,
+        tx: &mut dyn WriteTx,
+        person: &Person,
+        now: Millis,
+    ) -> ServiceResult<Result<VerificationCode, i64>> {
+        let previous = tx.verification(&person.web_id).await?;
+        match VerificationCode::issue(
+            person.web_id.clone(),
+            person.email.clone(),
+            previous.as_ref(),
+            &self.inner.config.verification,
+            now,
+        ) {
+            Ok((row, code)) => {
+                tx.put_verification(&row).await?;
+                let mail = templates::verification_code(
+                    self.brand(),
+                    person.email.as_str(),
+                    &person.display_name(),
+                    &code,
+                    row.expires_at,
+                );
+                tx.enqueue_email(&mail, now).await?;
+                Ok(Ok(row))
+            }
+            Err(retry) => Ok(Err(retry.0)),
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        tx: &mut dyn WriteTx,
+        mail: OutgoingEmail,
+        now: Millis,
+    ) -> ServiceResult<()> {
+        tx.enqueue_email(&mail, now).await?;
+        Ok(())
+    }
+}

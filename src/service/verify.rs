@@ -1,0 +1,138 @@
+//! Email verification: sending codes and checking them.
+
+use super::audit::{self, Event};
+use super::{Caller, ServiceError, ServiceResult, Services};
+use crate::clock::Millis;
+use crate::domain::verification::CodeCheck;
+
+impl Services {
+    /// Checks a code the caller typed. Wrong tries are counted durably (they commit even
+    /// though the call fails), so a restart does not reset the limit.
+    pub async fn verify_email(&self, caller: &Caller, code: &str) -> ServiceResult<bool> {
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        let mut person = match caller.email {
+            Some(_) => self.sync_person(tx.as_mut(), caller, now).await?,
+            None => tx.person(&caller.web_id).await?.ok_or_else(no_code)?,
+        };
+        let Some(mut row) = tx.verification(&caller.web_id).await? else {
+            tx.commit().await?;
+            return if person.email_verified() {
+                Ok(true)
+            } else {
+                Err(no_code())
+            };
+        };
+        if row.email != person.email {
+            return Err(ServiceError::precondition(
+                "VERIFICATION_CODE_SUPERSEDED",
+                "your email address changed since this code was sent; ask for a new code",
+            ));
+        }
+        match row.check(code, now) {
+            CodeCheck::Valid => {
+                let before = audit::person(&person);
+                person.email_verified_at = Some(now);
+                person.updated_at = now;
+                tx.upsert_person(&person).await?;
+                tx.delete_verification(&caller.web_id).await?;
+                audit::record(
+                    tx.as_mut(),
+                    Some(caller),
+                    now,
+                    Event {
+                        action: "person.verify_email",
+                        target_type: "person",
+                        target_id: person.web_id.to_string(),
+                        icn: None,
+                        before: Some(before),
+                        after: Some(audit::person(&person)),
+                        reason: None,
+                    },
+                )
+                .await?;
+                self.commit(tx).await?;
+                Ok(true)
+            }
+            CodeCheck::Wrong { attempts_left } => {
+                tx.put_verification(&row).await?;
+                tx.commit().await?;
+                Err(ServiceError::InvalidArgument {
+                    field: "code".to_owned(),
+                    reason: "VERIFICATION_CODE_INVALID",
+                    message: if attempts_left > 0 {
+                        format!("the code is not correct; {attempts_left} tries left")
+                    } else {
+                        "the code is not correct and may no longer be used; ask for a new code"
+                            .to_owned()
+                    },
+                })
+            }
+            CodeCheck::Expired => Err(ServiceError::precondition(
+                "VERIFICATION_CODE_EXPIRED",
+                "the code has expired; ask for a new code",
+            )),
+            CodeCheck::Locked => Err(ServiceError::precondition(
+                "VERIFICATION_CODE_LOCKED",
+                "too many wrong tries; ask for a new code",
+            )),
+        }
+    }
+
+    /// Sends a fresh code; the previous one stops working. Returns where and until when.
+    pub async fn send_verification_email(
+        &self,
+        caller: &Caller,
+    ) -> ServiceResult<(String, Millis)> {
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        let person = self.sync_person(tx.as_mut(), caller, now).await?;
+        if person.email_verified() {
+            // The person record may have just been created or refreshed: keep that.
+            tx.commit().await?;
+            return Err(ServiceError::precondition(
+                "EMAIL_ALREADY_VERIFIED",
+                "your email address is already verified",
+            ));
+        }
+        match self.queue_verification(tx.as_mut(), &person, now).await? {
+            Ok(row) => {
+                audit::record(
+                    tx.as_mut(),
+                    Some(caller),
+                    now,
+                    Event {
+                        action: "person.send_verification",
+                        target_type: "person",
+                        target_id: person.web_id.to_string(),
+                        icn: None,
+                        before: None,
+                        after: Some(audit::person(&person)),
+                        reason: None,
+                    },
+                )
+                .await?;
+                self.commit(tx).await?;
+                Ok((person.email.to_string(), row.expires_at))
+            }
+            Err(retry_after_ms) => {
+                tx.commit().await?;
+                Err(ServiceError::ResourceExhausted {
+                    reason: "VERIFICATION_EMAIL_RATE_LIMITED",
+                    message: format!(
+                        "a code was sent recently; try again in {} seconds",
+                        (retry_after_ms + 999) / 1000
+                    ),
+                    retry_after_ms,
+                })
+            }
+        }
+    }
+}
+
+fn no_code() -> ServiceError {
+    ServiceError::precondition(
+        "NO_VERIFICATION_PENDING",
+        "no verification code was sent to you; ask for one with SendVerificationEmail",
+    )
+}

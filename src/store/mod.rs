@@ -1,0 +1,152 @@
+//! Persistence: one `Store` trait, a SQLite and a PostgreSQL implementation generated from one
+//! body of SQL (`sql.rs`), and a conformance suite (`tests/`) that runs on both.
+
+mod error;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+
+use crate::clock::Millis;
+use crate::domain::verification::VerificationCode;
+use crate::domain::{
+    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord,
+    CheckFacts, Contract, Icn, MemberView, Membership, Person, WebId,
+};
+use crate::mail::{OutboxSource, OutgoingEmail};
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Which backend a URL names. SQLite is the embedded default.
+pub async fn connect(url: &str) -> Result<SharedStore, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Config(
+            "database URL must start with sqlite:// or postgres://".to_owned(),
+        ))
+    }
+}
+
+/// A page of keyset-paged results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T, K> {
+    pub items: Vec<T>,
+    /// The key to continue after, when there may be more.
+    pub next: Option<K>,
+}
+
+#[async_trait]
+pub trait Store: OutboxSource + Send + Sync + 'static {
+    fn backend(&self) -> &'static str;
+    async fn migrate(&self) -> Result<(), StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Starts a write transaction: SQLite `BEGIN IMMEDIATE`, PostgreSQL READ COMMITTED with
+    /// row locks on the `*_for_update` reads. Dropping it without `commit` rolls back.
+    async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError>;
+
+    async fn account(&self, icn: &Icn) -> Result<Option<Account>, StoreError>;
+    async fn contracts(&self, icn: &Icn) -> Result<Vec<Contract>, StoreError>;
+    /// What a decision needs, in two indexed reads.
+    async fn check_facts(&self, icn: &Icn, web_id: &WebId) -> Result<CheckFacts, StoreError>;
+    async fn person(&self, web_id: &WebId) -> Result<Option<Person>, StoreError>;
+    async fn request_view(
+        &self,
+        id: AccessRequestId,
+    ) -> Result<Option<AccessRequestView>, StoreError>;
+    /// Newest first; `before` is the last id of the previous page.
+    async fn list_requests(
+        &self,
+        icn: &Icn,
+        state: Option<AccessRequestState>,
+        before: Option<AccessRequestId>,
+        limit: u32,
+    ) -> Result<Page<AccessRequestView, AccessRequestId>, StoreError>;
+    /// Active members by Web ID; `after` is the last Web ID of the previous page.
+    async fn list_members(
+        &self,
+        icn: &Icn,
+        after: Option<WebId>,
+        limit: u32,
+    ) -> Result<Page<MemberView, WebId>, StoreError>;
+    async fn site_technical_contacts(&self, icn: &Icn) -> Result<Vec<MemberView>, StoreError>;
+    async fn memberships_of(&self, web_id: &WebId) -> Result<Vec<MemberView>, StoreError>;
+    async fn requests_of(
+        &self,
+        web_id: &WebId,
+        limit: u32,
+    ) -> Result<Vec<AccessRequestView>, StoreError>;
+    /// Newest first; `before` is the last id of the previous page.
+    async fn list_audit(
+        &self,
+        icn: Option<&Icn>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<AuditRecord, i64>, StoreError>;
+    /// Pending requests whose deadline has passed, oldest first.
+    async fn overdue_requests(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<AccessRequestId>, StoreError>;
+}
+
+/// The operations of one write transaction. The service composes them; rules live there.
+#[async_trait]
+pub trait WriteTx: Send {
+    async fn account_for_update(&mut self, icn: &Icn) -> Result<Option<Account>, StoreError>;
+    /// Fails with `Conflict` when the ICN exists.
+    async fn insert_account(&mut self, account: &Account) -> Result<(), StoreError>;
+    async fn update_account(&mut self, account: &Account) -> Result<(), StoreError>;
+
+    async fn person(&mut self, web_id: &WebId) -> Result<Option<Person>, StoreError>;
+    async fn upsert_person(&mut self, person: &Person) -> Result<(), StoreError>;
+
+    async fn membership_for_update(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<Option<Membership>, StoreError>;
+    async fn upsert_membership(&mut self, membership: &Membership) -> Result<(), StoreError>;
+    async fn count_active_stcs(&mut self, icn: &Icn) -> Result<i64, StoreError>;
+    /// Active administrators (STCs and TCs) with their person records.
+    async fn administrators(&mut self, icn: &Icn) -> Result<Vec<(Membership, Person)>, StoreError>;
+
+    async fn request_for_update(
+        &mut self,
+        id: AccessRequestId,
+    ) -> Result<Option<AccessRequest>, StoreError>;
+    async fn pending_request(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<Option<AccessRequest>, StoreError>;
+    /// Fails with `Conflict` when the person already has a pending request for the account.
+    async fn insert_request(&mut self, request: &AccessRequest) -> Result<(), StoreError>;
+    async fn update_request(&mut self, request: &AccessRequest) -> Result<(), StoreError>;
+
+    async fn verification(
+        &mut self,
+        web_id: &WebId,
+    ) -> Result<Option<VerificationCode>, StoreError>;
+    async fn put_verification(&mut self, code: &VerificationCode) -> Result<(), StoreError>;
+    async fn delete_verification(&mut self, web_id: &WebId) -> Result<(), StoreError>;
+
+    async fn upsert_contract(&mut self, contract: &Contract) -> Result<(), StoreError>;
+    async fn insert_audit(&mut self, event: &AuditRecord) -> Result<i64, StoreError>;
+    async fn enqueue_email(&mut self, email: &OutgoingEmail, now: Millis)
+    -> Result<(), StoreError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,333 @@
+//! Rows as both databases return them (plain integers and text), and their conversion into
+//! domain types. A value that does not convert is reported as corrupt, never guessed.
+
+use sqlx::FromRow;
+
+use super::StoreError;
+use crate::domain::verification::VerificationCode;
+use crate::domain::{
+    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
+    AuditRecord, Contract, ContractId, CountryCode, Email, Icn, MemberView, Membership, Person,
+    ProductId, Role, WebId,
+};
+use crate::mail::QueuedEmail;
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {value:?}"))
+}
+
+pub(crate) fn role(s: &str) -> Result<Role, StoreError> {
+    Role::from_db(s).ok_or_else(|| corrupt("role", s))
+}
+
+#[derive(FromRow)]
+pub(crate) struct AccountRow {
+    pub icn: String,
+    pub company_name: String,
+    pub country_code: String,
+    pub status: String,
+    pub status_reason: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+    fn try_from(r: AccountRow) -> Result<Self, StoreError> {
+        Ok(Account {
+            status: AccountStatus::from_db(&r.status)
+                .ok_or_else(|| corrupt("status", &r.status))?,
+            icn: Icn::from_trusted(r.icn),
+            company_name: r.company_name,
+            country: CountryCode::from_trusted(r.country_code),
+            status_reason: r.status_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct PersonRow {
+    pub web_id: String,
+    pub email: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub email_verified_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<PersonRow> for Person {
+    fn from(r: PersonRow) -> Self {
+        Person {
+            web_id: WebId::from_trusted(r.web_id),
+            email: Email::from_trusted(r.email),
+            given_name: r.given_name,
+            family_name: r.family_name,
+            email_verified_at: r.email_verified_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct MembershipRow {
+    pub icn: String,
+    pub web_id: String,
+    pub role: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub removed_at: Option<i64>,
+}
+
+impl TryFrom<MembershipRow> for Membership {
+    type Error = StoreError;
+    fn try_from(r: MembershipRow) -> Result<Self, StoreError> {
+        Ok(Membership {
+            role: role(&r.role)?,
+            icn: Icn::from_trusted(r.icn),
+            web_id: WebId::from_trusted(r.web_id),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            removed_at: r.removed_at,
+        })
+    }
+}
+
+/// A membership joined with its person (which always exists: a foreign key) and account.
+#[derive(FromRow)]
+pub(crate) struct MemberViewRow {
+    #[sqlx(flatten)]
+    pub membership: MembershipRow,
+    pub email: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub email_verified_at: Option<i64>,
+    pub p_created_at: i64,
+    pub p_updated_at: i64,
+    pub company_name: String,
+}
+
+impl TryFrom<MemberViewRow> for MemberView {
+    type Error = StoreError;
+    fn try_from(r: MemberViewRow) -> Result<Self, StoreError> {
+        let person = Person {
+            web_id: WebId::from_trusted(r.membership.web_id.clone()),
+            email: Email::from_trusted(r.email),
+            given_name: r.given_name,
+            family_name: r.family_name,
+            email_verified_at: r.email_verified_at,
+            created_at: r.p_created_at,
+            updated_at: r.p_updated_at,
+        };
+        Ok(MemberView {
+            membership: r.membership.try_into()?,
+            person: Some(person),
+            company_name: r.company_name,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct RequestRow {
+    pub id: String,
+    pub icn: String,
+    pub web_id: String,
+    pub country_code: String,
+    pub requested_role: String,
+    pub granted_role: Option<String>,
+    pub state: String,
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: i64,
+}
+
+impl TryFrom<RequestRow> for AccessRequest {
+    type Error = StoreError;
+    fn try_from(r: RequestRow) -> Result<Self, StoreError> {
+        Ok(AccessRequest {
+            id: AccessRequestId::parse(&r.id).map_err(|_| corrupt("request id", &r.id))?,
+            requested_role: role(&r.requested_role)?,
+            granted_role: r.granted_role.as_deref().map(role).transpose()?,
+            state: AccessRequestState::from_db(&r.state)
+                .ok_or_else(|| corrupt("state", &r.state))?,
+            icn: Icn::from_trusted(r.icn),
+            web_id: WebId::from_trusted(r.web_id),
+            country: CountryCode::from_trusted(r.country_code),
+            decided_by: r.decided_by.map(WebId::from_trusted),
+            decision_reason: r.decision_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct RequestViewRow {
+    #[sqlx(flatten)]
+    pub request: RequestRow,
+    pub email: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub email_verified_at: Option<i64>,
+    pub p_created_at: Option<i64>,
+    pub p_updated_at: Option<i64>,
+    pub company_name: Option<String>,
+}
+
+impl TryFrom<RequestViewRow> for AccessRequestView {
+    type Error = StoreError;
+    fn try_from(r: RequestViewRow) -> Result<Self, StoreError> {
+        let requester = r.email.map(|email| Person {
+            web_id: WebId::from_trusted(r.request.web_id.clone()),
+            email: Email::from_trusted(email),
+            given_name: r.given_name.unwrap_or_default(),
+            family_name: r.family_name.unwrap_or_default(),
+            email_verified_at: r.email_verified_at,
+            created_at: r.p_created_at.unwrap_or_default(),
+            updated_at: r.p_updated_at.unwrap_or_default(),
+        });
+        Ok(AccessRequestView {
+            request: r.request.try_into()?,
+            requester,
+            company_name: r.company_name.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct ContractRow {
+    pub icn: String,
+    pub contract_id: String,
+    pub product_ids: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub includes_24x7: bool,
+    pub updated_at: i64,
+}
+
+impl TryFrom<ContractRow> for Contract {
+    type Error = StoreError;
+    fn try_from(r: ContractRow) -> Result<Self, StoreError> {
+        let products: Vec<String> = serde_json::from_str(&r.product_ids)
+            .map_err(|_| corrupt("product_ids", &r.product_ids))?;
+        Ok(Contract {
+            icn: Icn::from_trusted(r.icn),
+            contract_id: ContractId::from_trusted(r.contract_id),
+            product_ids: products.into_iter().map(ProductId::from_trusted).collect(),
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            includes_24x7: r.includes_24x7,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+pub(crate) fn product_ids_json(c: &Contract) -> String {
+    let ids: Vec<&str> = c.product_ids.iter().map(|p| p.as_str()).collect();
+    serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned())
+}
+
+#[derive(FromRow)]
+pub(crate) struct VerificationRow {
+    pub web_id: String,
+    pub email: String,
+    pub code_hash: String,
+    pub salt: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub wrong_attempts: i64,
+    pub window_start: i64,
+    pub sends_in_window: i64,
+}
+
+impl From<VerificationRow> for VerificationCode {
+    fn from(r: VerificationRow) -> Self {
+        VerificationCode {
+            web_id: WebId::from_trusted(r.web_id),
+            email: Email::from_trusted(r.email),
+            code_hash: r.code_hash,
+            salt: r.salt,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            wrong_attempts: r.wrong_attempts,
+            window_start: r.window_start,
+            sends_in_window: r.sends_in_window,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub icn: Option<String>,
+    pub before_json: Option<String>,
+    pub after_json: Option<String>,
+    pub reason: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        AuditRecord {
+            id: r.id,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            icn: r.icn.map(Icn::from_trusted),
+            before_json: r.before_json,
+            after_json: r.after_json,
+            reason: r.reason,
+            trace_id: r.trace_id,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct FactsRow {
+    pub status: String,
+    pub role: Option<String>,
+    pub m_created_at: Option<i64>,
+    pub m_updated_at: Option<i64>,
+    pub removed_at: Option<i64>,
+    pub email_verified_at: Option<i64>,
+    pub req_state: Option<String>,
+    pub req_updated_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+pub(crate) struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub to_addr: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+impl From<OutboxRow> for QueuedEmail {
+    fn from(r: OutboxRow) -> Self {
+        QueuedEmail {
+            id: r.id,
+            to: r.to_addr,
+            subject: r.subject,
+            body: r.body,
+            kind: r.kind,
+            attempts: i32::try_from(r.attempts).unwrap_or(i32::MAX),
+            created_at: r.created_at,
+        }
+    }
+}

@@ -78,7 +78,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ENTITLEMENTS_CONCURRENCY_LIMIT", default_value_t = 1024)]
     pub concurrency_limit: usize,
     /// Largest request or response message, in bytes.
-    #[arg(long, env = "ENTITLEMENTS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "ENTITLEMENTS_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
     /// Log JSON lines instead of human-readable text.
     #[arg(long, env = "ENTITLEMENTS_LOG_JSON")]

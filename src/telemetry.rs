@@ -202,6 +202,7 @@ impl Extractor for MetadataExtractor<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
 mod tests {
     use super::*;
     use tonic::metadata::MetadataMap;

@@ -69,6 +69,7 @@ pub(crate) fn unix_now() -> i64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
 mod tests {
     use super::*;
 

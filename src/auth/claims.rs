@@ -176,6 +176,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
 mod tests {
     use super::*;
 

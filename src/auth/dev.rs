@@ -266,6 +266,7 @@ fn parse_pem(pem: &str) -> Result<SigningKey, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
 mod tests {
     use super::*;
 

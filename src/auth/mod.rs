@@ -12,6 +12,7 @@ mod error;
 mod jwks;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
 mod tests;
 
 use std::path::PathBuf;

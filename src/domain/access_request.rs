@@ -92,6 +92,9 @@ impl AccessRequest {
     }
 
     fn ensure_pending(&self, now: Millis) -> Result<(), TransitionError> {
+        if self.state == AccessRequestState::Expired {
+            return Err(TransitionError::Expired);
+        }
         if self.state != AccessRequestState::Pending {
             return Err(TransitionError::NotPending(self.state.as_str()));
         }

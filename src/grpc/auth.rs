@@ -42,6 +42,19 @@ pub async fn caller<T>(auth: &Authenticator, req: &Request<T>) -> Result<Caller,
         email,
         operator: principal.has_scope(SCOPE_ADMIN),
         checker: principal.has_scope(SCOPE_CHECK),
-        trace_id: crate::telemetry::trace_id_from_current_span(),
+        trace_id: crate::telemetry::trace_id_from_current_span()
+            .or_else(|| traceparent_trace_id(req)),
     })
+}
+
+/// The trace id of an incoming W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), so the audit
+/// trail names the caller's trace even when this process exports no spans.
+fn traceparent_trace_id<T>(req: &Request<T>) -> Option<String> {
+    let v = req.metadata().get("traceparent")?.to_str().ok()?;
+    let mut parts = v.split('-');
+    let (_version, trace_id) = (parts.next()?, parts.next()?);
+    let valid = trace_id.len() == 32
+        && trace_id.bytes().all(|b| b.is_ascii_hexdigit())
+        && trace_id.bytes().any(|b| b != b'0');
+    valid.then(|| trace_id.to_ascii_lowercase())
 }

@@ -8,6 +8,7 @@
 
 pub mod templates;
 mod transport;
+mod utc;
 mod worker;
 
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub enum MailError {
     Build(#[from] lettre::error::Error),
     #[error("smtp: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("the SMTP transport must be created inside a Tokio runtime")]
+    NoRuntime,
     #[error("mail directory {}: {source}", path.display())]
     Io {
         path: PathBuf,

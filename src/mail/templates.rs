@@ -4,9 +4,10 @@
 //! before they are interpolated, so nobody can forge a line such as `Verification code:` or a
 //! fake instruction into a message that goes to someone else.
 
-use std::fmt::{Display, Write as _};
+use std::fmt::Display;
 
 use super::OutgoingEmail;
+pub use super::utc::format_utc;
 use crate::clock::Millis;
 
 /// Who the emails say they come from and where people go to act on them.
@@ -48,51 +49,43 @@ pub fn access_requested_to_admin(
     requested_role_label: &str,
     request_id: impl Display,
 ) -> OutgoingEmail {
-    let (name, company) = (line(requester_name), line(company_name));
-    let (icn, role) = (line(&icn.to_string()), line(requested_role_label));
-    let mut b = String::new();
-    let _ = writeln!(b, "Hello,\n");
-    let _ = writeln!(
-        b,
-        "{name} has asked for access to the support account of {company} (ICN {icn}).\n"
-    );
-    let _ = writeln!(b, "  Requester:       {name}");
-    let _ = writeln!(b, "  Email:           {}", line(requester_email));
-    let _ = writeln!(
-        b,
-        "  Web ID:          {}",
-        line(&requester_web_id.to_string())
-    );
-    let _ = writeln!(b, "  Account:         {company} (ICN {icn})");
-    let _ = writeln!(b, "  Requested role:  {role}");
-    let _ = writeln!(b, "  Request id:      {}\n", line(&request_id.to_string()));
-    let _ = writeln!(
-        b,
+    let (name, company, icn) = (flat(requester_name), flat(company_name), flat(&icn));
+    let mut t = Text::greeting("");
+    t.para(format!(
+        "{name} has asked for access to the support account of {company} (ICN {icn})."
+    ));
+    t.line(format!("  Requester:       {name}"));
+    t.line(format!("  Email:           {}", flat(&requester_email)));
+    t.line(format!("  Web ID:          {}", flat(&requester_web_id)));
+    t.line(format!("  Account:         {company} (ICN {icn})"));
+    t.line(format!(
+        "  Requested role:  {}",
+        flat(&requested_role_label)
+    ));
+    t.line(format!("  Request id:      {}", flat(&request_id)));
+    t.blank();
+    t.para(
         "You receive this because you are an administrator of this account. Until someone \
          decides, the requester is a Provisional Caller: they can view the account's support \
-         area but cannot open service requests.\n"
+         area but cannot open service requests.",
     );
-    let _ = writeln!(
-        b,
-        "To approve or deny the request, sign in to {}",
+    t.para(format!(
+        "To approve or deny the request, sign in to {} and open",
         brand.portal_url
+    ));
+    t.line("  User Administration -> New requests");
+    t.blank();
+    t.para("Tools using the API can decide it by the request id above.");
+    t.para(
+        "If you do not recognise this person, deny the request. Requests that nobody decides \
+         on expire on their own.",
     );
-    let _ = writeln!(
-        b,
-        "and open User Administration -> New requests. Tools using the API can decide it by \
-         the request id above.\n"
-    );
-    let _ = writeln!(
-        b,
-        "If you do not recognise this person, deny the request. Requests nobody decides on \
-         expire on their own."
-    );
-    OutgoingEmail {
-        to: admin_email.to_owned(),
-        subject: format!("Access request from {name} for {company} (ICN {icn})"),
-        body: finish(brand, b),
-        kind: KIND_ACCESS_REQUESTED,
-    }
+    t.finish(
+        brand,
+        admin_email,
+        format!("Access request from {name} for {company} (ICN {icn})"),
+        KIND_ACCESS_REQUESTED,
+    )
 }
 
 /// Tells a requester what they can do while their request waits for an administrator.
@@ -105,42 +98,34 @@ pub fn provisional_caller_notice(
     requested_role_label: &str,
     request_id: impl Display,
 ) -> OutgoingEmail {
-    let (company, icn) = (line(company_name), line(&icn.to_string()));
-    let mut b = greeting(name);
-    let _ = writeln!(
-        b,
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
         "We received your request for the role {} on the support account of {company} \
-         (ICN {icn}). Your request id is {}.\n",
-        line(requested_role_label),
-        line(&request_id.to_string())
+         (ICN {icn}). Your request id is {}.",
+        flat(&requested_role_label),
+        flat(&request_id)
+    ));
+    t.para("Until an administrator of this account approves it, you are a Provisional Caller:");
+    t.line("  - You MAY view the account's support area.");
+    t.line("  - You MAY view the status of your own request.");
+    t.line("  - You MAY NOT open service requests for this account.");
+    t.blank();
+    t.para(
+        "The account's administrators have been notified and will approve or deny the \
+         request. We will email you when they decide.",
     );
-    let _ = writeln!(
-        b,
-        "Until an administrator of this account approves it, you are a Provisional Caller:\n"
-    );
-    let _ = writeln!(b, "  - You MAY view the account's support area.");
-    let _ = writeln!(b, "  - You MAY view the status of your own request.");
-    let _ = writeln!(
-        b,
-        "  - You MAY NOT open service requests for this account.\n"
-    );
-    let _ = writeln!(
-        b,
-        "The account's administrators have been notified and will approve or deny the request. \
-         We will email you when they decide.\n"
-    );
-    let _ = writeln!(
-        b,
+    t.para(format!(
         "You must also verify your email address: we are sending you a separate email with a \
          verification code. You can follow your request at {}",
         brand.portal_url
-    );
-    OutgoingEmail {
-        to: to.to_owned(),
-        subject: format!("Your access request for {company} (ICN {icn}) is pending"),
-        body: finish(brand, b),
-        kind: KIND_PROVISIONAL_CALLER,
-    }
+    ));
+    t.finish(
+        brand,
+        to,
+        format!("Your access request for {company} (ICN {icn}) is pending"),
+        KIND_PROVISIONAL_CALLER,
+    )
 }
 
 pub fn verification_code(
@@ -150,29 +135,26 @@ pub fn verification_code(
     code: &str,
     expires_at: Millis,
 ) -> OutgoingEmail {
-    let mut b = greeting(name);
-    let _ = writeln!(
-        b,
-        "Use this code to verify your email address for {}:\n",
+    let mut t = Text::greeting(name);
+    t.para(format!(
+        "Use this code to verify your email address for {}:",
         brand.product_name
-    );
-    let _ = writeln!(b, "Verification code: {}\n", line(code));
-    let _ = writeln!(b, "The code expires at {}.", format_utc(expires_at));
-    let _ = writeln!(
-        b,
-        "It works only once, and any code we sent you earlier no longer works.\n"
-    );
-    let _ = writeln!(
-        b,
+    ));
+    // Exactly this shape, never wrapped: people copy from it and tests grep for it.
+    t.line(format!("Verification code: {}", flat(&code)));
+    t.blank();
+    t.para(format!(
+        "The code expires at {}. It works only once, and any code we sent you earlier no \
+         longer works.",
+        format_utc(expires_at)
+    ));
+    t.para(
         "If you did not ask for this, ignore this email: nothing changes without the code. \
-         Do not share the code with anyone."
+         Do not share the code with anyone.",
     );
-    OutgoingEmail {
-        to: to.to_owned(),
-        subject: format!("Your {} verification code", brand.product_name),
-        body: finish(brand, b),
-        kind: KIND_VERIFICATION_CODE,
-    }
+    // The code stays out of the subject, which notification previews show to anyone nearby.
+    let subject = format!("Your {} verification code", brand.product_name);
+    t.finish(brand, to, subject, KIND_VERIFICATION_CODE)
 }
 
 pub fn request_approved(
@@ -184,35 +166,33 @@ pub fn request_approved(
     granted_role_label: &str,
     email_verified: bool,
 ) -> OutgoingEmail {
-    let (company, icn) = (line(company_name), line(&icn.to_string()));
-    let mut b = greeting(name);
-    let _ = writeln!(
-        b,
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
         "An administrator approved your access request for the support account of {company} \
-         (ICN {icn}).\n"
-    );
-    let _ = writeln!(b, "Your role: {}\n", line(granted_role_label));
+         (ICN {icn})."
+    ));
+    t.line(format!("Your role: {}", flat(&granted_role_label)));
+    t.blank();
     if email_verified {
-        let _ = writeln!(
-            b,
+        t.para(format!(
             "You can now use the account's support area, including opening service requests \
              where your role allows it: {}",
             brand.portal_url
-        );
+        ));
     } else {
-        let _ = writeln!(
-            b,
+        t.para(format!(
             "Before you can open service requests, you must verify your email address. Use the \
              code from our verification email, or ask for a new one at {}",
             brand.portal_url
-        );
+        ));
     }
-    OutgoingEmail {
-        to: to.to_owned(),
-        subject: format!("Access approved for {company} (ICN {icn})"),
-        body: finish(brand, b),
-        kind: KIND_REQUEST_APPROVED,
-    }
+    t.finish(
+        brand,
+        to,
+        format!("Access approved for {company} (ICN {icn})"),
+        KIND_REQUEST_APPROVED,
+    )
 }
 
 pub fn request_denied(
@@ -223,35 +203,35 @@ pub fn request_denied(
     company_name: &str,
     reason: &str,
 ) -> OutgoingEmail {
-    let (company, icn) = (line(company_name), line(&icn.to_string()));
-    let mut b = greeting(name);
-    let _ = writeln!(
-        b,
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
         "An administrator denied your access request for the support account of {company} \
-         (ICN {icn}).\n"
-    );
+         (ICN {icn})."
+    ));
     let reason = reason.trim();
     if reason.is_empty() {
-        let _ = writeln!(b, "No reason was given.\n");
+        t.para("No reason was given.");
     } else {
-        let _ = writeln!(b, "Reason given:\n");
+        t.para("Reason given:");
+        // Indented and flattened line by line, so the reason reads as a quote and cannot
+        // pose as part of our own text.
         for l in reason.lines() {
-            let _ = writeln!(b, "  {}", line(l));
+            t.line(format!("  {}", flat(&l)));
         }
-        b.push('\n');
+        t.blank();
     }
-    let _ = writeln!(
-        b,
+    t.para(format!(
         "You are no longer a Provisional Caller for this account. If you think this is a \
          mistake, contact an administrator of the account, or submit a new request at {}",
         brand.portal_url
-    );
-    OutgoingEmail {
-        to: to.to_owned(),
-        subject: format!("Access request denied for {company} (ICN {icn})"),
-        body: finish(brand, b),
-        kind: KIND_REQUEST_DENIED,
-    }
+    ));
+    t.finish(
+        brand,
+        to,
+        format!("Access request denied for {company} (ICN {icn})"),
+        KIND_REQUEST_DENIED,
+    )
 }
 
 pub fn request_expired(
@@ -261,25 +241,23 @@ pub fn request_expired(
     icn: impl Display,
     company_name: &str,
 ) -> OutgoingEmail {
-    let (company, icn) = (line(company_name), line(&icn.to_string()));
-    let mut b = greeting(name);
-    let _ = writeln!(
-        b,
-        "Your access request for the support account of {company} (ICN {icn}) expired because \
-         no administrator decided on it in time.\n"
-    );
-    let _ = writeln!(
-        b,
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
+        "Your access request for the support account of {company} (ICN {icn}) expired \
+         because no administrator decided on it in time."
+    ));
+    t.para(format!(
         "You are no longer a Provisional Caller for this account. If you still need access, \
          submit a new request at {} and, if you can, let an administrator of the account know.",
         brand.portal_url
-    );
-    OutgoingEmail {
-        to: to.to_owned(),
-        subject: format!("Access request expired for {company} (ICN {icn})"),
-        body: finish(brand, b),
-        kind: KIND_REQUEST_EXPIRED,
-    }
+    ));
+    t.finish(
+        brand,
+        to,
+        format!("Access request expired for {company} (ICN {icn})"),
+        KIND_REQUEST_EXPIRED,
+    )
 }
 
 pub fn member_role_changed(
@@ -291,26 +269,25 @@ pub fn member_role_changed(
     old_role_label: &str,
     new_role_label: &str,
 ) -> OutgoingEmail {
-    let (company, icn) = (line(company_name), line(&icn.to_string()));
-    let mut b = greeting(name);
-    let _ = writeln!(
-        b,
-        "An administrator changed your role on the support account of {company} (ICN {icn}).\n"
-    );
-    let _ = writeln!(b, "  Previous role: {}", line(old_role_label));
-    let _ = writeln!(b, "  New role:      {}\n", line(new_role_label));
-    let _ = writeln!(
-        b,
-        "What you can do for this account follows the new role from now on. If you think this \
-         is a mistake, contact an administrator of the account. Details: {}",
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
+        "An administrator changed your role on the support account of {company} (ICN {icn})."
+    ));
+    t.line(format!("  Previous role: {}", flat(&old_role_label)));
+    t.line(format!("  New role:      {}", flat(&new_role_label)));
+    t.blank();
+    t.para(format!(
+        "What you can do for this account follows the new role from now on. If you think \
+         this is a mistake, contact an administrator of the account. Details: {}",
         brand.portal_url
-    );
-    OutgoingEmail {
-        to: to.to_owned(),
-        subject: format!("Your role changed for {company} (ICN {icn})"),
-        body: finish(brand, b),
-        kind: KIND_MEMBER_ROLE_CHANGED,
-    }
+    ));
+    t.finish(
+        brand,
+        to,
+        format!("Your role changed for {company} (ICN {icn})"),
+        KIND_MEMBER_ROLE_CHANGED,
+    )
 }
 
 pub fn member_removed(
@@ -320,76 +297,96 @@ pub fn member_removed(
     icn: impl Display,
     company_name: &str,
 ) -> OutgoingEmail {
-    let (company, icn) = (line(company_name), line(&icn.to_string()));
-    let mut b = greeting(name);
-    let _ = writeln!(
-        b,
-        "An administrator removed you from the support account of {company} (ICN {icn}).\n"
-    );
-    let _ = writeln!(
-        b,
-        "You can no longer view this account's support area or open service requests for it. \
-         If you still need access, contact an administrator of the account or submit a new \
-         request at {}",
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
+        "An administrator removed you from the support account of {company} (ICN {icn})."
+    ));
+    t.para(format!(
+        "You can no longer view this account's support area or open service requests for \
+         it. If you still need access, contact an administrator of the account or submit a \
+         new request at {}",
         brand.portal_url
-    );
-    OutgoingEmail {
-        to: to.to_owned(),
-        subject: format!("You were removed from {company} (ICN {icn})"),
-        body: finish(brand, b),
-        kind: KIND_MEMBER_REMOVED,
-    }
+    ));
+    t.finish(
+        brand,
+        to,
+        format!("You were removed from {company} (ICN {icn})"),
+        KIND_MEMBER_REMOVED,
+    )
 }
 
-fn greeting(name: &str) -> String {
-    let name = line(name);
-    if name.is_empty() {
-        "Hello,\n\n".to_owned()
-    } else {
-        format!("Hello {name},\n\n")
-    }
-}
+/// Wrap width for prose: plain-text mail is read in fixed-width clients and quoted with `> `.
+const WRAP: usize = 72;
 
-fn finish(brand: &MailBrand, mut body: String) -> String {
-    let _ = write!(
-        body,
-        "\nThis message was sent automatically; replies are not read.\n\n{}\n",
-        brand.product_name
-    );
-    body
+/// A plain-text body built from wrapped paragraphs and verbatim lines.
+struct Text(String);
+
+impl Text {
+    fn greeting(name: &str) -> Self {
+        let name = flat(&name);
+        let mut t = Self(String::new());
+        if name.is_empty() {
+            t.para("Hello,");
+        } else {
+            t.para(format!("Hello {name},"));
+        }
+        t
+    }
+
+    /// Word-wrapped, followed by a blank line; words longer than the width (URLs) stay whole.
+    fn para(&mut self, text: impl AsRef<str>) {
+        let mut width = 0;
+        for word in text.as_ref().split_whitespace() {
+            let len = word.chars().count();
+            if width > 0 && width + 1 + len > WRAP {
+                self.0.push('\n');
+                width = 0;
+            } else if width > 0 {
+                self.0.push(' ');
+                width += 1;
+            }
+            self.0.push_str(word);
+            width += len;
+        }
+        self.0.push_str("\n\n");
+    }
+
+    fn line(&mut self, text: impl AsRef<str>) {
+        self.0.push_str(text.as_ref());
+        self.0.push('\n');
+    }
+
+    fn blank(&mut self) {
+        self.0.push('\n');
+    }
+
+    fn finish(
+        mut self,
+        brand: &MailBrand,
+        to: &str,
+        subject: String,
+        kind: &'static str,
+    ) -> OutgoingEmail {
+        self.para("This message was sent automatically; replies are not read.");
+        self.line(&brand.product_name);
+        OutgoingEmail {
+            to: to.to_owned(),
+            subject,
+            body: self.0,
+            kind,
+        }
+    }
 }
 
 /// One line, no control characters: see the module comment.
-fn line(s: &str) -> String {
+fn flat<T: Display + ?Sized>(s: &T) -> String {
     let flat: String = s
+        .to_string()
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     flat.trim().to_owned()
-}
-
-/// `2025-01-31 14:05 UTC`. Minutes are truncated, so an expiry never reads later than it is.
-pub fn format_utc(ms: Millis) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, secs_of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm) = (secs_of_day / 3600, secs_of_day % 3600 / 60);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm), so
-/// formatting needs no date crate.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -32,8 +32,13 @@ impl std::fmt::Debug for MailTransport {
 
 impl MailTransport {
     /// `smtp://host:port` (plain), `smtp://host?tls=required|opportunistic` (STARTTLS),
-    /// `smtps://host` (implicit TLS); `user:password@` in the URL enables AUTH.
+    /// `smtps://host` (implicit TLS); `user:password@` in the URL enables AUTH. Must be called
+    /// inside a Tokio runtime.
     pub fn from_smtp_url(url: &str) -> Result<Self, MailError> {
+        // lettre's connection pool spawns its reaper task on build and panics without a runtime.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(MailError::NoRuntime);
+        }
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
             .timeout(Some(SMTP_TIMEOUT))
             .build();
@@ -60,11 +65,11 @@ impl MailTransport {
             Self::Dir(dir) => {
                 let target = dir.join(eml_file_name(msg));
                 let bytes = message.formatted();
-                let dir = dir.clone();
+                let (dir, path) = (dir.clone(), target.clone());
                 tokio::task::spawn_blocking(move || write_atomically(&dir, &target, &bytes))
                     .await
                     .map_err(|e| MailError::Io {
-                        path: PathBuf::new(),
+                        path,
                         source: std::io::Error::other(e),
                     })?
             }
@@ -99,14 +104,26 @@ pub(crate) fn build_message(from: &Mailbox, msg: &QueuedEmail) -> Result<Message
         .singlepart(part)?)
 }
 
-/// Keeps every line readable in the raw message: lettre's automatic choice would switch to
-/// quoted-printable for any non-ASCII character, which mangles `=` and wraps long lines, and
-/// people (and tests) read codes straight out of the source.
+/// Sends the text as written (7bit, or 8bit when not ASCII) so every line stays readable in
+/// the raw message: people and tests read codes straight out of the source. lettre's own choice
+/// switches to quoted-printable for any line of 76 characters or more, which soft-wraps lines
+/// and turns `=` into `=3D`.
 fn plain_body(text: &str) -> Body {
-    Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::SevenBit)
-        .or_else(|_| Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::EightBit))
-        // Only lines over 998 octets or NUL bytes get here; those cannot travel unencoded.
-        .unwrap_or_else(|_| Body::new(text.to_owned()))
+    let crlf = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\n', "\r\n");
+    // RFC 5322's hard limit is 998 octets per line; NUL may not travel unencoded at all.
+    let fits = !crlf.contains('\0') && crlf.split("\r\n").all(|l| l.len() <= 998);
+    if !fits {
+        return Body::new(text.to_owned());
+    }
+    let encoding = if crlf.is_ascii() {
+        ContentTransferEncoding::SevenBit
+    } else {
+        ContentTransferEncoding::EightBit
+    };
+    Body::dangerous_pre_encoded(crlf.into_bytes(), encoding)
 }
 
 /// Temp file in the same directory, then rename: a reader never sees half a message, and a

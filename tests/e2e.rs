@@ -1,0 +1,15 @@
+//! End-to-end and store tests: every test runs on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod concurrency;
+mod flow;
+mod input;
+mod members;
+mod ops;
+mod requests;
+mod restart;
+mod store_suite;
+mod verification;

@@ -1,0 +1,208 @@
+//! Health, reflection, limits, trace ids in the audit trail.
+
+use entitlements::proto::v1 as pb;
+use tonic::Code;
+
+use crate::flow::setup_account;
+use crate::support::*;
+
+async fn health_and_reflection_need_no_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
+    for service in [
+        "",
+        "entitlement.v1.AccessService",
+        "entitlement.v1.EntitlementService",
+        "entitlement.v1.AccountAdminService",
+    ] {
+        let r = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            r.into_inner().status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
+    }
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
+    let mut refl = ServerReflectionClient::new(app.channel.clone());
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("list services")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for s in [
+        "entitlement.v1.AccessService",
+        "entitlement.v1.EntitlementService",
+        "entitlement.v1.AccountAdminService",
+    ] {
+        assert!(names.iter().any(|n| n == s), "{s} in {names:?}");
+    }
+}
+
+async fn audit_events_carry_the_callers_trace_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut req = authed(
+        pb::SetAccountStatusRequest {
+            icn: ICN.into(),
+            status: pb::AccountStatus::Suspended as i32,
+            reason: "audit".into(),
+        },
+        &app.operator(),
+    );
+    req.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace}-00f067aa0ba902b7-01").parse().unwrap(),
+    );
+    app.admin().set_account_status(req).await.unwrap();
+    let events = app
+        .admin()
+        .list_audit_events(authed(
+            pb::ListAuditEventsRequest {
+                icn: ICN.into(),
+                page_size: 1,
+                page_token: String::new(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    assert_eq!(events[0].action, "account.suspend");
+    assert_eq!(events[0].trace_id, trace);
+    assert_eq!(events[0].reason, "audit");
+}
+
+async fn operator_calls_need_the_admin_scope(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    let r = app
+        .admin()
+        .create_account(authed(
+            pb::CreateAccountRequest {
+                icn: "1".into(),
+                company_name: "X".into(),
+                country_code: "US".into(),
+            },
+            &app.person("ana"),
+        ))
+        .await;
+    assert_status(r, Code::PermissionDenied, "ADMIN_SCOPE_REQUIRED");
+    let r = crate::flow::check_as(
+        &app,
+        &app.person("ana"),
+        "bob",
+        pb::Action::OpenServiceRequest,
+        "",
+        0,
+    )
+    .await;
+    assert_status(r, Code::PermissionDenied, "CHECK_SCOPE_REQUIRED");
+}
+
+crate::both_backends!(
+    health_and_reflection_need_no_token,
+    audit_events_carry_the_callers_trace_id,
+    operator_calls_need_the_admin_scope
+);
+
+#[tokio::test]
+async fn database_down_means_not_serving_and_unavailable() {
+    use entitlements::config::{DbArgs, ServeArgs};
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: the server must come up, say NOT_SERVING, and answer UNAVAILABLE.
+    let args = ServeArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: DbArgs {
+            database_url: Some("postgres://postgres@127.0.0.1:1/none".into()),
+            data_dir: dir.path().to_path_buf(),
+        },
+        auth_jwks: None,
+        auth_issuer: None,
+        auth_audience: "entitlements".into(),
+        mail_dir: Some(dir.path().join("mail")),
+        smtp_url: None,
+        mail_from: None,
+        portal_url: "https://portal.example.com".into(),
+        dev: true,
+        request_ttl_hours: 720,
+        request_timeout_ms: 5000,
+        concurrency_limit: 64,
+        max_message_bytes: 1 << 20,
+        log_json: false,
+    };
+    let config = args.into_config().unwrap();
+    let key = entitlements::auth::dev::DevKey::load_or_create(dir.path()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(entitlements::run(
+        config,
+        listener,
+        std::sync::Arc::new(entitlements::clock::SystemClock),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let mut status = None;
+    for _ in 0..200 {
+        if let Ok(r) = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+        {
+            status = Some(r.into_inner().status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status,
+        Some(tonic_health::pb::health_check_response::ServingStatus::NotServing as i32)
+    );
+    let mut req = entitlements::auth::dev::MintRequest::new("ana");
+    req.scopes = vec!["entitlements.check".into()];
+    let token = key.mint(&req).unwrap();
+    let r = pb::entitlement_service_client::EntitlementServiceClient::new(channel)
+        .check_entitlement(authed(
+            pb::CheckEntitlementRequest {
+                web_id: "ana".into(),
+                icn: "1".into(),
+                action: 1,
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await;
+    assert_status(r, Code::Unavailable, "STARTING");
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

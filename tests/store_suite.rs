@@ -1,0 +1,266 @@
+//! The store conformance suite: the same assertions against SQLite and PostgreSQL.
+
+use entitlements::domain::{
+    AccessRequest, AccessRequestState, Account, AccountStatus, Contract, ContractId, CountryCode,
+    Email, Icn, Membership, Person, ProductId, Role, WebId,
+};
+use entitlements::mail::OutgoingEmail;
+use entitlements::store::{SharedStore, StoreError};
+
+use crate::support::*;
+
+async fn open(backend: Backend) -> (SharedStore, TestDb, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::create(backend, dir.path()).await;
+    let store = entitlements::store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    // Migrating twice is a no-op.
+    store.migrate().await.unwrap();
+    (store, db, dir)
+}
+
+fn icn() -> Icn {
+    Icn::parse("42").unwrap()
+}
+fn web(s: &str) -> WebId {
+    WebId::parse(s).unwrap()
+}
+
+fn account() -> Account {
+    Account {
+        icn: icn(),
+        company_name: "Acme".into(),
+        country: CountryCode::parse("US").unwrap(),
+        status: AccountStatus::Active,
+        status_reason: String::new(),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn person(w: &str, verified: bool) -> Person {
+    Person {
+        web_id: web(w),
+        email: Email::parse(&format!("{w}@example.com")).unwrap(),
+        given_name: "G".into(),
+        family_name: "F".into(),
+        email_verified_at: verified.then_some(5),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+async fn seed(store: &SharedStore) {
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_account(&account()).await.unwrap();
+    for p in ["ana", "bob", "cy"] {
+        tx.upsert_person(&person(p, p == "ana")).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn a_dropped_transaction_leaves_nothing(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_account(&account()).await.unwrap();
+        tx.upsert_person(&person("ana", false)).await.unwrap();
+        tx.enqueue_email(
+            &OutgoingEmail {
+                to: "a@example.com".into(),
+                subject: "s".into(),
+                body: "b".into(),
+                kind: "k",
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    }
+    assert!(store.account(&icn()).await.unwrap().is_none());
+    assert!(store.person(&web("ana")).await.unwrap().is_none());
+    assert!(store.claim_due(10, 20, 10).await.unwrap().is_empty());
+    // And the store still takes writes afterwards.
+    seed(&store).await;
+    assert!(store.account(&icn()).await.unwrap().is_some());
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_account(&account()).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn one_pending_request_per_person_and_account(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    seed(&store).await;
+    let country = CountryCode::parse("US").unwrap();
+    let first = AccessRequest::new(
+        icn(),
+        web("bob"),
+        country.clone(),
+        Role::AuthorizedUser,
+        10,
+        1000,
+    );
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_request(&first).await.unwrap();
+    tx.commit().await.unwrap();
+    let second = AccessRequest::new(
+        icn(),
+        web("bob"),
+        country.clone(),
+        Role::TechnicalContact,
+        11,
+        1000,
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_request(&second).await,
+        Err(StoreError::Conflict(_))
+    ));
+    drop(tx);
+    // Once decided, a new one may be opened.
+    let mut tx = store.begin().await.unwrap();
+    let mut locked = tx.request_for_update(first.id).await.unwrap().unwrap();
+    assert_eq!(locked, first);
+    locked.deny("no".into(), web("ana"), 12).unwrap();
+    tx.update_request(&locked).await.unwrap();
+    tx.insert_request(&second).await.unwrap();
+    tx.commit().await.unwrap();
+    let facts = store.check_facts(&icn(), &web("bob")).await.unwrap();
+    assert_eq!(
+        facts.latest_request.map(|(s, _)| s),
+        Some(AccessRequestState::Pending)
+    );
+    let page = store
+        .list_requests(&icn(), Some(AccessRequestState::Denied), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].request.decision_reason.as_deref(), Some("no"));
+    assert_eq!(
+        page.items[0]
+            .requester
+            .as_ref()
+            .map(|p| p.email.to_string())
+            .as_deref(),
+        Some("bob@example.com")
+    );
+    assert_eq!(
+        store.overdue_requests(5000, 10).await.unwrap(),
+        vec![second.id]
+    );
+}
+
+async fn check_facts_read_everything_a_decision_needs(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    let none = store.check_facts(&icn(), &web("ana")).await.unwrap();
+    assert_eq!(none.account_status, None);
+    seed(&store).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_membership(&Membership {
+        icn: icn(),
+        web_id: web("ana"),
+        role: Role::TechnicalContact,
+        created_at: 1,
+        updated_at: 2,
+        removed_at: None,
+    })
+    .await
+    .unwrap();
+    let contract = Contract {
+        icn: icn(),
+        contract_id: ContractId::parse("C1").unwrap(),
+        product_ids: vec![ProductId::parse("db2").unwrap()],
+        starts_at: 0,
+        ends_at: 100,
+        includes_24x7: true,
+        updated_at: 1,
+    };
+    tx.upsert_contract(&contract).await.unwrap();
+    tx.commit().await.unwrap();
+    let f = store.check_facts(&icn(), &web("ana")).await.unwrap();
+    assert_eq!(f.account_status, Some(AccountStatus::Active));
+    assert_eq!(
+        f.membership.as_ref().map(|m| m.role),
+        Some(Role::TechnicalContact)
+    );
+    assert!(f.email_verified);
+    assert_eq!(f.contracts, vec![contract]);
+    let g = store.check_facts(&icn(), &web("bob")).await.unwrap();
+    assert!(g.membership.is_none() && !g.email_verified && g.latest_request.is_none());
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.count_active_stcs(&icn()).await.unwrap(), 0);
+    let admins = tx.administrators(&icn()).await.unwrap();
+    assert_eq!(admins.len(), 1);
+    assert_eq!(admins[0].1.web_id, web("ana"));
+}
+
+async fn outbox_claims_lease_and_retries(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..3 {
+        let m = OutgoingEmail {
+            to: format!("p{i}@example.com"),
+            subject: "s".into(),
+            body: format!("body {i}"),
+            kind: "k",
+        };
+        tx.enqueue_email(&m, 100).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert!(
+        store.claim_due(99, 1000, 10).await.unwrap().is_empty(),
+        "not due before it was queued"
+    );
+    let a = store.claim_due(100, 1000, 2).await.unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[0].attempts, 1);
+    let b = store.claim_due(100, 1000, 10).await.unwrap();
+    assert_eq!(b.len(), 1, "claimed messages are leased to one worker");
+    store.mark_sent(a[0].id, 150).await.unwrap();
+    store
+        .mark_failed(a[1].id, 500, "relay said 451")
+        .await
+        .unwrap();
+    let c = store.claim_due(500, 2000, 10).await.unwrap();
+    assert_eq!(c.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a[1].id]);
+    assert_eq!(c[0].attempts, 2);
+    // A lease that ran out (the worker died) makes the message due again.
+    let d = store.claim_due(1000, 3000, 10).await.unwrap();
+    assert_eq!(d.iter().map(|m| m.id).collect::<Vec<_>>(), vec![b[0].id]);
+    assert_eq!(d[0].body, b[0].body);
+}
+
+async fn members_page_by_web_id(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    seed(&store).await;
+    let mut tx = store.begin().await.unwrap();
+    for w in ["cy", "ana", "bob"] {
+        tx.upsert_membership(&Membership {
+            icn: icn(),
+            web_id: web(w),
+            role: Role::AuthorizedUser,
+            created_at: 1,
+            updated_at: 1,
+            removed_at: (w == "cy").then_some(3),
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let p1 = store.list_members(&icn(), None, 1).await.unwrap();
+    assert_eq!(p1.items.len(), 1);
+    assert_eq!(p1.next, Some(web("ana")));
+    let p2 = store.list_members(&icn(), p1.next, 1).await.unwrap();
+    assert_eq!(p2.items[0].membership.web_id, web("bob"));
+    assert_eq!(p2.next, None, "removed members are not listed");
+}
+
+crate::both_backends!(
+    a_dropped_transaction_leaves_nothing,
+    one_pending_request_per_person_and_account,
+    check_facts_read_everything_a_decision_needs,
+    outbox_claims_lease_and_retries,
+    members_page_by_web_id,
+);

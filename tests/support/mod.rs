@@ -1,0 +1,415 @@
+//! Test harness: the real server on a loopback port 0, a real SQLite file or a fresh
+//! PostgreSQL database, real tokens from the dev key, and the mail directory or an SMTP sink.
+
+#![allow(dead_code)]
+
+pub mod db;
+pub mod smtp_sink;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use entitlements::auth::dev::{DevKey, MintRequest};
+pub use entitlements::clock::Clock;
+use entitlements::clock::{ManualClock, SystemClock};
+use entitlements::config::{Config, DbArgs, MailSetup, ServeArgs};
+use entitlements::proto::v1 as pb;
+use pb::access_service_client::AccessServiceClient;
+use pb::account_admin_service_client::AccountAdminServiceClient;
+use pb::entitlement_service_client::EntitlementServiceClient;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+pub use db::{Backend, TestDb};
+
+pub const ICN: &str = "1234567";
+pub const COUNTRY: &str = "US";
+pub const OPERATOR: &str = "op1";
+pub const CHECKER: &str = "ticketing";
+
+/// One running server and what it needs.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub channel: Channel,
+    pub clock: ManualClock,
+    pub data_dir: Arc<tempfile::TempDir>,
+    pub db: Arc<TestDb>,
+    pub key: Arc<DevKey>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub mail: MailKind,
+}
+
+#[derive(Clone)]
+pub enum MailKind {
+    Dir(PathBuf),
+    Smtp(String),
+}
+
+pub struct AppOptions {
+    pub mail: Option<MailKind>,
+    pub request_ttl_hours: u64,
+    pub max_message_bytes: usize,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            mail: None,
+            request_ttl_hours: 720,
+            max_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, AppOptions::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, opts: AppOptions) -> TestApp {
+        let data_dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db = Arc::new(TestDb::create(backend, data_dir.path()).await);
+        let clock = ManualClock::new(SystemClock.now_ms());
+        let mail = opts
+            .mail
+            .clone()
+            .unwrap_or_else(|| MailKind::Dir(data_dir.path().join("mail")));
+        Self::start(db, data_dir, clock, mail, &opts).await
+    }
+
+    async fn start(
+        db: Arc<TestDb>,
+        data_dir: Arc<tempfile::TempDir>,
+        clock: ManualClock,
+        mail: MailKind,
+        opts: &AppOptions,
+    ) -> TestApp {
+        let mut config = config(&db.url, data_dir.path(), &mail, opts);
+        config.mail_poll = Duration::from_millis(50);
+        config.expiry_sweep = Duration::from_millis(100);
+        let key = Arc::new(DevKey::load_or_create(data_dir.path()).expect("dev key"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(entitlements::run(
+            config,
+            listener,
+            Arc::new(clock.clone()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect_lazy();
+        let app = TestApp {
+            addr,
+            channel,
+            clock,
+            data_dir,
+            db,
+            key,
+            stop: Some(stop),
+            handle: Some(handle),
+            mail,
+        };
+        app.wait_serving().await;
+        app
+    }
+
+    /// Stops this server (gracefully) and starts another on the same data and database.
+    pub async fn restart(mut self, mail: Option<MailKind>) -> TestApp {
+        self.shutdown().await;
+        let mail = mail.unwrap_or_else(|| self.mail.clone());
+        Self::start(
+            self.db.clone(),
+            self.data_dir.clone(),
+            self.clock.clone(),
+            mail,
+            &AppOptions::default(),
+        )
+        .await
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let r = tokio::time::timeout(Duration::from_secs(20), h)
+                .await
+                .expect("server stops in time");
+            r.expect("server task").expect("server exits cleanly");
+        }
+    }
+
+    async fn wait_serving(&self) {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            if let Ok(r) = r {
+                if r.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not become SERVING within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn token(&self, sub: &str, email: Option<&str>, scopes: &[&str]) -> String {
+        let mut req = MintRequest::new(sub);
+        req.email = email.map(str::to_owned);
+        req.given_name = Some(format!("{sub}-given"));
+        req.family_name = Some(format!("{sub}-family"));
+        req.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.key.mint(&req).expect("mint")
+    }
+
+    /// A person with an email claim `<sub>@example.com`.
+    pub fn person(&self, sub: &str) -> String {
+        self.token(sub, Some(&format!("{sub}@example.com")), &[])
+    }
+    pub fn operator(&self) -> String {
+        self.token(OPERATOR, None, &["entitlements.admin"])
+    }
+    pub fn checker(&self) -> String {
+        self.token(CHECKER, None, &["entitlements.check"])
+    }
+
+    pub fn access(&self) -> AccessServiceClient<Channel> {
+        AccessServiceClient::new(self.channel.clone())
+    }
+    pub fn admin(&self) -> AccountAdminServiceClient<Channel> {
+        AccountAdminServiceClient::new(self.channel.clone())
+    }
+    pub fn entitlement(&self) -> EntitlementServiceClient<Channel> {
+        EntitlementServiceClient::new(self.channel.clone())
+    }
+
+    pub fn mail_dir(&self) -> PathBuf {
+        match &self.mail {
+            MailKind::Dir(d) => d.clone(),
+            MailKind::Smtp(_) => self.data_dir.path().join("mail"),
+        }
+    }
+
+    /// Emails delivered to `to` so far, as raw .eml text.
+    pub fn mails_to(&self, to: &str) -> Vec<String> {
+        read_mails(&self.mail_dir())
+            .into_iter()
+            .filter(|m| header_has(m, "To", to))
+            .collect()
+    }
+
+    /// Waits (polling, with a deadline) until `to` has at least `n` emails whose text contains `needle`.
+    pub async fn wait_mail(&self, to: &str, needle: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let found: Vec<String> = self
+                .mails_to(to)
+                .into_iter()
+                .filter(|m| m.contains(needle))
+                .collect();
+            if found.len() >= n {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {n} email(s) to {to} containing {needle:?}; have: {:#?}",
+                self.mails_to(to)
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The newest verification code emailed to `to`, once at least `nth` have arrived.
+    pub async fn verification_code(&self, to: &str, nth: usize) -> String {
+        self.wait_mail(to, "Verification code: ", nth).await;
+        newest_code(&self.mail_dir(), to).expect("a verification code")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Config {
+    let args = ServeArgs {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        db: DbArgs {
+            database_url: Some(url.to_owned()),
+            data_dir: data_dir.to_path_buf(),
+        },
+        auth_jwks: None,
+        auth_issuer: None,
+        auth_audience: "entitlements".to_owned(),
+        mail_dir: match mail {
+            MailKind::Dir(d) => Some(d.clone()),
+            MailKind::Smtp(_) => None,
+        },
+        smtp_url: match mail {
+            MailKind::Smtp(u) => Some(u.clone()),
+            MailKind::Dir(_) => None,
+        },
+        mail_from: None,
+        portal_url: "https://portal.example.com".to_owned(),
+        dev: true,
+        request_ttl_hours: opts.request_ttl_hours,
+        request_timeout_ms: 30_000,
+        concurrency_limit: 1024,
+        max_message_bytes: opts.max_message_bytes,
+        log_json: false,
+    };
+    let c = args.into_config().expect("config");
+    assert!(matches!(c.mail, MailSetup::Dir(_) | MailSetup::Smtp(_)));
+    c
+}
+
+/// The .eml files in `dir`, in delivery (file name) order.
+pub fn read_mails(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+/// The newest code sent to `to`, by the outbox order encoded in the file names.
+fn newest_code(dir: &Path, to: &str) -> Option<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return None;
+    };
+    let mut files: Vec<(i64, String)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .filter_map(|p| {
+            let stem = p.file_stem()?.to_str()?.to_owned();
+            let id: i64 = stem.rsplit('-').next()?.parse().ok()?;
+            Some((id, std::fs::read_to_string(&p).ok()?))
+        })
+        .filter(|(_, m)| header_has(m, "To", to) && m.contains("Verification code: "))
+        .collect();
+    files.sort();
+    let (_, m) = files.pop()?;
+    m.lines().find_map(|l| {
+        l.trim_end()
+            .strip_prefix("Verification code: ")
+            .map(|c| c.trim().to_owned())
+    })
+}
+
+pub fn header(mail: &str, name: &str) -> Option<String> {
+    mail.lines()
+        .take_while(|l| !l.is_empty() && *l != "\r")
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+}
+
+fn header_has(mail: &str, name: &str, needle: &str) -> bool {
+    header(mail, name).is_some_and(|v| v.contains(needle))
+}
+
+pub fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    r
+}
+
+/// The ErrorInfo reason of a status.
+pub fn reason(s: &Status) -> String {
+    use tonic_types::StatusExt;
+    s.get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+pub fn field_violation(s: &Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    s.get_error_details()
+        .bad_request()
+        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+}
+
+#[track_caller]
+pub fn assert_status<T: std::fmt::Debug>(r: Result<T, Status>, code: Code, why: &str) -> Status {
+    let s = r.expect_err(&format!("expected {code:?} {why}"));
+    assert_eq!(s.code(), code, "{}: {s:?}", why);
+    if !why.is_empty() {
+        assert_eq!(reason(&s), why, "ErrorInfo reason of {s:?}");
+    }
+    s
+}
+
+/// Waits for a condition with a deadline (never a fixed sleep as synchronisation).
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn ts(ms: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: 0,
+    })
+}
+
+/// Runs a test body on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::support::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::support::db::postgres_skipped() { return; }
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,163 @@
+//! Email verification codes: random, hashed, single-use, expiring, limited tries, rate-limited resends.
+
+use entitlements::proto::v1 as pb;
+use tonic::Code;
+
+use crate::flow::{request, setup_account};
+use crate::support::*;
+
+async fn verify(app: &TestApp, who: &str, code: &str) -> Result<bool, tonic::Status> {
+    app.access()
+        .verify_email(authed(
+            pb::VerifyEmailRequest { code: code.into() },
+            &app.person(who),
+        ))
+        .await
+        .map(|r| r.into_inner().email_verified)
+}
+
+async fn resend(
+    app: &TestApp,
+    who: &str,
+) -> Result<pb::SendVerificationEmailResponse, tonic::Status> {
+    app.access()
+        .send_verification_email(authed(
+            pb::SendVerificationEmailRequest {},
+            &app.person(who),
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn codes_die_after_five_wrong_tries(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    let code = app.verification_code("ana@example.com", 1).await;
+    assert_eq!(code.len(), 8);
+    assert_status(
+        verify(&app, "nobody", "ABCDEFGH").await,
+        Code::FailedPrecondition,
+        "NO_VERIFICATION_PENDING",
+    );
+    for left in (0..5).rev() {
+        let s = assert_status(
+            verify(&app, "ana", "WRONG234").await,
+            Code::InvalidArgument,
+            "VERIFICATION_CODE_INVALID",
+        );
+        assert_eq!(field_violation(&s).as_deref(), Some("code"));
+        if left > 0 {
+            assert!(
+                s.message().contains(&format!("{left} tries left")),
+                "{}",
+                s.message()
+            );
+        }
+    }
+    // The counter is durable and the right code no longer works.
+    assert_status(
+        verify(&app, "ana", &code).await,
+        Code::FailedPrecondition,
+        "VERIFICATION_CODE_LOCKED",
+    );
+    // A fresh code works (after the resend interval).
+    app.clock.advance(61_000);
+    resend(&app, "ana").await.unwrap();
+    let fresh = app.verification_code("ana@example.com", 2).await;
+    assert_ne!(fresh, code);
+    // Codes are typed by hand: spaces and lower case don't cost a try.
+    let typed = format!(" {} {} ", &fresh[..4].to_lowercase(), &fresh[4..]);
+    assert!(verify(&app, "ana", &typed).await.unwrap());
+}
+
+async fn resends_replace_codes_and_are_rate_limited(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    let first = app.verification_code("ana@example.com", 1).await;
+    // Too soon after the first code.
+    let s = assert_status(
+        resend(&app, "ana").await,
+        Code::ResourceExhausted,
+        "VERIFICATION_EMAIL_RATE_LIMITED",
+    );
+    use tonic_types::StatusExt;
+    let retry = s
+        .get_error_details()
+        .retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("retry info");
+    assert!(retry.as_secs() > 0 && retry.as_secs() <= 60, "{retry:?}");
+    app.clock.advance(60_000);
+    let r = resend(&app, "ana").await.unwrap();
+    assert_eq!(r.email, "ana@example.com");
+    let second = app.verification_code("ana@example.com", 2).await;
+    assert_ne!(first, second);
+    // The earlier code stopped working.
+    assert_status(
+        verify(&app, "ana", &first).await,
+        Code::InvalidArgument,
+        "VERIFICATION_CODE_INVALID",
+    );
+    assert!(verify(&app, "ana", &second).await.unwrap());
+    // Verified people are told so instead of being sent codes.
+    app.clock.advance(60_000);
+    assert_status(
+        resend(&app, "ana").await,
+        Code::FailedPrecondition,
+        "EMAIL_ALREADY_VERIFIED",
+    );
+}
+
+async fn codes_expire_after_a_day(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    let code = app.verification_code("ana@example.com", 1).await;
+    app.clock.advance(24 * 3600 * 1000);
+    assert_status(
+        verify(&app, "ana", &code).await,
+        Code::FailedPrecondition,
+        "VERIFICATION_CODE_EXPIRED",
+    );
+}
+
+async fn a_new_email_address_must_be_verified_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    let code = app.verification_code("ana@example.com", 1).await;
+    assert!(verify(&app, "ana", &code).await.unwrap());
+    // The identity provider now says ana has another address.
+    let moved = app.token("ana", Some("ana@new.example.com"), &[]);
+    let mine = app
+        .access()
+        .get_my_access(authed(pb::GetMyAccessRequest {}, &moved))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(mine.email_verified, "reading does not change the record");
+    let sent = app
+        .access()
+        .send_verification_email(authed(pb::SendVerificationEmailRequest {}, &moved))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.email, "ana@new.example.com");
+    let mine = app
+        .access()
+        .get_my_access(authed(pb::GetMyAccessRequest {}, &moved))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!mine.email_verified);
+    assert_eq!(mine.email, "ana@new.example.com");
+}
+
+crate::both_backends!(
+    codes_die_after_five_wrong_tries,
+    resends_replace_codes_and_are_rate_limited,
+    codes_expire_after_a_day,
+    a_new_email_address_must_be_verified_again,
+);

@@ -169,11 +169,8 @@ class Server:
                     return
                 last = f"status {health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)}"
             except grpc.RpcError as e:
+                # Not up yet, or up but not SERVING: keep polling until the deadline.
                 last = f"{e.code().name}: {e.details()}"
-                if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    # The server answered, but not with SERVING: keep polling
-                    # until the deadline, then report what it said.
-                    pass
             time.sleep(0.1)  # poll interval, not synchronisation
         raise RuntimeError(f"health check not SERVING within {deadline_s}s (last: {last}); log:\n"
                            f"{self.log_text()[-4000:]}")
@@ -1047,7 +1044,8 @@ def main() -> int:
         R.check(True, "Health/Check('') SERVING")
         log = server.log_text()
         R.check(server.addr in log, "log names the listen address", log[-800:])
-        R.check("dev" in log.lower(), "log says development mode is on", log[-800:])
+        R.check(re.search(r"(?i)dev(elopment)?[ -]mode", log) is not None,
+                "log says loudly that development mode is on", log[-800:])
 
         flow = Flow(binary, data, channel, Mailbox(os.path.join(data, "mail")))
         steps = [

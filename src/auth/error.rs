@@ -106,10 +106,13 @@ pub(crate) fn from_jwt(err: &jsonwebtoken::errors::Error) -> AuthError {
             AuthError::MalformedToken(format!("claim `{c}` has the wrong type"))
         }
         K::Json(_) => AuthError::MalformedToken("the claims do not have the expected shape".into()),
-        K::InvalidAlgorithm | K::UnsupportedAlgorithm | K::MissingAlgorithm => {
-            AuthError::UnsupportedAlgorithm("(mismatch with key)".into())
-        }
-        K::InvalidEcdsaKey | K::InvalidEddsaKey | K::InvalidRsaKey(_) | K::InvalidKeyFormat => {
+        K::InvalidAlgorithm
+        | K::UnsupportedAlgorithm
+        | K::MissingAlgorithm
+        | K::InvalidEcdsaKey
+        | K::InvalidEddsaKey
+        | K::InvalidRsaKey(_)
+        | K::InvalidKeyFormat => {
             tracing::warn!(error = %err, "a JWKS key could not be used to verify a token");
             AuthError::BadSignature
         }

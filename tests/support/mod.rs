@@ -156,12 +156,9 @@ impl TestApp {
                     service: String::new(),
                 })
                 .await;
-            if let Ok(r) = r {
-                if r.into_inner().status
-                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-                {
-                    return;
-                }
+            let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+            if r.is_ok_and(|r| r.into_inner().status == serving) {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

@@ -1,23 +1,19 @@
 //! Authenticator tests with real keys and signatures: EdDSA from the dev key, RS256 and ES256
 //! from the fixtures in `testdata/`.
 
+mod files;
 mod remote;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use super::cache::unix_now;
 use super::dev::{DEV_ISSUER, DevKey, MintRequest};
 use super::{AuthConfig, AuthError, Authenticator, JwksSource, SCOPE_ADMIN, SCOPE_CHECK};
-
-const RSA_PEM: &str = include_str!("../testdata/rsa2048-test-only.pem");
-const P256_PEM: &str = include_str!("../testdata/p256-test-only.pem");
 
 struct Dev {
     _dir: tempfile::TempDir,
@@ -255,118 +251,6 @@ async fn malformed_headers_and_tokens() {
     }
 }
 
-/// Writes `{"keys": [...]}` for the given private keys' public halves.
-fn write_jwks(path: &Path, keys: &[(&EncodingKey, Algorithm, &str)]) {
-    let keys: Vec<Value> = keys
-        .iter()
-        .map(|(key, alg, kid)| {
-            let mut jwk = serde_json::to_value(Jwk::from_encoding_key(key, *alg).unwrap()).unwrap();
-            jwk["kid"] = json!(kid);
-            jwk["use"] = json!("sig");
-            jwk
-        })
-        .collect();
-    std::fs::write(path, serde_json::to_vec(&json!({ "keys": keys })).unwrap()).unwrap();
-}
-
-#[tokio::test]
-async fn rs256_and_es256_through_a_jwks_file() {
-    let rsa = EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).unwrap();
-    let ec = EncodingKey::from_ec_pem(P256_PEM.as_bytes()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jwks.json");
-    write_jwks(
-        &path,
-        &[
-            (&rsa, Algorithm::RS256, "rsa-1"),
-            (&ec, Algorithm::ES256, "ec-1"),
-        ],
-    );
-    let auth = Authenticator::new(AuthConfig::new(JwksSource::File(path)))
-        .await
-        .unwrap();
-    let base = claims("https://id.example/dave", 300);
-    let bearer = |t: String| format!("Bearer {t}");
-
-    let rs = sign(Algorithm::RS256, Some("rsa-1"), &base, &rsa);
-    assert_eq!(
-        auth.authenticate(Some(&bearer(rs))).await.unwrap().web_id,
-        "https://id.example/dave"
-    );
-    let es = sign(Algorithm::ES256, Some("ec-1"), &base, &ec);
-    assert!(auth.authenticate(Some(&bearer(es))).await.is_ok());
-    // No kid: the only key of the token's algorithm is used.
-    let rs_no_kid = sign(Algorithm::RS256, None, &base, &rsa);
-    assert!(auth.authenticate(Some(&bearer(rs_no_kid))).await.is_ok());
-    // A kid naming a key of another algorithm is no match.
-    let crossed = sign(Algorithm::RS256, Some("ec-1"), &base, &rsa);
-    assert_eq!(
-        auth.authenticate(Some(&bearer(crossed))).await.err(),
-        Some(AuthError::UnknownKey)
-    );
-    // RS512 is RSA but not an accepted algorithm.
-    let rs512 = sign(Algorithm::RS512, Some("rsa-1"), &base, &rsa);
-    assert_eq!(
-        auth.authenticate(Some(&bearer(rs512))).await.err(),
-        Some(AuthError::UnsupportedAlgorithm("RS512".into()))
-    );
-}
-
-#[tokio::test]
-async fn no_kid_with_two_candidate_keys_is_unknown() {
-    let one = tempfile::tempdir().unwrap();
-    let two = tempfile::tempdir().unwrap();
-    let a = DevKey::load_or_create(one.path()).unwrap();
-    let b = DevKey::load_or_create(two.path()).unwrap();
-    let path = one.path().join("both.json");
-    write_jwks(
-        &path,
-        &[
-            (a.encoding_key(), Algorithm::EdDSA, a.kid()),
-            (b.encoding_key(), Algorithm::EdDSA, b.kid()),
-        ],
-    );
-    let auth = Authenticator::new(AuthConfig::new(JwksSource::File(path)))
-        .await
-        .unwrap();
-    let token = sign(Algorithm::EdDSA, None, &claims("x", 300), a.encoding_key());
-    let got = auth.authenticate(Some(&format!("Bearer {token}"))).await;
-    assert_eq!(got.err(), Some(AuthError::UnknownKey));
-}
-
-#[tokio::test]
-async fn bad_jwks_fails_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let missing = AuthConfig::new(JwksSource::File(dir.path().join("absent.json")));
-    assert!(matches!(
-        Authenticator::new(missing).await,
-        Err(AuthError::JwksUnavailable(_))
-    ));
-
-    for (name, body) in [
-        ("not-json", "nope".to_owned()),
-        (
-            "hmac-only",
-            json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}]}).to_string(),
-        ),
-        ("empty", json!({"keys": []}).to_string()),
-    ] {
-        let path = dir.path().join(name);
-        std::fs::write(&path, body).unwrap();
-        let got = Authenticator::new(AuthConfig::new(JwksSource::File(path))).await;
-        assert!(matches!(got, Err(AuthError::JwksUnavailable(_))), "{name}");
-    }
-    let dev = DevKey::load_or_create(dir.path()).unwrap();
-    let no_aud = AuthConfig {
-        audience: " ".into(),
-        ..AuthConfig::new(JwksSource::File(dev.jwks_path()))
-    };
-    assert!(matches!(
-        Authenticator::new(no_aud).await,
-        Err(AuthError::Config(_))
-    ));
-}
-
 #[tokio::test]
 async fn cache_returns_same_principal_until_expiry() {
     let dev = dev_setup(None, 0).await;
@@ -426,4 +310,22 @@ fn public_messages_are_safe() {
     }
     assert_eq!(AuthError::Expired.reason(), "TOKEN_EXPIRED");
     assert!(!AuthError::BadSignature.is_server_side());
+}
+
+#[tokio::test]
+async fn authenticator_is_shareable_across_tasks() {
+    fn send_sync<T: Send + Sync + Clone + 'static>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let dev = dev_setup(None, 30).await;
+    send_sync(&dev.auth);
+    let fut = dev.auth.authenticate(None);
+    send(&fut);
+    let token = dev
+        .key
+        .mint(&MintRequest::new("https://id.example/frank"))
+        .unwrap();
+    let header = format!("Bearer {token}");
+    let auth = dev.auth.clone();
+    let joined = tokio::spawn(async move { auth.authenticate(Some(&header)).await }).await;
+    assert_eq!(joined.unwrap().unwrap().web_id, "https://id.example/frank");
 }

@@ -4,15 +4,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use jsonwebtoken::Algorithm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use super::files::jwks_of;
 use super::{claims, sign};
 use crate::auth::authenticator::Timing;
 use crate::auth::dev::DevKey;
 use crate::auth::{AuthConfig, AuthError, Authenticator, JwksSource};
-use jsonwebtoken::Algorithm;
 
 struct JwksServer {
     url: url::Url,
@@ -77,16 +77,6 @@ impl JwksServer {
     fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
-}
-
-/// The JWKS listing the public keys of these dev keys.
-fn jwks_of(keys: &[&DevKey]) -> String {
-    let mut all = Vec::new();
-    for key in keys {
-        let doc: Value = serde_json::from_slice(&std::fs::read(key.jwks_path()).unwrap()).unwrap();
-        all.extend(doc["keys"].as_array().unwrap().iter().cloned());
-    }
-    serde_json::json!({ "keys": all }).to_string()
 }
 
 struct Keys {

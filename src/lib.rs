@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod ctl;
 pub mod domain;
 pub mod grpc;
 pub mod mail;

@@ -48,6 +48,8 @@ enum Command {
         #[arg(long, env = "ENTITLEMENTS_DATA_DIR", default_value = "./data")]
         data_dir: std::path::PathBuf,
     },
+    /// Call the service: one subcommand per RPC (try `entitlements ctl --help`).
+    Ctl(entitlements::ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Ctl(args) => entitlements::ctl::run(args).await,
     }
 }
 

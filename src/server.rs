@@ -146,14 +146,22 @@ async fn start_backend(
         MailSetup::Dir(dir) => MailTransport::dir(dir).context("--mail-dir")?,
     };
     let wake = Arc::new(Notify::new());
-    let services = Services::new(
+    let (services, feed_task) = Services::start(
         store.clone(),
         clock.clone(),
         config.service.clone(),
         wake.clone(),
-    );
+        stop.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting the change feed: {e}"))?;
     let _ = cell.set(services.clone());
-    let mut tasks = Vec::new();
+    let mut tasks = vec![feed_task];
+    tasks.push(crate::service::spawn_feed_trimmer(
+        store.clone(),
+        clock.clone(),
+        stop.clone(),
+    ));
     let worker = crate::mail::MailWorker::new(
         store.clone(),
         Arc::new(transport),

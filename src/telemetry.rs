@@ -6,6 +6,7 @@
 //! exist, but no span data is recorded. With the endpoint set, spans are batched and exported
 //! over OTLP/gRPC.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -65,12 +66,11 @@ impl TelemetryGuard {
         let Some(provider) = self.provider.take() else {
             return;
         };
-        // The batch exporter runs on its own thread but its gRPC channel is driven by Tokio:
-        // waiting for it on a runtime worker would stall that worker, so hand the worker off.
+        // Shutdown exports the spans still queued. The batch exporter runs on its own thread
+        // but its gRPC channel is driven by Tokio: waiting for it on a runtime worker would
+        // stall that worker, so hand the worker off. On a current-thread runtime nothing can
+        // drive the channel meanwhile, and the timeout bounds the wait.
         let flush = move || {
-            if let Err(e) = provider.force_flush() {
-                tracing::warn!(error = %e, "flushing spans failed");
-            }
             if let Err(e) = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
                 tracing::warn!(error = %e, "shutting down the tracer provider failed");
             }
@@ -113,7 +113,8 @@ pub fn init(service_name: &str, json_logs: bool) -> anyhow::Result<TelemetryGuar
                 .with_current_span(true)
                 .with_span_list(false)
         }))
-        .with((!json_logs).then(fmt::layer))
+        // Colour codes only for a person at a terminal, not in files or log collectors.
+        .with((!json_logs).then(|| fmt::layer().with_ansi(std::io::stdout().is_terminal())))
         .with(otel_layer(&provider))
         .try_init();
     if let Err(e) = installed {

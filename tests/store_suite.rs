@@ -56,7 +56,7 @@ async fn seed(store: &SharedStore) {
     for p in ["ana", "bob", "cy"] {
         tx.upsert_person(&person(p, p == "ana")).await.unwrap();
     }
-    tx.commit().await.unwrap();
+    tx.commit(1).await.unwrap();
 }
 
 async fn a_dropped_transaction_leaves_nothing(backend: Backend) {
@@ -104,7 +104,7 @@ async fn one_pending_request_per_person_and_account(backend: Backend) {
     );
     let mut tx = store.begin().await.unwrap();
     tx.insert_request(&first).await.unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(1).await.unwrap();
     let second = AccessRequest::new(
         icn(),
         web("bob"),
@@ -126,7 +126,7 @@ async fn one_pending_request_per_person_and_account(backend: Backend) {
     locked.deny("no".into(), web("ana"), 12).unwrap();
     tx.update_request(&locked).await.unwrap();
     tx.insert_request(&second).await.unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(1).await.unwrap();
     let facts = store.check_facts(&icn(), &web("bob")).await.unwrap();
     assert_eq!(
         facts.latest_request.map(|(s, _)| s),
@@ -178,7 +178,7 @@ async fn check_facts_read_everything_a_decision_needs(backend: Backend) {
         updated_at: 1,
     };
     tx.upsert_contract(&contract).await.unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(1).await.unwrap();
     let f = store.check_facts(&icn(), &web("ana")).await.unwrap();
     assert_eq!(f.account_status, Some(AccountStatus::Active));
     assert_eq!(
@@ -186,7 +186,7 @@ async fn check_facts_read_everything_a_decision_needs(backend: Backend) {
         Some(Role::TechnicalContact)
     );
     assert!(f.email_verified);
-    assert_eq!(f.contracts, vec![contract]);
+    assert_eq!(&*f.contracts, &[contract][..]);
     let g = store.check_facts(&icn(), &web("bob")).await.unwrap();
     assert!(g.membership.is_none() && !g.email_verified && g.latest_request.is_none());
     let mut tx = store.begin().await.unwrap();
@@ -208,7 +208,7 @@ async fn outbox_claims_lease_and_retries(backend: Backend) {
         };
         tx.enqueue_email(&m, 100).await.unwrap();
     }
-    tx.commit().await.unwrap();
+    tx.commit(1).await.unwrap();
     assert!(
         store.claim_due(99, 1000, 10).await.unwrap().is_empty(),
         "not due before it was queued"
@@ -248,7 +248,7 @@ async fn members_page_by_web_id(backend: Backend) {
         .await
         .unwrap();
     }
-    tx.commit().await.unwrap();
+    tx.commit(1).await.unwrap();
     let p1 = store.list_members(&icn(), None, 1).await.unwrap();
     assert_eq!(p1.items.len(), 1);
     assert_eq!(p1.next, Some(web("ana")));
@@ -257,7 +257,110 @@ async fn members_page_by_web_id(backend: Backend) {
     assert_eq!(p2.next, None, "removed members are not listed");
 }
 
+async fn the_change_feed_is_gapless_and_commit_ordered(backend: Backend) {
+    use entitlements::domain::ChangeKey;
+    let (store, _db, _dir) = open(backend).await;
+    assert_eq!(store.feed_bounds().await.unwrap().head, 0);
+    seed(&store).await;
+    // A transaction that changes nothing a check sees takes no revision.
+    let mut tx = store.begin().await.unwrap();
+    tx.enqueue_email(
+        &OutgoingEmail {
+            to: "a@example.com".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            kind: "k",
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(tx.commit(2).await.unwrap(), None);
+    // A rolled-back transaction takes none either.
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.upsert_person(&person("dan", false)).await.unwrap();
+    }
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_membership(&Membership {
+        icn: icn(),
+        web_id: web("bob"),
+        role: Role::AuthorizedUser,
+        created_at: 3,
+        updated_at: 3,
+        removed_at: None,
+    })
+    .await
+    .unwrap();
+    tx.upsert_person(&person("bob", true)).await.unwrap();
+    tx.upsert_membership(&Membership {
+        icn: icn(),
+        web_id: web("bob"),
+        role: Role::TechnicalContact,
+        created_at: 3,
+        updated_at: 3,
+        removed_at: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(tx.commit(3).await.unwrap(), Some(2));
+    let changes = store.changes_since(0, 100).await.unwrap();
+    let revisions: Vec<i64> = changes.iter().map(|c| c.revision).collect();
+    assert_eq!(
+        revisions,
+        [1, 1, 1, 1, 2, 2],
+        "seed touched 4 keys, the second commit 2 (deduplicated)"
+    );
+    assert!(changes.contains(&entitlements::domain::ChangeRecord {
+        revision: 2,
+        key: ChangeKey::Member(icn(), web("bob")),
+        at: 3
+    }));
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.revision == 2 && c.key == ChangeKey::Person(web("bob")))
+    );
+    assert_eq!(store.changes_since(1, 100).await.unwrap().len(), 2);
+    assert_eq!(
+        store.changes_since(0, 1).await.unwrap().len(),
+        4,
+        "whole revisions only"
+    );
+    // Concurrent writers: every revision appears exactly once, no gaps.
+    let mut handles = Vec::new();
+    for i in 0..10 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut tx = store.begin().await?;
+            tx.upsert_person(&person(&format!("w{i}"), false)).await?;
+            tx.commit(4).await
+        }));
+    }
+    let mut got: Vec<i64> = Vec::new();
+    for h in handles {
+        got.push(h.await.unwrap().unwrap().unwrap());
+    }
+    got.sort();
+    assert_eq!(got, (3..=12).collect::<Vec<_>>());
+    assert_eq!(store.feed_bounds().await.unwrap().head, 12);
+    // Trimming forgets old entries and says how far.
+    assert_eq!(store.trim_changes(4).await.unwrap(), 6);
+    let b = store.feed_bounds().await.unwrap();
+    assert_eq!((b.head, b.trimmed_through), (12, 2));
+    assert_eq!(
+        store
+            .changes_since(0, 100)
+            .await
+            .unwrap()
+            .first()
+            .map(|c| c.revision),
+        Some(3)
+    );
+}
+
 crate::both_backends!(
+    the_change_feed_is_gapless_and_commit_ordered,
     a_dropped_transaction_leaves_nothing,
     one_pending_request_per_person_and_account,
     check_facts_read_everything_a_decision_needs,

@@ -2,7 +2,9 @@
 
 use super::access_request::AccessRequestState;
 use super::ids::{ContractId, ProductId};
-use super::model::{AccountStatus, Contract, Membership};
+use std::sync::Arc;
+
+use super::model::{AccountStatus, Contract};
 use super::role::Role;
 use crate::clock::Millis;
 
@@ -29,17 +31,31 @@ pub enum DecisionReason {
     SeverityNotCovered,
 }
 
-/// Everything a decision needs about one person and one account.
+/// What a decision needs of a membership row (active or removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberStatus {
+    pub role: Role,
+    pub removed_at: Option<Millis>,
+}
+
+impl MemberStatus {
+    pub fn is_active(&self) -> bool {
+        self.removed_at.is_none()
+    }
+}
+
+/// Everything a decision needs about one person and one account. Cheap to clone: the
+/// contracts are shared, so the check cache can hand out copies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckFacts {
     /// None: no such account.
     pub account_status: Option<AccountStatus>,
     /// The membership row, active or removed.
-    pub membership: Option<Membership>,
+    pub membership: Option<MemberStatus>,
     /// The person's most recent request for this account: its state and when it last changed.
     pub latest_request: Option<(AccessRequestState, Millis)>,
     pub email_verified: bool,
-    pub contracts: Vec<Contract>,
+    pub contracts: Arc<[Contract]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,13 +3,15 @@
 
 pub mod access_request;
 pub mod decision;
+pub mod feed;
 pub mod ids;
 pub mod model;
 pub mod role;
 pub mod verification;
 
 pub use access_request::{AccessRequest, AccessRequestState, TransitionError};
-pub use decision::{Action, CheckFacts, Decision, DecisionReason, decide};
+pub use decision::{Action, CheckFacts, Decision, DecisionReason, MemberStatus, decide};
+pub use feed::{ChangeKey, ChangeRecord, Revision};
 pub use ids::{AccessRequestId, ContractId, CountryCode, Email, Icn, ParseError, ProductId, WebId};
 pub use model::{
     AccessRequestView, Account, AccountStatus, AuditRecord, Contract, MemberView, Membership,

@@ -2,6 +2,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, field, text};
 use super::{Api, svc};
+use crate::domain::feed::encode_token;
 use crate::domain::{AccessRequestId, CountryCode, Icn, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::access_service_server::AccessService;
@@ -24,8 +25,8 @@ impl AccessService for Api {
         let role = cv::required_role("requested_role", m.requested_role)?;
         let view = svc(s.request_access(&caller, &icn, &country, role).await)?;
         Ok(Response::new(pb::RequestAccessResponse {
-            access_request: Some(view.into()),
-            consistency_token: String::new(),
+            access_request: Some(view.value.into()),
+            consistency_token: encode_token(view.revision),
         }))
     }
 
@@ -43,8 +44,8 @@ impl AccessService for Api {
         let granted = cv::role("granted_role", m.granted_role)?;
         let view = svc(s.approve_request(&caller, id, granted).await)?;
         Ok(Response::new(pb::ApproveRequestResponse {
-            access_request: Some(view.into()),
-            consistency_token: String::new(),
+            access_request: Some(view.value.into()),
+            consistency_token: encode_token(view.revision),
         }))
     }
 
@@ -62,8 +63,8 @@ impl AccessService for Api {
         let reason = text("reason", &m.reason, 1000, true)?;
         let view = svc(s.deny_request(&caller, id, &reason).await)?;
         Ok(Response::new(pb::DenyRequestResponse {
-            access_request: Some(view.into()),
-            consistency_token: String::new(),
+            access_request: Some(view.value.into()),
+            consistency_token: encode_token(view.revision),
         }))
     }
 
@@ -81,8 +82,8 @@ impl AccessService for Api {
         let reason = text("reason", &m.reason, 1000, false)?;
         let view = svc(s.withdraw_request(&caller, id, &reason).await)?;
         Ok(Response::new(pb::WithdrawRequestResponse {
-            access_request: Some(view.into()),
-            consistency_token: String::new(),
+            access_request: Some(view.value.into()),
+            consistency_token: encode_token(view.revision),
         }))
     }
 
@@ -94,8 +95,8 @@ impl AccessService for Api {
         let code = text("code", &req.into_inner().code, 64, true)?;
         let verified = svc(s.verify_email(&caller, &code).await)?;
         Ok(Response::new(pb::VerifyEmailResponse {
-            email_verified: verified,
-            consistency_token: String::new(),
+            email_verified: verified.value,
+            consistency_token: encode_token(verified.revision),
         }))
     }
 
@@ -176,8 +177,8 @@ impl AccessService for Api {
         let role = cv::required_role("role", m.role)?;
         let view = svc(s.update_member_role(&caller, &icn, &web_id, role).await)?;
         Ok(Response::new(pb::UpdateMemberRoleResponse {
-            membership: Some(view.into()),
-            consistency_token: String::new(),
+            membership: Some(view.value.into()),
+            consistency_token: encode_token(view.revision),
         }))
     }
 
@@ -192,8 +193,8 @@ impl AccessService for Api {
         let reason = text("reason", &m.reason, 1000, false)?;
         let view = svc(s.remove_member(&caller, &icn, &web_id, &reason).await)?;
         Ok(Response::new(pb::RemoveMemberResponse {
-            membership: Some(view.into()),
-            consistency_token: String::new(),
+            membership: Some(view.value.into()),
+            consistency_token: encode_token(view.revision),
         }))
     }
 }

@@ -2,6 +2,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, field, text};
 use super::{Api, svc};
+use crate::domain::feed::encode_token;
 use crate::domain::{Contract, ContractId, CountryCode, Email, Icn, ProductId, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::account_admin_service_server::AccountAdminService;
@@ -25,8 +26,8 @@ impl AccountAdminService for Api {
         let country = field("country_code", &m.country_code, CountryCode::parse)?;
         let account = svc(s.create_account(&caller, &icn, &company, &country).await)?;
         Ok(Response::new(pb::CreateAccountResponse {
-            account: Some(account.into()),
-            consistency_token: String::new(),
+            account: Some(account.value.into()),
+            consistency_token: encode_token(account.revision),
         }))
     }
 
@@ -55,8 +56,8 @@ impl AccountAdminService for Api {
         let reason = text("reason", &m.reason, 1000, false)?;
         let account = svc(s.set_account_status(&caller, &icn, status, &reason).await)?;
         Ok(Response::new(pb::SetAccountStatusResponse {
-            account: Some(account.into()),
-            consistency_token: String::new(),
+            account: Some(account.value.into()),
+            consistency_token: encode_token(account.revision),
         }))
     }
 
@@ -75,8 +76,8 @@ impl AccountAdminService for Api {
         };
         let view = svc(s.add_site_technical_contact(&caller, &icn, stc).await)?;
         Ok(Response::new(pb::AddSiteTechnicalContactResponse {
-            membership: Some(view.into()),
-            consistency_token: String::new(),
+            membership: Some(view.value.into()),
+            consistency_token: encode_token(view.revision),
         }))
     }
 
@@ -93,8 +94,8 @@ impl AccountAdminService for Api {
             .remove_site_technical_contact(&caller, &icn, &web_id, &reason)
             .await)?;
         Ok(Response::new(pb::RemoveSiteTechnicalContactResponse {
-            membership: Some(view.into()),
-            consistency_token: String::new(),
+            membership: Some(view.value.into()),
+            consistency_token: encode_token(view.revision),
         }))
     }
 
@@ -126,8 +127,8 @@ impl AccountAdminService for Api {
         };
         let contract = svc(s.upsert_contract(&caller, contract).await)?;
         Ok(Response::new(pb::UpsertSupportContractResponse {
-            contract: Some(contract.into()),
-            consistency_token: String::new(),
+            contract: Some(contract.value.into()),
+            consistency_token: encode_token(contract.revision),
         }))
     }
 

@@ -1,7 +1,7 @@
 //! The request workflow: ask, approve, deny, withdraw.
 
 use super::audit::{self, Event};
-use super::{Caller, ServiceError, ServiceResult, Services};
+use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::clock::Millis;
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestView, Account, AccountStatus, CountryCode, Icn,
@@ -18,7 +18,7 @@ impl Services {
         icn: &Icn,
         country: &CountryCode,
         role: Role,
-    ) -> ServiceResult<AccessRequestView> {
+    ) -> ServiceResult<Written<AccessRequestView>> {
         if !role.is_self_service() {
             return Err(ServiceError::invalid(
                 "requested_role",
@@ -58,8 +58,11 @@ impl Services {
         }
         if let Some(existing) = tx.pending_request(icn, &caller.web_id).await? {
             // Asking twice is not two requests: answer with the one that is open.
-            tx.commit().await?;
-            return Ok(view(existing, Some(person), &account));
+            let revision = self.commit(tx, now).await?;
+            return Ok(Written {
+                value: view(existing, Some(person), &account),
+                revision,
+            });
         }
         let request = AccessRequest::new(
             icn.clone(),
@@ -74,7 +77,11 @@ impl Services {
             // Only possible on PostgreSQL, when the same person's twin call committed first.
             Err(StoreError::Conflict(_)) => {
                 drop(tx);
-                return self.existing_pending(icn, caller).await;
+                let value = self.existing_pending(icn, caller).await?;
+                return Ok(Written {
+                    value,
+                    revision: self.applied_revision(),
+                });
             }
             Err(e) => return Err(e.into()),
         }
@@ -95,8 +102,11 @@ impl Services {
         .await?;
         self.notify_new_request(tx.as_mut(), &request, &person, &account, now)
             .await?;
-        self.commit(tx).await?;
-        Ok(view(request, Some(person), &account))
+        let revision = self.commit(tx, now).await?;
+        Ok(Written {
+            value: view(request, Some(person), &account),
+            revision,
+        })
     }
 
     async fn existing_pending(
@@ -180,7 +190,7 @@ impl Services {
         caller: &Caller,
         id: AccessRequestId,
         granted: Option<Role>,
-    ) -> ServiceResult<AccessRequestView> {
+    ) -> ServiceResult<Written<AccessRequestView>> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut request = self.decidable_request(tx.as_mut(), caller, id).await?;
@@ -245,8 +255,11 @@ impl Services {
             );
             self.enqueue(tx.as_mut(), mail, now).await?;
         }
-        self.commit(tx).await?;
-        Ok(view(request, requester, &account))
+        let revision = self.commit(tx, now).await?;
+        Ok(Written {
+            value: view(request, requester, &account),
+            revision,
+        })
     }
 
     pub async fn deny_request(
@@ -254,7 +267,7 @@ impl Services {
         caller: &Caller,
         id: AccessRequestId,
         reason: &str,
-    ) -> ServiceResult<AccessRequestView> {
+    ) -> ServiceResult<Written<AccessRequestView>> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut request = self.decidable_request(tx.as_mut(), caller, id).await?;
@@ -291,8 +304,11 @@ impl Services {
             );
             self.enqueue(tx.as_mut(), mail, now).await?;
         }
-        self.commit(tx).await?;
-        Ok(view(request, requester, &account))
+        let revision = self.commit(tx, now).await?;
+        Ok(Written {
+            value: view(request, requester, &account),
+            revision,
+        })
     }
 
     pub async fn withdraw_request(
@@ -300,7 +316,7 @@ impl Services {
         caller: &Caller,
         id: AccessRequestId,
         reason: &str,
-    ) -> ServiceResult<AccessRequestView> {
+    ) -> ServiceResult<Written<AccessRequestView>> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let Some(mut request) = tx.request_for_update(id).await? else {
@@ -333,11 +349,13 @@ impl Services {
             },
         )
         .await?;
-        self.commit(tx).await?;
-        self.store()
+        let revision = self.commit(tx, now).await?;
+        let value = self
+            .store()
             .request_view(id)
             .await?
-            .ok_or_else(|| ServiceError::Internal("withdrawn request vanished".to_owned()))
+            .ok_or_else(|| ServiceError::Internal("withdrawn request vanished".to_owned()))?;
+        Ok(Written { value, revision })
     }
 
     /// Locks the request and checks the caller may decide it.
@@ -390,13 +408,13 @@ impl Services {
     }
 
     /// A request that can no longer move. An overdue one is recorded as expired on the way.
-    async fn transition_failed(
+    async fn transition_failed<T>(
         &self,
         mut tx: Box<dyn WriteTx>,
         mut request: AccessRequest,
         error: TransitionError,
         now: Millis,
-    ) -> ServiceResult<AccessRequestView> {
+    ) -> ServiceResult<T> {
         match error {
             TransitionError::NotPending(state) => Err(ServiceError::precondition(
                 "REQUEST_NOT_PENDING",
@@ -411,7 +429,7 @@ impl Services {
             TransitionError::Expired => {
                 if request.expire(now).is_ok() {
                     self.record_expiry(tx.as_mut(), &request, now).await?;
-                    self.commit(tx).await?;
+                    self.commit(tx, now).await?;
                 }
                 Err(ServiceError::precondition(
                     "REQUEST_EXPIRED",

@@ -1,7 +1,7 @@
 //! Operators and the CRM: accounts, contracts, Site Technical Contacts, the audit trail.
 
 use super::audit::{self, Event};
-use super::{Caller, ServiceError, ServiceResult, Services};
+use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::domain::{
     Account, AccountStatus, AuditRecord, Contract, CountryCode, Email, Icn, MemberView, Membership,
     Person, Role, WebId,
@@ -25,7 +25,7 @@ impl Services {
         icn: &Icn,
         company_name: &str,
         country: &CountryCode,
-    ) -> ServiceResult<Account> {
+    ) -> ServiceResult<Written<Account>> {
         Self::require_operator(caller)?;
         let now = self.now();
         let account = Account {
@@ -61,8 +61,11 @@ impl Services {
             },
         )
         .await?;
-        self.commit(tx).await?;
-        Ok(account)
+        let revision = self.commit(tx, now).await?;
+        Ok(Written {
+            value: account,
+            revision,
+        })
     }
 
     pub async fn get_account(
@@ -87,13 +90,16 @@ impl Services {
         icn: &Icn,
         status: AccountStatus,
         reason: &str,
-    ) -> ServiceResult<Account> {
+    ) -> ServiceResult<Written<Account>> {
         Self::require_operator(caller)?;
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut account = self.locked_account(tx.as_mut(), icn).await?;
         if account.status == status {
-            return Ok(account);
+            return Ok(Written {
+                value: account,
+                revision: self.applied_revision(),
+            });
         }
         let before = audit::account(&account);
         account.status = status;
@@ -118,8 +124,11 @@ impl Services {
             },
         )
         .await?;
-        self.commit(tx).await?;
-        Ok(account)
+        let revision = self.commit(tx, now).await?;
+        Ok(Written {
+            value: account,
+            revision,
+        })
     }
 
     /// Designates an STC: creates the person if new, promotes an existing member, and sends a
@@ -129,7 +138,7 @@ impl Services {
         caller: &Caller,
         icn: &Icn,
         stc: NewStc,
-    ) -> ServiceResult<MemberView> {
+    ) -> ServiceResult<Written<MemberView>> {
         Self::require_operator(caller)?;
         let now = self.now();
         let mut tx = self.store().begin().await?;
@@ -168,11 +177,14 @@ impl Services {
             .map(audit::membership);
         let membership = match existing {
             Some(m) if m.is_active() && m.role == Role::SiteTechnicalContact => {
-                tx.commit().await?;
-                return Ok(MemberView {
-                    membership: m,
-                    person: Some(person),
-                    company_name: account.company_name,
+                let revision = self.commit(tx, now).await?;
+                return Ok(Written {
+                    value: MemberView {
+                        membership: m,
+                        person: Some(person),
+                        company_name: account.company_name,
+                    },
+                    revision,
                 });
             }
             Some(m) if m.is_active() => Membership {
@@ -208,12 +220,13 @@ impl Services {
         if !person.email_verified() {
             let _ = self.queue_verification(tx.as_mut(), &person, now).await?;
         }
-        self.commit(tx).await?;
-        Ok(MemberView {
+        let revision = self.commit(tx, now).await?;
+        let value = MemberView {
             membership,
             person: Some(person),
             company_name: account.company_name,
-        })
+        };
+        Ok(Written { value, revision })
     }
 
     /// Removes an STC; the account keeps at least one.
@@ -223,7 +236,7 @@ impl Services {
         icn: &Icn,
         web_id: &WebId,
         reason: &str,
-    ) -> ServiceResult<MemberView> {
+    ) -> ServiceResult<Written<MemberView>> {
         Self::require_operator(caller)?;
         let now = self.now();
         let mut tx = self.store().begin().await?;
@@ -277,19 +290,20 @@ impl Services {
             );
             self.enqueue(tx.as_mut(), mail, now).await?;
         }
-        self.commit(tx).await?;
-        Ok(MemberView {
+        let revision = self.commit(tx, now).await?;
+        let value = MemberView {
             membership: member,
             person,
             company_name: account.company_name,
-        })
+        };
+        Ok(Written { value, revision })
     }
 
     pub async fn upsert_contract(
         &self,
         caller: &Caller,
         mut contract: Contract,
-    ) -> ServiceResult<Contract> {
+    ) -> ServiceResult<Written<Contract>> {
         Self::require_operator(caller)?;
         if contract.starts_at >= contract.ends_at {
             return Err(ServiceError::invalid(
@@ -327,8 +341,11 @@ impl Services {
             },
         )
         .await?;
-        self.commit(tx).await?;
-        Ok(contract)
+        let revision = self.commit(tx, now).await?;
+        Ok(Written {
+            value: contract,
+            revision,
+        })
     }
 
     pub async fn list_audit_events(

@@ -1,9 +1,11 @@
-//! CheckEntitlement: the hot path. Authorization is a few comparisons; the answer is the
-//! pure `decide` over facts read from the store.
+//! CheckEntitlement: the hot path. Authorization is a few comparisons; the facts come from
+//! the replica's cache when it is fresh enough for the caller, else from the database.
+
+use std::time::Duration;
 
 use super::{Caller, ServiceError, ServiceResult, Services};
 use crate::domain::decision::CheckInput;
-use crate::domain::{Action, Decision, Icn, ProductId, WebId, decide};
+use crate::domain::{Action, CheckFacts, Decision, Icn, ProductId, Revision, WebId, decide};
 
 #[derive(Debug, Clone)]
 pub struct CheckRequest {
@@ -15,25 +17,67 @@ pub struct CheckRequest {
     pub severity: Option<u8>,
 }
 
+/// How long a check with a consistency token waits for the feed before reading the database.
+const TOKEN_WAIT: Duration = Duration::from_millis(20);
+
 impl Services {
+    /// Answers one check, never from a state older than `at_least`. Returns the decision and
+    /// the revision it reflects at least.
     pub async fn check_entitlement(
         &self,
         caller: &Caller,
         req: &CheckRequest,
-    ) -> ServiceResult<Decision> {
-        // The ticketing system (and operators) may ask about anyone; a person only about themself.
-        if !(caller.checker || caller.operator || caller.web_id == req.web_id) {
-            return Err(ServiceError::denied(
-                "CHECK_SCOPE_REQUIRED",
-                "checking another person's entitlement needs the entitlements.check scope",
-            ));
-        }
-        let facts = self.store().check_facts(&req.icn, &req.web_id).await?;
+        at_least: Option<Revision>,
+    ) -> ServiceResult<(Decision, Revision)> {
+        self.authorize_check(caller, req)?;
+        let (facts, revision) = self.facts(&req.icn, &req.web_id, at_least).await?;
         let input = CheckInput {
             action: req.action,
             product: req.product.as_ref(),
             severity: req.severity,
         };
-        Ok(decide(&facts, &input, self.now()))
+        // The time is read after the facts: a contract ends at its instant, cached or not.
+        Ok((decide(&facts, &input, self.now()), revision))
+    }
+
+    pub(super) fn authorize_check(&self, caller: &Caller, req: &CheckRequest) -> ServiceResult<()> {
+        // The ticketing system (and operators) may ask about anyone; a person only about themself.
+        if caller.checker || caller.operator || caller.web_id == req.web_id {
+            Ok(())
+        } else {
+            Err(ServiceError::denied(
+                "CHECK_SCOPE_REQUIRED",
+                "checking another person's entitlement needs the entitlements.check scope",
+            ))
+        }
+    }
+
+    async fn facts(
+        &self,
+        icn: &Icn,
+        web_id: &WebId,
+        at_least: Option<Revision>,
+    ) -> ServiceResult<(CheckFacts, Revision)> {
+        let feed = &self.inner.feed;
+        let cache = &self.inner.cache;
+        // A replica that can't read the feed can't know what its cache missed: read through.
+        let mut cache_ok = feed.is_fresh();
+        if let Some(t) = at_least {
+            if feed.applied() < t && !feed.wait_for(t, TOKEN_WAIT).await {
+                cache_ok = false;
+            }
+        }
+        let applied = feed.applied();
+        if cache_ok {
+            if let Some(f) = cache.get(icn, web_id) {
+                return Ok((f, applied));
+            }
+        }
+        let epoch = cache.epoch();
+        let facts = self.store().check_facts(icn, web_id).await?;
+        cache.put(icn, web_id, &facts, epoch);
+        // Read after `applied` was taken, so it reflects at least that, and at least the
+        // token (the database had committed it before the token was handed out).
+        Ok((facts, applied.max(at_least.unwrap_or(0))))
     }
 }

@@ -75,7 +75,7 @@ impl Services {
                     continue;
                 }
                 self.record_expiry(tx.as_mut(), &request, now).await?;
-                self.commit(tx).await?;
+                self.commit(tx, now).await?;
                 done += 1;
             }
             if batch < 100 {

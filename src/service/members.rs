@@ -1,7 +1,7 @@
 //! What administrators see and do with their account's people, and the "My agreements" page.
 
 use super::audit::{self, Event};
-use super::{Caller, ServiceError, ServiceResult, Services};
+use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::domain::decision::CheckInput;
 use crate::domain::{
     AccessRequestId, AccessRequestState, AccessRequestView, Action, DecisionReason, Icn,
@@ -102,7 +102,7 @@ impl Services {
         icn: &Icn,
         web_id: &WebId,
         role: Role,
-    ) -> ServiceResult<MemberView> {
+    ) -> ServiceResult<Written<MemberView>> {
         if !role.is_self_service() {
             return Err(ServiceError::invalid(
                 "role",
@@ -116,8 +116,9 @@ impl Services {
             .await?;
         let mut member = self.target_member(tx.as_mut(), caller, icn, web_id).await?;
         if member.role == role {
-            tx.commit().await?;
-            return self.member_view(icn, web_id).await;
+            let revision = self.commit(tx, now).await?;
+            let value = self.member_view(icn, web_id).await?;
+            return Ok(Written { value, revision });
         }
         let before = audit::membership(&member);
         let old = member.role;
@@ -151,8 +152,9 @@ impl Services {
             );
             self.enqueue(tx.as_mut(), mail, now).await?;
         }
-        self.commit(tx).await?;
-        self.member_view(icn, web_id).await
+        let revision = self.commit(tx, now).await?;
+        let value = self.member_view(icn, web_id).await?;
+        Ok(Written { value, revision })
     }
 
     /// Removes a member; their next check says ACCESS_REVOKED.
@@ -162,7 +164,7 @@ impl Services {
         icn: &Icn,
         web_id: &WebId,
         reason: &str,
-    ) -> ServiceResult<MemberView> {
+    ) -> ServiceResult<Written<MemberView>> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let account = self.locked_account(tx.as_mut(), icn).await?;
@@ -201,12 +203,13 @@ impl Services {
             );
             self.enqueue(tx.as_mut(), mail, now).await?;
         }
-        self.commit(tx).await?;
-        Ok(MemberView {
+        let revision = self.commit(tx, now).await?;
+        let value = MemberView {
             membership: member,
             person,
             company_name: account.company_name,
-        })
+        };
+        Ok(Written { value, revision })
     }
 
     /// The member an administrator acts on: active, not the caller, not an STC.

@@ -4,25 +4,32 @@
 mod access;
 mod admin;
 mod audit;
+mod cache;
 mod check;
 mod error;
 mod expiry;
+mod feed;
 mod members;
 mod verify;
+mod watch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
 pub use admin::NewStc;
+pub use cache::{CacheCapacity, FactsCache};
 pub use check::CheckRequest;
 pub use error::{ServiceError, ServiceResult};
 pub use expiry::spawn_expiry_sweeper;
+pub use feed::{FEED_RETENTION_MS, Feed, FeedConfig, spawn_feed_trimmer};
 pub use members::MyAccess;
+pub use watch::WatchBatch;
 
 use crate::clock::{Millis, SharedClock};
 use crate::domain::verification::{SendPolicy, VerificationCode};
-use crate::domain::{Email, Icn, Membership, Person, WebId};
+use crate::domain::{Email, Icn, Membership, Person, Revision, WebId};
 use crate::mail::{MailBrand, OutgoingEmail, templates};
 use crate::store::{SharedStore, WriteTx};
 
@@ -47,6 +54,8 @@ pub struct ServiceConfig {
     pub request_ttl_ms: Millis,
     pub verification: SendPolicy,
     pub brand: MailBrand,
+    pub cache: CacheCapacity,
+    pub feed: FeedConfig,
 }
 
 impl Default for ServiceConfig {
@@ -55,6 +64,8 @@ impl Default for ServiceConfig {
             request_ttl_ms: 30 * 24 * 3600 * 1000,
             verification: SendPolicy::default(),
             brand: MailBrand::default(),
+            cache: CacheCapacity::default(),
+            feed: FeedConfig::default(),
         }
     }
 }
@@ -71,23 +82,42 @@ struct Inner {
     config: ServiceConfig,
     /// Wakes the outbox worker after a commit that queued email.
     mail_wake: Arc<Notify>,
+    feed: Arc<Feed>,
+    cache: Arc<FactsCache>,
+}
+
+/// A mutation's result and the revision that makes it visible (its consistency token).
+#[derive(Debug, Clone)]
+pub struct Written<T> {
+    pub value: T,
+    pub revision: Revision,
 }
 
 impl Services {
-    pub fn new(
+    /// Starts following the change feed; the returned task stops at `shutdown`.
+    pub async fn start(
         store: SharedStore,
         clock: SharedClock,
         config: ServiceConfig,
         mail_wake: Arc<Notify>,
-    ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                clock,
-                config,
-                mail_wake,
-            }),
-        }
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> ServiceResult<(Self, tokio::task::JoinHandle<()>)> {
+        let cache = Arc::new(FactsCache::new(config.cache));
+        let (feed, task) = Feed::start(store.clone(), cache.clone(), config.feed, shutdown).await?;
+        let inner = Inner {
+            store,
+            clock,
+            config,
+            mail_wake,
+            feed,
+            cache,
+        };
+        Ok((
+            Self {
+                inner: Arc::new(inner),
+            },
+            task,
+        ))
     }
 
     fn store(&self) -> &SharedStore {
@@ -102,11 +132,31 @@ impl Services {
         &self.inner.config.brand
     }
 
-    /// Commits and, once the emails are durable, wakes the worker that sends them.
-    async fn commit(&self, tx: Box<dyn WriteTx>) -> ServiceResult<()> {
-        tx.commit().await?;
+    /// Commits; once the emails are durable, wakes the worker that sends them, and waits
+    /// briefly until this replica's cache has applied the change, so the caller reads its
+    /// own write here even without a token. Returns the revision to hand out as a token.
+    async fn commit(&self, tx: Box<dyn WriteTx>, now: Millis) -> ServiceResult<Revision> {
+        let revision = tx.commit(now).await?;
         self.inner.mail_wake.notify_one();
-        Ok(())
+        match revision {
+            Some(r) => {
+                self.inner
+                    .feed
+                    .wait_for(r, Duration::from_millis(500))
+                    .await;
+                Ok(r)
+            }
+            None => Ok(self.inner.feed.applied()),
+        }
+    }
+
+    /// The revision this replica has applied: what a read now reflects at least.
+    pub fn applied_revision(&self) -> Revision {
+        self.inner.feed.applied()
+    }
+
+    pub fn feed(&self) -> &Arc<Feed> {
+        &self.inner.feed
     }
 
     fn require_operator(caller: &Caller) -> ServiceResult<()> {

@@ -1,14 +1,14 @@
 //! Email verification: sending codes and checking them.
 
 use super::audit::{self, Event};
-use super::{Caller, ServiceError, ServiceResult, Services};
+use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::clock::Millis;
 use crate::domain::verification::CodeCheck;
 
 impl Services {
     /// Checks a code the caller typed. Wrong tries are counted durably (they commit even
     /// though the call fails), so a restart does not reset the limit.
-    pub async fn verify_email(&self, caller: &Caller, code: &str) -> ServiceResult<bool> {
+    pub async fn verify_email(&self, caller: &Caller, code: &str) -> ServiceResult<Written<bool>> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut person = match caller.email {
@@ -16,9 +16,12 @@ impl Services {
             None => tx.person(&caller.web_id).await?.ok_or_else(no_code)?,
         };
         let Some(mut row) = tx.verification(&caller.web_id).await? else {
-            tx.commit().await?;
+            let revision = self.commit(tx, now).await?;
             return if person.email_verified() {
-                Ok(true)
+                Ok(Written {
+                    value: true,
+                    revision,
+                })
             } else {
                 Err(no_code())
             };
@@ -51,12 +54,15 @@ impl Services {
                     },
                 )
                 .await?;
-                self.commit(tx).await?;
-                Ok(true)
+                let revision = self.commit(tx, now).await?;
+                Ok(Written {
+                    value: true,
+                    revision,
+                })
             }
             CodeCheck::Wrong { attempts_left } => {
                 tx.put_verification(&row).await?;
-                tx.commit().await?;
+                self.commit(tx, now).await?;
                 Err(ServiceError::InvalidArgument {
                     field: "code".to_owned(),
                     reason: "VERIFICATION_CODE_INVALID",
@@ -89,7 +95,7 @@ impl Services {
         let person = self.sync_person(tx.as_mut(), caller, now).await?;
         if person.email_verified() {
             // The person record may have just been created or refreshed: keep that.
-            tx.commit().await?;
+            self.commit(tx, now).await?;
             return Err(ServiceError::precondition(
                 "EMAIL_ALREADY_VERIFIED",
                 "your email address is already verified",
@@ -112,11 +118,11 @@ impl Services {
                     },
                 )
                 .await?;
-                self.commit(tx).await?;
+                self.commit(tx, now).await?;
                 Ok((person.email.to_string(), row.expires_at))
             }
             Err(retry_after_ms) => {
-                tx.commit().await?;
+                self.commit(tx, now).await?;
                 Err(ServiceError::ResourceExhausted {
                     reason: "VERIFICATION_EMAIL_RATE_LIMITED",
                     message: format!(

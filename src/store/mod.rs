@@ -17,7 +17,7 @@ use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord,
-    CheckFacts, Contract, Icn, MemberView, Membership, Person, WebId,
+    ChangeRecord, CheckFacts, Contract, Icn, MemberView, Membership, Person, Revision, WebId,
 };
 use crate::mail::{OutboxSource, OutgoingEmail};
 
@@ -34,6 +34,20 @@ pub async fn connect(url: &str) -> Result<SharedStore, StoreError> {
             "database URL must start with sqlite:// or postgres://".to_owned(),
         ))
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedBounds {
+    /// The newest committed revision.
+    pub head: Revision,
+    /// Entries at or below this revision were trimmed.
+    pub trimmed_through: Revision,
+}
+
+/// Wakes the feed follower when another replica committed a change.
+#[async_trait]
+pub trait ChangeSignal: Send {
+    async fn wait(&mut self) -> Result<(), StoreError>;
 }
 
 /// A page of keyset-paged results.
@@ -91,6 +105,17 @@ pub trait Store: OutboxSource + Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Page<AuditRecord, i64>, StoreError>;
+    /// Change feed entries of the `limit` revisions after `after` (whole revisions), in order.
+    async fn changes_since(
+        &self,
+        after: Revision,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
+    async fn feed_bounds(&self) -> Result<FeedBounds, StoreError>;
+    /// Forgets feed entries older than `before`; returns how many.
+    async fn trim_changes(&self, before: Millis) -> Result<u64, StoreError>;
+    /// A wake-up for new revisions (PostgreSQL LISTEN/NOTIFY); None where only polling works.
+    async fn change_signal(&self) -> Result<Option<Box<dyn ChangeSignal>>, StoreError>;
     /// Pending requests whose deadline has passed, oldest first.
     async fn overdue_requests(
         &self,
@@ -145,7 +170,9 @@ pub trait WriteTx: Send {
     async fn enqueue_email(&mut self, email: &OutgoingEmail, now: Millis)
     -> Result<(), StoreError>;
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Commits; when the transaction changed what a check may answer, returns the revision
+    /// the change feed gave it.
+    async fn commit(self: Box<Self>, now: Millis) -> Result<Option<Revision>, StoreError>;
 }
 
 #[cfg(test)]

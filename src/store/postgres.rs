@@ -6,12 +6,13 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use super::{Page, StoreError};
+use super::{ChangeSignal, FeedBounds, Page, StoreError};
 use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
-    AuditRecord, CheckFacts, Contract, Icn, MemberView, Membership, Person, WebId,
+    AuditRecord, ChangeKey, ChangeRecord, CheckFacts, Contract, Icn, MemberStatus, MemberView,
+    Membership, Person, Revision, WebId,
 };
 use crate::mail::{OutboxError, OutgoingEmail, QueuedEmail};
 
@@ -51,6 +52,12 @@ impl PgStore {
         sqlx::migrate!("migrations/postgres")
     }
 
+    async fn listen(&self) -> Result<Option<Box<dyn ChangeSignal>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(Some(Box::new(PgSignal(listener))))
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }
@@ -61,5 +68,18 @@ super::sql::impl_sql_store!(
     PgTx,
     Postgres,
     for_update = " FOR UPDATE",
-    skip_locked = " FOR UPDATE SKIP LOCKED"
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+    notify = "SELECT pg_notify('entitlements_changes', $1)"
 );
+
+const CHANNEL: &str = "entitlements_changes";
+
+struct PgSignal(sqlx::postgres::PgListener);
+
+#[async_trait::async_trait]
+impl ChangeSignal for PgSignal {
+    async fn wait(&mut self) -> Result<(), StoreError> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}

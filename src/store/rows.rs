@@ -10,6 +10,7 @@ use crate::domain::{
     AuditRecord, Contract, ContractId, CountryCode, Email, Icn, MemberView, Membership, Person,
     ProductId, Role, WebId,
 };
+use crate::domain::{ChangeKey, ChangeRecord};
 use crate::mail::QueuedEmail;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
@@ -299,8 +300,6 @@ impl From<AuditRow> for AuditRecord {
 pub(crate) struct FactsRow {
     pub status: String,
     pub role: Option<String>,
-    pub m_created_at: Option<i64>,
-    pub m_updated_at: Option<i64>,
     pub removed_at: Option<i64>,
     pub email_verified_at: Option<i64>,
     pub req_state: Option<String>,
@@ -329,5 +328,33 @@ impl From<OutboxRow> for QueuedEmail {
             attempts: i32::try_from(r.attempts).unwrap_or(i32::MAX),
             created_at: r.created_at,
         }
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct ChangeRow {
+    pub revision: i64,
+    pub kind: String,
+    pub icn: Option<String>,
+    pub web_id: Option<String>,
+    pub at: i64,
+}
+
+impl TryFrom<ChangeRow> for ChangeRecord {
+    type Error = StoreError;
+    fn try_from(r: ChangeRow) -> Result<Self, StoreError> {
+        let icn = r.icn.map(Icn::from_trusted);
+        let web = r.web_id.map(WebId::from_trusted);
+        let key = match (r.kind.as_str(), icn, web) {
+            ("ACCOUNT", Some(i), _) => ChangeKey::Account(i),
+            ("MEMBER", Some(i), Some(w)) => ChangeKey::Member(i, w),
+            ("PERSON", _, Some(w)) => ChangeKey::Person(w),
+            _ => return Err(corrupt("change kind", &r.kind)),
+        };
+        Ok(ChangeRecord {
+            revision: r.revision,
+            key,
+            at: r.at,
+        })
     }
 }

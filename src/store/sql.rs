@@ -25,9 +25,11 @@ pub(crate) fn fetch_limit(limit: u32) -> i64 {
 }
 
 macro_rules! impl_sql_store {
-    ($store:ident, $tx:ident, $db:ty, for_update = $for_update:literal, skip_locked = $skip_locked:literal) => {
+    ($store:ident, $tx:ident, $db:ty, for_update = $for_update:literal, skip_locked = $skip_locked:literal, notify = $notify:literal) => {
         pub struct $tx {
             tx: sqlx::Transaction<'static, $db>,
+            /// What this transaction changed that a check could see, for the change feed.
+            touched: Vec<ChangeKey>,
         }
 
         use $crate::store::rows::*;
@@ -43,6 +45,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_account(&mut self, a: &Account) -> Result<(), StoreError> {
+                self.touched.push(ChangeKey::Account(a.icn.clone()));
                 sqlx::query(&format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
                     .bind(a.icn.as_str())
                     .bind(&a.company_name)
@@ -57,6 +60,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_account(&mut self, a: &Account) -> Result<(), StoreError> {
+                self.touched.push(ChangeKey::Account(a.icn.clone()));
                 sqlx::query("UPDATE accounts SET company_name = $2, status = $3, status_reason = $4, updated_at = $5 WHERE icn = $1")
                     .bind(a.icn.as_str())
                     .bind(&a.company_name)
@@ -77,6 +81,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn upsert_person(&mut self, p: &Person) -> Result<(), StoreError> {
+                self.touched.push(ChangeKey::Person(p.web_id.clone()));
                 sqlx::query("INSERT INTO persons (web_id, email, given_name, family_name, email_verified_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (web_id) DO UPDATE SET email = excluded.email, given_name = excluded.given_name, family_name = excluded.family_name, email_verified_at = excluded.email_verified_at, updated_at = excluded.updated_at")
                     .bind(p.web_id.as_str())
                     .bind(p.email.as_str())
@@ -101,6 +106,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn upsert_membership(&mut self, m: &Membership) -> Result<(), StoreError> {
+                self.touched.push(ChangeKey::Member(m.icn.clone(), m.web_id.clone()));
                 sqlx::query("INSERT INTO memberships (icn, web_id, role, created_at, updated_at, removed_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (icn, web_id) DO UPDATE SET role = excluded.role, created_at = excluded.created_at, updated_at = excluded.updated_at, removed_at = excluded.removed_at")
                     .bind(m.icn.as_str())
                     .bind(m.web_id.as_str())
@@ -151,6 +157,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_request(&mut self, r: &AccessRequest) -> Result<(), StoreError> {
+                self.touched.push(ChangeKey::Member(r.icn.clone(), r.web_id.clone()));
                 sqlx::query("INSERT INTO access_requests (id, icn, web_id, country_code, requested_role, granted_role, state, decided_by, decision_reason, created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
                     .bind(r.id.to_string())
                     .bind(r.icn.as_str())
@@ -170,6 +177,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_request(&mut self, r: &AccessRequest) -> Result<(), StoreError> {
+                self.touched.push(ChangeKey::Member(r.icn.clone(), r.web_id.clone()));
                 sqlx::query("UPDATE access_requests SET granted_role = $2, state = $3, decided_by = $4, decision_reason = $5, updated_at = $6 WHERE id = $1")
                     .bind(r.id.to_string())
                     .bind(r.granted_role.map(|g| g.as_str()))
@@ -213,6 +221,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn upsert_contract(&mut self, c: &Contract) -> Result<(), StoreError> {
+                self.touched.push(ChangeKey::Account(c.icn.clone()));
                 sqlx::query(&format!("INSERT INTO contracts ({CONTRACT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (icn, contract_id) DO UPDATE SET product_ids = excluded.product_ids, starts_at = excluded.starts_at, ends_at = excluded.ends_at, includes_24x7 = excluded.includes_24x7, updated_at = excluded.updated_at"))
                     .bind(c.icn.as_str())
                     .bind(c.contract_id.as_str())
@@ -255,9 +264,35 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+            async fn commit(mut self: Box<Self>, now: Millis) -> Result<Option<Revision>, StoreError> {
+                if self.touched.is_empty() {
+                    self.tx.commit().await?;
+                    return Ok(None);
+                }
+                self.touched.sort();
+                self.touched.dedup();
+                // Last, so the head row is locked for as short a time as possible: it stays
+                // locked until commit, which is what orders revisions by commit.
+                let revision: i64 = sqlx::query_scalar("UPDATE feed_head SET revision = revision + 1 WHERE id = 1 RETURNING revision")
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                for (seq, key) in self.touched.iter().enumerate() {
+                    sqlx::query("INSERT INTO change_log (revision, seq, kind, icn, web_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(revision)
+                        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                        .bind(key.kind())
+                        .bind(key.icn().map(|i| i.as_str()))
+                        .bind(key.web_id().map(|w| w.as_str()))
+                        .bind(now)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                if !$notify.is_empty() {
+                    // Delivered by PostgreSQL only when (and if) the transaction commits.
+                    sqlx::query($notify).bind(revision.to_string()).execute(&mut *self.tx).await?;
+                }
                 self.tx.commit().await?;
-                Ok(())
+                Ok(Some(revision))
             }
         }
 
@@ -317,7 +352,7 @@ macro_rules! impl_sql_store {
 
             async fn begin(&self) -> Result<Box<dyn $crate::store::WriteTx>, StoreError> {
                 let tx = self.begin_write().await?;
-                Ok(Box::new($tx { tx }))
+                Ok(Box::new($tx { tx, touched: Vec::new() }))
             }
 
             async fn account(&self, icn: &Icn) -> Result<Option<Account>, StoreError> {
@@ -338,7 +373,7 @@ macro_rules! impl_sql_store {
 
             async fn check_facts(&self, icn: &Icn, web_id: &WebId) -> Result<CheckFacts, StoreError> {
                 let row: Option<FactsRow> = sqlx::query_as(
-                    "SELECT a.status, m.role, m.created_at AS m_created_at, m.updated_at AS m_updated_at, m.removed_at, \
+                    "SELECT a.status, m.role, m.removed_at, \
                      (SELECT p.email_verified_at FROM persons p WHERE p.web_id = $2) AS email_verified_at, \
                      lr.state AS req_state, lr.updated_at AS req_updated_at \
                      FROM accounts a \
@@ -353,17 +388,11 @@ macro_rules! impl_sql_store {
                 let Some(row) = row else {
                     return Ok(CheckFacts::default());
                 };
-                let membership = match (row.role, row.m_created_at, row.m_updated_at) {
-                    (Some(r), Some(c), Some(u)) => Some(Membership {
-                        icn: icn.clone(),
-                        web_id: web_id.clone(),
-                        role: role(&r)?,
-                        created_at: c,
-                        updated_at: u,
-                        removed_at: row.removed_at,
-                    }),
-                    _ => None,
-                };
+                let membership = row
+                    .role
+                    .as_deref()
+                    .map(|r| role(r).map(|role| MemberStatus { role, removed_at: row.removed_at }))
+                    .transpose()?;
                 let latest_request = match (row.req_state, row.req_updated_at) {
                     (Some(s), Some(at)) => Some((
                         AccessRequestState::from_db(&s).ok_or_else(|| StoreError::Corrupt(format!("state {s:?}")))?,
@@ -376,7 +405,7 @@ macro_rules! impl_sql_store {
                     membership,
                     latest_request,
                     email_verified: row.email_verified_at.is_some(),
-                    contracts: self.contracts(icn).await?,
+                    contracts: self.contracts(icn).await?.into(),
                 })
             }
 
@@ -457,6 +486,39 @@ macro_rules! impl_sql_store {
                 let mut items: Vec<AuditRecord> = rows.into_iter().map(AuditRecord::from).collect();
                 let next = page_next(&mut items, limit, |e| e.id);
                 Ok(Page { items, next })
+            }
+
+            async fn changes_since(&self, after: Revision, limit: u32) -> Result<Vec<ChangeRecord>, StoreError> {
+                let rows: Vec<ChangeRow> = sqlx::query_as("SELECT revision, kind, icn, web_id, at FROM change_log WHERE revision > $1 AND revision <= $1 + $2 ORDER BY revision, seq")
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(ChangeRecord::try_from).collect()
+            }
+
+            async fn feed_bounds(&self) -> Result<FeedBounds, StoreError> {
+                let (head, trimmed_through): (i64, i64) = sqlx::query_as("SELECT revision, trimmed_through FROM feed_head WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(FeedBounds { head, trimmed_through })
+            }
+
+            async fn trim_changes(&self, before: Millis) -> Result<u64, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let upto: Option<i64> = sqlx::query_scalar("SELECT MAX(revision) FROM change_log WHERE at < $1")
+                    .bind(before)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let Some(upto) = upto else { return Ok(0) };
+                let deleted = sqlx::query("DELETE FROM change_log WHERE revision <= $1").bind(upto).execute(&mut *tx).await?.rows_affected();
+                sqlx::query("UPDATE feed_head SET trimmed_through = $1 WHERE id = 1 AND trimmed_through < $1").bind(upto).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
+            async fn change_signal(&self) -> Result<Option<Box<dyn ChangeSignal>>, StoreError> {
+                self.listen().await
             }
 
             async fn overdue_requests(&self, now: Millis, limit: u32) -> Result<Vec<AccessRequestId>, StoreError> {

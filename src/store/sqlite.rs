@@ -7,12 +7,13 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use super::{Page, StoreError};
+use super::{ChangeSignal, FeedBounds, Page, StoreError};
 use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
-    AuditRecord, CheckFacts, Contract, Icn, MemberView, Membership, Person, WebId,
+    AuditRecord, ChangeKey, ChangeRecord, CheckFacts, Contract, Icn, MemberStatus, MemberView,
+    Membership, Person, Revision, WebId,
 };
 use crate::mail::{OutboxError, OutgoingEmail, QueuedEmail};
 
@@ -53,6 +54,12 @@ impl SqliteStore {
         sqlx::migrate!("migrations/sqlite")
     }
 
+    /// SQLite has no notifications across processes; the follower polls (and is woken
+    /// directly by commits in this process).
+    async fn listen(&self) -> Result<Option<Box<dyn ChangeSignal>>, StoreError> {
+        Ok(None)
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -63,5 +70,6 @@ super::sql::impl_sql_store!(
     SqliteTx,
     Sqlite,
     for_update = "",
-    skip_locked = ""
+    skip_locked = "",
+    notify = ""
 );

@@ -1,15 +1,11 @@
 use super::*;
-use crate::domain::ids::{Icn, WebId};
+use crate::domain::ids::Icn;
 
 const NOW: Millis = 1_000_000;
 
-fn member(role: Role) -> Membership {
-    Membership {
-        icn: Icn::from_trusted("1234567".into()),
-        web_id: WebId::from_trusted("ana".into()),
+fn member(role: Role) -> MemberStatus {
+    MemberStatus {
         role,
-        created_at: 0,
-        updated_at: 0,
         removed_at: None,
     }
 }
@@ -35,7 +31,7 @@ fn good() -> CheckFacts {
         membership: Some(member(Role::AuthorizedUser)),
         latest_request: Some((AccessRequestState::Approved, 10)),
         email_verified: true,
-        contracts: vec![contract("C1", &[], 0, 2 * NOW, true)],
+        contracts: vec![contract("C1", &[], 0, 2 * NOW, true)].into(),
     }
 }
 
@@ -192,18 +188,18 @@ fn provisional_member_cannot_open() {
 #[test]
 fn contracts_must_be_in_force_at_this_instant() {
     let mut f = good();
-    f.contracts = vec![contract("C1", &[], 0, NOW, true)];
+    f.contracts = vec![contract("C1", &[], 0, NOW, true)].into();
     assert_eq!(
         reason(&f, &open(None, None)),
         DecisionReason::NoActiveContract
     );
     assert!(decide(&f, &open(None, None), NOW - 1).allowed);
-    f.contracts = vec![contract("C1", &[], NOW + 1, 2 * NOW, true)];
+    f.contracts = vec![contract("C1", &[], NOW + 1, 2 * NOW, true)].into();
     assert_eq!(
         reason(&f, &open(None, None)),
         DecisionReason::NoActiveContract
     );
-    f.contracts.clear();
+    f.contracts = Vec::new().into();
     assert_eq!(
         reason(&f, &open(None, None)),
         DecisionReason::NoActiveContract
@@ -218,7 +214,8 @@ fn products_and_severity() {
     f.contracts = vec![
         contract("C1", &["db2"], 0, 2 * NOW, false),
         contract("C2", &["mq"], 0, 2 * NOW, true),
-    ];
+    ]
+    .into();
     assert_eq!(
         reason(
             &f,
@@ -244,7 +241,8 @@ fn time_boundary_is_the_next_contract_edge() {
     f.contracts = vec![
         contract("C1", &[], 0, 500, true),
         contract("C2", &[], NOW + 5, NOW + 9, true),
-    ];
+    ]
+    .into();
     assert_eq!(next_time_boundary(&f, NOW), Some(NOW + 5));
     assert_eq!(next_time_boundary(&f, NOW + 9), None);
 }

@@ -1,0 +1,230 @@
+//! The command line of `entitlements ctl`: global options and one subcommand per RPC, with
+//! flags named like the proto fields (kebab-case).
+
+use clap::{Args, Subcommand, ValueEnum};
+use prost_types::Timestamp;
+
+use super::names::{parse_action, parse_role, parse_state, parse_status};
+use super::time::{now_secs, parse_time};
+use crate::proto::v1 as pb;
+
+fn parse_time_arg(s: &str) -> Result<Timestamp, String> {
+    parse_time(s, now_secs())
+}
+
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    /// The service's address.
+    #[arg(
+        long,
+        global = true,
+        env = "ENTITLEMENTS_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+    /// Bearer token (a JWT), sent as `authorization: Bearer <token>`.
+    #[arg(
+        long,
+        global = true,
+        env = "ENTITLEMENTS_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// How to print the response.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Indented `field: value` lines.
+    Text,
+    /// One JSON object (proto field names, enums by name, RFC 3339 UTC timestamps).
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct Page {
+    /// Entries per page (0 = the server's default).
+    #[arg(long, default_value_t = 0)]
+    pub page_size: i32,
+    /// `next_page_token` from the previous page.
+    #[arg(long, default_value = "")]
+    pub page_token: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CtlCommand {
+    /// AccountAdminService.CreateAccount (operator).
+    CreateAccount {
+        #[arg(long)]
+        icn: String,
+        #[arg(long)]
+        company_name: String,
+        /// ISO 3166-1 alpha-2, e.g. DE.
+        #[arg(long)]
+        country_code: String,
+    },
+    /// AccountAdminService.GetAccount (operator): the account, its contracts and its STCs.
+    GetAccount {
+        #[arg(long)]
+        icn: String,
+    },
+    /// AccountAdminService.SetAccountStatus (operator).
+    SetAccountStatus {
+        #[arg(long)]
+        icn: String,
+        /// active | suspended
+        #[arg(long, value_parser = parse_status)]
+        status: pb::AccountStatus,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// AccountAdminService.AddSiteTechnicalContact (operator); emails the STC a verification code.
+    AddStc {
+        #[arg(long)]
+        icn: String,
+        #[arg(long)]
+        web_id: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        given_name: String,
+        #[arg(long, default_value = "")]
+        family_name: String,
+    },
+    /// AccountAdminService.RemoveSiteTechnicalContact (operator).
+    RemoveStc {
+        #[arg(long)]
+        icn: String,
+        #[arg(long)]
+        web_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// AccountAdminService.UpsertSupportContract (operator).
+    UpsertContract {
+        #[arg(long)]
+        icn: String,
+        #[arg(long)]
+        contract_id: String,
+        /// Repeatable; none means every product.
+        #[arg(long = "product-id", alias = "product-ids")]
+        product_ids: Vec<String>,
+        /// RFC 3339 (2025-01-31T00:00:00Z, ...+02:00), now, now-1d, now+12h.
+        #[arg(long = "start", alias = "start-time", value_parser = parse_time_arg)]
+        start_time: Timestamp,
+        /// Same forms as --start, e.g. now+365d.
+        #[arg(long = "end", alias = "end-time", value_parser = parse_time_arg)]
+        end_time: Timestamp,
+        /// The contract includes 24x7 support (needed for severity 1).
+        #[arg(long = "24x7", alias = "includes-24x7")]
+        includes_24x7: bool,
+    },
+    /// AccountAdminService.ListAuditEvents (operator), newest first.
+    Audit {
+        /// Leave out for every account.
+        #[arg(long, default_value = "")]
+        icn: String,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// AccessService.RequestAccess: the caller asks for access to an account.
+    RequestAccess {
+        #[arg(long)]
+        icn: String,
+        #[arg(long)]
+        country_code: String,
+        /// authorized-user | technical-contact
+        #[arg(long = "role", alias = "requested-role", value_parser = parse_role)]
+        requested_role: pb::Role,
+    },
+    /// AccessService.ListAccessRequests (administrators, operators), newest first.
+    ListRequests {
+        #[arg(long)]
+        icn: String,
+        /// pending | approved | denied | withdrawn | expired (leave out for all).
+        #[arg(long, value_parser = parse_state)]
+        state: Option<pb::AccessRequestState>,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// AccessService.ApproveRequest (administrators of the account).
+    Approve {
+        #[arg(long = "id", alias = "access-request-id")]
+        access_request_id: String,
+        /// authorized-user | technical-contact (leave out for the requested role).
+        #[arg(long = "role", alias = "granted-role", value_parser = parse_role)]
+        granted_role: Option<pb::Role>,
+    },
+    /// AccessService.DenyRequest (administrators of the account).
+    Deny {
+        #[arg(long = "id", alias = "access-request-id")]
+        access_request_id: String,
+        /// Shown to the requester.
+        #[arg(long)]
+        reason: String,
+    },
+    /// AccessService.WithdrawRequest: the requester takes back their pending request.
+    Withdraw {
+        #[arg(long = "id", alias = "access-request-id")]
+        access_request_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// AccessService.VerifyEmail with the code from the verification email.
+    VerifyEmail {
+        #[arg(long)]
+        code: String,
+    },
+    /// AccessService.SendVerificationEmail: a fresh code for the caller.
+    SendVerificationEmail,
+    /// AccessService.GetMyAccess: the caller's memberships, requests and verification state.
+    MyAccess,
+    /// AccessService.ListMembers (administrators, operators).
+    ListMembers {
+        #[arg(long)]
+        icn: String,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// AccessService.UpdateMemberRole (administrators of the account).
+    SetRole {
+        #[arg(long)]
+        icn: String,
+        #[arg(long)]
+        web_id: String,
+        /// authorized-user | technical-contact
+        #[arg(long, value_parser = parse_role)]
+        role: pb::Role,
+    },
+    /// AccessService.RemoveMember (administrators of the account).
+    RemoveMember {
+        #[arg(long)]
+        icn: String,
+        #[arg(long)]
+        web_id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// EntitlementService.CheckEntitlement: may this person do this for this account?
+    Check {
+        #[arg(long)]
+        web_id: String,
+        #[arg(long)]
+        icn: String,
+        /// open-service-request | view-support-area | manage-users
+        #[arg(long, value_parser = parse_action)]
+        action: pb::Action,
+        #[arg(long, default_value = "")]
+        product_id: String,
+        /// 1-4 (1 needs a 24x7 contract); 0 = not given.
+        #[arg(long, default_value_t = 0)]
+        severity: i32,
+        /// From a mutation's response: read at least that change.
+        #[arg(long, default_value = "")]
+        consistency_token: String,
+    },
+}

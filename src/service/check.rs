@@ -62,16 +62,15 @@ impl Services {
         let cache = &self.inner.cache;
         // A replica that can't read the feed can't know what its cache missed: read through.
         let mut cache_ok = feed.is_fresh();
-        if let Some(t) = at_least {
-            if feed.applied() < t && !feed.wait_for(t, TOKEN_WAIT).await {
-                cache_ok = false;
-            }
+        if let Some(t) = at_least
+            && feed.applied() < t
+            && !feed.wait_for(t, TOKEN_WAIT).await
+        {
+            cache_ok = false;
         }
         let applied = feed.applied();
-        if cache_ok {
-            if let Some(f) = cache.get(icn, web_id) {
-                return Ok((f, applied));
-            }
+        if cache_ok && let Some(f) = cache.get(icn, web_id) {
+            return Ok((f, applied));
         }
         let epoch = cache.epoch();
         let facts = self.store().check_facts(icn, web_id).await?;

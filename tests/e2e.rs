@@ -5,6 +5,7 @@
 mod support;
 
 mod concurrency;
+mod feed;
 mod flow;
 mod input;
 mod members;

@@ -121,6 +121,18 @@ impl TestApp {
         app
     }
 
+    /// Another replica: its own server on the same database, keys, mail directory and clock.
+    pub async fn replica(&self) -> TestApp {
+        Self::start(
+            self.db.clone(),
+            self.data_dir.clone(),
+            self.clock.clone(),
+            self.mail.clone(),
+            &AppOptions::default(),
+        )
+        .await
+    }
+
     /// Stops this server (gracefully) and starts another on the same data and database.
     pub async fn restart(mut self, mail: Option<MailKind>) -> TestApp {
         self.shutdown().await;

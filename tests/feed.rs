@@ -1,0 +1,387 @@
+//! Freshness across replicas: consistency tokens, the "new enemy" test, batch checks and
+//! the change stream.
+
+use std::time::{Duration, Instant};
+
+use entitlements::proto::v1 as pb;
+use rand::Rng;
+use tonic::Code;
+
+use crate::flow::{approve, request, setup_account, verified_member};
+use crate::support::*;
+
+fn check_req(web_id: &str, token: &str) -> pb::CheckEntitlementRequest {
+    pb::CheckEntitlementRequest {
+        web_id: web_id.into(),
+        icn: ICN.into(),
+        action: pb::Action::OpenServiceRequest as i32,
+        product_id: String::new(),
+        severity: 0,
+        consistency_token: token.into(),
+    }
+}
+
+async fn check_on(app: &TestApp, web_id: &str, token: &str) -> pb::CheckEntitlementResponse {
+    app.entitlement()
+        .check_entitlement(authed(check_req(web_id, token), &app.checker()))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn set_status(app: &TestApp, status: pb::AccountStatus) -> String {
+    app.admin()
+        .set_account_status(authed(
+            pb::SetAccountStatusRequest {
+                icn: ICN.into(),
+                status: status as i32,
+                reason: String::new(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .consistency_token
+}
+
+async fn remove(app: &TestApp, stc: &str, who: &str) -> String {
+    app.access()
+        .remove_member(authed(
+            pb::RemoveMemberRequest {
+                icn: ICN.into(),
+                web_id: who.into(),
+                reason: String::new(),
+            },
+            stc,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .consistency_token
+}
+
+/// Re-admits a removed member; returns the approval's token.
+async fn readmit(app: &TestApp, stc: &str, who: &str) -> String {
+    let req = request(app, who, pb::Role::AuthorizedUser).await;
+    app.access()
+        .approve_request(authed(
+            pb::ApproveRequestRequest {
+                access_request_id: req.access_request_id,
+                granted_role: 0,
+            },
+            stc,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .consistency_token
+}
+
+/// Zanzibar's "new enemy" problem: after a revocation, a check that carries the revocation's
+/// token must never be answered from an older state, on any replica. Randomised across three
+/// replicas, revoking and restoring through account status and membership.
+async fn no_stale_allow_with_a_token_on_any_replica(backend: Backend) {
+    let a = TestApp::spawn(backend).await;
+    let stc = setup_account(&a).await;
+    verified_member(&a, &stc, "ana", pb::Role::AuthorizedUser).await;
+    let b = a.replica().await;
+    let c = a.replica().await;
+    let replicas = [&a, &b, &c];
+    // Warm every replica's cache with "allowed".
+    for r in replicas {
+        assert!(check_on(r, "ana", "").await.allowed);
+    }
+    let mut rng = rand::thread_rng();
+    let mut stale = 0;
+    let rounds = 30;
+    for round in 0..rounds {
+        let writer = replicas[rng.gen_range(0..3)];
+        let by_status = rng.gen_bool(0.5);
+        let revoked_token = if by_status {
+            set_status(writer, pb::AccountStatus::Suspended).await
+        } else {
+            remove(writer, &stc, "ana").await
+        };
+        // Every replica, immediately, with the token: never allowed.
+        for r in replicas {
+            let d = check_on(r, "ana", &revoked_token).await;
+            if d.allowed {
+                stale += 1;
+                eprintln!("round {round}: stale allow on a replica after revocation");
+            }
+            let expected = if by_status {
+                pb::DecisionReason::AccountSuspended
+            } else {
+                pb::DecisionReason::AccessRevoked
+            };
+            assert_eq!(d.reason, expected as i32, "round {round}");
+        }
+        // Restore, and the restoration is read-your-writes too.
+        let writer = replicas[rng.gen_range(0..3)];
+        let restored = if by_status {
+            set_status(writer, pb::AccountStatus::Active).await
+        } else {
+            readmit(writer, &stc, "ana").await
+        };
+        for r in replicas {
+            assert!(
+                check_on(r, "ana", &restored).await.allowed,
+                "round {round}: restoration visible with its token"
+            );
+        }
+    }
+    assert_eq!(stale, 0, "stale allows with a consistency token");
+}
+
+/// Without a token, every replica sees a revocation within the feed's latency.
+async fn revocation_reaches_every_replica_without_a_token(backend: Backend) {
+    let a = TestApp::spawn(backend).await;
+    let stc = setup_account(&a).await;
+    verified_member(&a, &stc, "ana", pb::Role::AuthorizedUser).await;
+    let b = a.replica().await;
+    let c = a.replica().await;
+    let mut lags = Vec::new();
+    for _ in 0..10 {
+        for r in [&a, &b, &c] {
+            assert!(check_on(r, "ana", "").await.allowed);
+        }
+        set_status(&a, pb::AccountStatus::Suspended).await;
+        let start = Instant::now();
+        for r in [&b, &c] {
+            eventually("the revocation reaches the replica", || async {
+                !check_on(r, "ana", "").await.allowed
+            })
+            .await;
+        }
+        lags.push(start.elapsed());
+        set_status(&a, pb::AccountStatus::Active).await;
+        for r in [&b, &c] {
+            eventually("the restoration reaches the replica", || async {
+                check_on(r, "ana", "").await.allowed
+            })
+            .await;
+        }
+    }
+    lags.sort();
+    eprintln!(
+        "{backend:?}: revocation seen by all replicas: median {:?}, max {:?}",
+        lags[lags.len() / 2],
+        lags[lags.len() - 1]
+    );
+    // A bound far above the measured latency (tens of ms): only a broken feed fails it.
+    assert!(lags[lags.len() - 1] < Duration::from_secs(2), "{lags:?}");
+}
+
+async fn tokens_are_validated_and_returned(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let req = request(&app, "ana", pb::Role::AuthorizedUser).await;
+    let approved = app
+        .access()
+        .approve_request(authed(
+            pb::ApproveRequestRequest {
+                access_request_id: req.access_request_id,
+                granted_role: 0,
+            },
+            &stc,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = approved.consistency_token;
+    assert!(token.starts_with("v1."), "{token}");
+    let d = check_on(&app, "ana", &token).await;
+    assert_eq!(d.reason, pb::DecisionReason::EmailNotVerified as i32);
+    let answered: i64 = d
+        .consistency_token
+        .trim_start_matches("v1.")
+        .parse()
+        .unwrap();
+    assert!(answered >= token.trim_start_matches("v1.").parse::<i64>().unwrap());
+    let r = app
+        .entitlement()
+        .check_entitlement(authed(check_req("ana", "garbage"), &app.checker()))
+        .await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_CONSISTENCY_TOKEN");
+    assert_eq!(field_violation(&s).as_deref(), Some("consistency_token"));
+    // A token from the future (say, another deployment) is answered from the database.
+    let far = check_on(&app, "ana", "v1.999999999").await;
+    assert_eq!(far.reason, pb::DecisionReason::EmailNotVerified as i32);
+}
+
+async fn batch_checks_answer_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    verified_member(&app, &stc, "ana", pb::Role::AuthorizedUser).await;
+    let mut bad = check_req("bob", "");
+    bad.icn = "12x".into();
+    let mut view = check_req("stc1", "");
+    view.action = pb::Action::ViewSupportArea as i32;
+    let checks = vec![check_req("ana", ""), bad, check_req("nobody", ""), view];
+    let r = app
+        .entitlement()
+        .batch_check_entitlements(authed(
+            pb::BatchCheckEntitlementsRequest {
+                checks,
+                consistency_token: String::new(),
+            },
+            &app.checker(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    use pb::batch_check_result::Outcome;
+    let outcomes: Vec<Outcome> = r.results.into_iter().map(|x| x.outcome.unwrap()).collect();
+    assert_eq!(outcomes.len(), 4);
+    match &outcomes[0] {
+        Outcome::Response(d) => assert!(d.allowed),
+        e => panic!("{e:?}"),
+    }
+    match &outcomes[1] {
+        Outcome::Error(e) => {
+            assert_eq!(e.code, "INVALID_ARGUMENT");
+            assert_eq!(e.field, "checks[1].icn");
+        }
+        e => panic!("{e:?}"),
+    }
+    match &outcomes[2] {
+        Outcome::Response(d) => assert_eq!(d.reason, pb::DecisionReason::NotAMember as i32),
+        e => panic!("{e:?}"),
+    }
+    match &outcomes[3] {
+        Outcome::Response(d) => assert_eq!(d.role, pb::Role::SiteTechnicalContact as i32),
+        e => panic!("{e:?}"),
+    }
+    // A person without the scope gets per-check PERMISSION_DENIED for others, answers for themself.
+    let mine = app
+        .entitlement()
+        .batch_check_entitlements(authed(
+            pb::BatchCheckEntitlementsRequest {
+                checks: vec![check_req("ana", ""), check_req("stc1", "")],
+                consistency_token: String::new(),
+            },
+            &app.person("ana"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        mine.results[0].outcome,
+        Some(Outcome::Response(_))
+    ));
+    match &mine.results[1].outcome {
+        Some(Outcome::Error(e)) => assert_eq!(
+            (e.code.as_str(), e.reason.as_str()),
+            ("PERMISSION_DENIED", "CHECK_SCOPE_REQUIRED")
+        ),
+        e => panic!("{e:?}"),
+    }
+    let too_many = vec![check_req("ana", ""); 101];
+    let r = app
+        .entitlement()
+        .batch_check_entitlements(authed(
+            pb::BatchCheckEntitlementsRequest {
+                checks: too_many,
+                consistency_token: String::new(),
+            },
+            &app.checker(),
+        ))
+        .await;
+    assert_status(r, Code::InvalidArgument, "BATCH_TOO_LARGE");
+}
+
+/// A change stream and the changes received but not yet looked at.
+struct Watcher {
+    stream: tonic::Streaming<pb::WatchEntitlementChangesResponse>,
+    pending: std::collections::VecDeque<pb::EntitlementChange>,
+}
+
+impl Watcher {
+    /// The next change matching `want` (skipping others), within a deadline.
+    async fn next(
+        &mut self,
+        want: impl Fn(&pb::EntitlementChange) -> bool,
+    ) -> pb::EntitlementChange {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            while let Some(c) = self.pending.pop_front() {
+                if want(&c) {
+                    return c;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = tokio::time::timeout(left, self.stream.message())
+                .await
+                .expect("a change in time")
+                .unwrap()
+                .expect("open stream");
+            self.pending.extend(msg.changes);
+        }
+    }
+}
+
+async fn the_change_stream_is_resumable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let other = app.replica().await;
+    let watch = |token: String, icn: &str| pb::WatchEntitlementChangesRequest {
+        consistency_token: token,
+        icn: icn.into(),
+    };
+    let stream = other
+        .entitlement()
+        .watch_entitlement_changes(authed(watch(String::new(), ""), &app.checker()))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stream = Watcher {
+        stream,
+        pending: Default::default(),
+    };
+    let req = request(&app, "ana", pb::Role::AuthorizedUser).await;
+    let c = stream
+        .next(|c| c.web_id == "ana" && c.kind == pb::ChangeKind::Member as i32)
+        .await;
+    assert_eq!(c.icn, ICN);
+    let resume_from = c.consistency_token.clone();
+    drop(stream);
+    // While disconnected: an approval and an account change.
+    approve(&app, &stc, &req.access_request_id).await.unwrap();
+    set_status(&app, pb::AccountStatus::Suspended).await;
+    let resumed = other
+        .entitlement()
+        .watch_entitlement_changes(authed(watch(resume_from.clone(), ICN), &app.checker()))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut resumed = Watcher {
+        stream: resumed,
+        pending: Default::default(),
+    };
+    let m = resumed
+        .next(|c| c.kind == pb::ChangeKind::Member as i32)
+        .await;
+    assert_eq!(m.web_id, "ana");
+    assert!(
+        m.consistency_token != resume_from,
+        "only changes after the token"
+    );
+    resumed
+        .next(|c| c.kind == pb::ChangeKind::Account as i32 && c.icn == ICN)
+        .await;
+    // A person without the check scope may not watch.
+    let r = app
+        .entitlement()
+        .watch_entitlement_changes(authed(watch(String::new(), ""), &app.person("ana")))
+        .await;
+    assert_status(r, Code::PermissionDenied, "CHECK_SCOPE_REQUIRED");
+}
+
+crate::both_backends!(
+    no_stale_allow_with_a_token_on_any_replica,
+    revocation_reaches_every_replica_without_a_token,
+    tokens_are_validated_and_returned,
+    batch_checks_answer_in_order,
+    the_change_stream_is_resumable,
+);

@@ -18,6 +18,7 @@ pub struct CtlArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "ENTITLEMENTS_SERVER",
         default_value = "http://127.0.0.1:50051"
     )]
@@ -26,12 +27,19 @@ pub struct CtlArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "ENTITLEMENTS_TOKEN",
         hide_env_values = true
     )]
     pub token: Option<String>,
     /// How to print the response.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_enum,
+        default_value_t = Output::Text
+    )]
     pub output: Output,
     #[command(subcommand)]
     pub command: CtlCommand,
@@ -111,13 +119,23 @@ pub enum CtlCommand {
         #[arg(long)]
         contract_id: String,
         /// Repeatable; none means every product.
-        #[arg(long = "product-id", alias = "product-ids")]
+        #[arg(long = "product-id", alias = "product-ids", value_name = "PRODUCT_ID")]
         product_ids: Vec<String>,
         /// RFC 3339 (2025-01-31T00:00:00Z, ...+02:00), now, now-1d, now+12h.
-        #[arg(long = "start", alias = "start-time", value_parser = parse_time_arg)]
+        #[arg(
+            long = "start",
+            alias = "start-time",
+            value_name = "TIME",
+            value_parser = parse_time_arg
+        )]
         start_time: Timestamp,
         /// Same forms as --start, e.g. now+365d.
-        #[arg(long = "end", alias = "end-time", value_parser = parse_time_arg)]
+        #[arg(
+            long = "end",
+            alias = "end-time",
+            value_name = "TIME",
+            value_parser = parse_time_arg
+        )]
         end_time: Timestamp,
         /// The contract includes 24x7 support (needed for severity 1).
         #[arg(long = "24x7", alias = "includes-24x7")]
@@ -138,7 +156,12 @@ pub enum CtlCommand {
         #[arg(long)]
         country_code: String,
         /// authorized-user | technical-contact
-        #[arg(long = "role", alias = "requested-role", value_parser = parse_role)]
+        #[arg(
+            long = "role",
+            alias = "requested-role",
+            value_name = "ROLE",
+            value_parser = parse_role
+        )]
         requested_role: pb::Role,
     },
     /// AccessService.ListAccessRequests (administrators, operators), newest first.
@@ -153,15 +176,28 @@ pub enum CtlCommand {
     },
     /// AccessService.ApproveRequest (administrators of the account).
     Approve {
-        #[arg(long = "id", alias = "access-request-id")]
+        #[arg(
+            long = "id",
+            alias = "access-request-id",
+            value_name = "ACCESS_REQUEST_ID"
+        )]
         access_request_id: String,
         /// authorized-user | technical-contact (leave out for the requested role).
-        #[arg(long = "role", alias = "granted-role", value_parser = parse_role)]
+        #[arg(
+            long = "role",
+            alias = "granted-role",
+            value_name = "ROLE",
+            value_parser = parse_role
+        )]
         granted_role: Option<pb::Role>,
     },
     /// AccessService.DenyRequest (administrators of the account).
     Deny {
-        #[arg(long = "id", alias = "access-request-id")]
+        #[arg(
+            long = "id",
+            alias = "access-request-id",
+            value_name = "ACCESS_REQUEST_ID"
+        )]
         access_request_id: String,
         /// Shown to the requester.
         #[arg(long)]
@@ -169,7 +205,11 @@ pub enum CtlCommand {
     },
     /// AccessService.WithdrawRequest: the requester takes back their pending request.
     Withdraw {
-        #[arg(long = "id", alias = "access-request-id")]
+        #[arg(
+            long = "id",
+            alias = "access-request-id",
+            value_name = "ACCESS_REQUEST_ID"
+        )]
         access_request_id: String,
         #[arg(long, default_value = "")]
         reason: String,

@@ -115,7 +115,9 @@ pub fn init(service_name: &str, json_logs: bool) -> anyhow::Result<TelemetryGuar
         }))
         // Colour codes only for a person at a terminal, not in files or log collectors.
         .with((!json_logs).then(|| fmt::layer().with_ansi(std::io::stdout().is_terminal())))
-        .with(otel_layer(&provider))
+        // Without an exporter the bridge would only cost time on every span; trace ids of
+        // incoming calls are then read from `traceparent` directly (see grpc::auth).
+        .with(export.then(|| otel_layer(&provider)))
         .try_init();
     if let Err(e) = installed {
         let _ = provider.shutdown();

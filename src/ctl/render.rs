@@ -17,6 +17,8 @@ use crate::proto::v1::{
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     Value(Value),
+    /// A proto enum value by name.
+    Enum(String),
     Object(Vec<(&'static str, Node)>),
     List(Vec<Node>),
 }
@@ -59,6 +61,7 @@ impl Serialize for Node {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         match self {
             Node::Value(v) => v.serialize(ser),
+            Node::Enum(name) => ser.serialize_str(name),
             Node::Object(fields) => {
                 let mut map = ser.serialize_map(Some(fields.len()))?;
                 for (key, value) in fields {
@@ -82,7 +85,7 @@ pub fn timestamp(ts: Option<&Timestamp>) -> Node {
 }
 
 fn name(s: String) -> Node {
-    Node::Value(Value::String(s))
+    Node::Enum(s)
 }
 
 pub fn role(v: i32) -> Node {
@@ -192,8 +195,8 @@ pub fn json(node: &Node) -> String {
     serde_json::to_string(node).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-/// Readable lines. Unset (`null`) and empty-string fields are left out; an empty list reads
-/// `(none)`; entries of a list of messages start with `- `.
+/// Readable lines. Unset fields (`null`, empty strings, `*_UNSPECIFIED`) are left out; an empty
+/// list reads `(none)`; entries of a list of messages start with `- `.
 pub fn text(node: &Node) -> String {
     let mut out = String::new();
     match node {
@@ -204,13 +207,17 @@ pub fn text(node: &Node) -> String {
 }
 
 fn is_blank(node: &Node) -> bool {
-    matches!(node, Node::Value(Value::Null))
-        || matches!(node, Node::Value(Value::String(s)) if s.is_empty())
+    match node {
+        Node::Value(Value::Null) => true,
+        Node::Value(Value::String(s)) => s.is_empty(),
+        Node::Enum(name) => name.ends_with("_UNSPECIFIED"),
+        _ => false,
+    }
 }
 
 fn scalar(node: &Node) -> String {
     match node {
-        Node::Value(Value::String(s)) => s.clone(),
+        Node::Value(Value::String(s)) | Node::Enum(s) => s.clone(),
         other => json(other),
     }
 }
@@ -277,7 +284,7 @@ mod tests {
     fn text_keeps_field_order_and_skips_blanks() {
         let t = text(&sample());
         assert!(
-            t.starts_with("access_requests:\n  - access_request_id: ar1\n    requested_role: ROLE_AUTHORIZED_USER\n    granted_role: ROLE_UNSPECIFIED\n    state: ACCESS_REQUEST_STATE_PENDING\n    create_time: 1970-01-01T00:00:00Z\n"),
+            t.starts_with("access_requests:\n  - access_request_id: ar1\n    requested_role: ROLE_AUTHORIZED_USER\n    state: ACCESS_REQUEST_STATE_PENDING\n    create_time: 1970-01-01T00:00:00Z\n"),
             "{t}"
         );
         assert!(t.ends_with("tags: a, b\nnone: (none)\n"), "{t}");

@@ -122,7 +122,7 @@ impl AccessService for Api {
         Ok(Response::new(pb::GetMyAccessResponse {
             web_id: caller.web_id.to_string(),
             email: email
-                .or_else(|| caller.email.map(|e| e.to_string()))
+                .or_else(|| caller.email.as_ref().map(|e| e.to_string()))
                 .unwrap_or_default(),
             email_verified: mine.person.is_some_and(|p| p.email_verified()),
             memberships: mine.memberships.into_iter().map(Into::into).collect(),

@@ -1,27 +1,109 @@
-//! Bearer token -> `Caller`. Claims are parsed into domain types once, here.
+//! Bearer token -> `Caller`. Claims are parsed into domain types once per token, not per call:
+//! the ticketing system sends the same token on every check, so the last few tokens seen are
+//! kept with their parsed identity and matched by comparing bytes, which costs far less than
+//! hashing the token for the verified-token cache on every call.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use tonic::Request;
 
 use super::status::status;
-use crate::auth::{Authenticator, SCOPE_ADMIN, SCOPE_CHECK};
+use crate::auth::{Authenticator, Principal, SCOPE_ADMIN, SCOPE_CHECK};
 use crate::domain::{Email, WebId, ids::parse_text};
-use crate::service::Caller;
+use crate::service::{Caller, Identity};
 
-pub async fn caller<T>(auth: &Authenticator, req: &Request<T>) -> Result<Caller, tonic::Status> {
-    let header = req
-        .metadata()
-        .get("authorization")
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let principal = auth
-        .authenticate(header)
-        .await
-        .map_err(|e| super::status::from_auth(&e))?;
+const SLOTS: usize = 16;
+/// A recent token is handed back to the authenticator at least this often, so a key the
+/// identity provider revoked (which clears the authenticator's cache) stops working soon.
+const RECHECK: Duration = Duration::from_secs(1);
+
+struct Recent {
+    header: Box<str>,
+    identity: Arc<Identity>,
+    /// Token expiry, Unix seconds.
+    expires_at: i64,
+    checked: Instant,
+}
+
+/// The identities of the last few tokens seen.
+#[derive(Default)]
+pub struct RecentCallers {
+    slots: RwLock<Vec<Recent>>,
+    next: AtomicUsize,
+}
+
+impl RecentCallers {
+    fn get(&self, header: &str) -> Option<Arc<Identity>> {
+        let slots = self.slots.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hit = slots.iter().find(|r| {
+            // Tokens of one issuer share their first bytes; the signature at the end differs.
+            r.header.len() == header.len()
+                && r.header.as_bytes().last() == header.as_bytes().last()
+                && *r.header == *header
+        })?;
+        let fresh = hit.checked.elapsed() < RECHECK && unix_now() <= hit.expires_at;
+        fresh.then(|| hit.identity.clone())
+    }
+
+    fn put(&self, header: &str, identity: Arc<Identity>, expires_at: i64) {
+        let mut slots = self.slots.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = Recent { header: header.into(), identity, expires_at, checked: Instant::now() };
+        if let Some(same) = slots.iter_mut().find(|r| *r.header == *header) {
+            *same = entry;
+        } else if slots.len() < SLOTS {
+            slots.push(entry);
+        } else {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % SLOTS;
+            slots[i] = entry;
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Authenticates the call. `with_trace` reads the caller's trace id (for calls that write
+/// the audit trail; the hot check path skips it).
+pub async fn caller<T>(
+    auth: &Authenticator,
+    recent: &RecentCallers,
+    req: &Request<T>,
+    with_trace: bool,
+) -> Result<Caller, tonic::Status> {
+    let header = req.metadata().get("authorization").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let identity = match header.and_then(|h| recent.get(h)) {
+        Some(id) => id,
+        None => {
+            let principal = auth.authenticate(header).await.map_err(|e| super::status::from_auth(&e))?;
+            let identity = Arc::new(identity(&principal)?);
+            if let Some(h) = header {
+                recent.put(h, identity.clone(), principal.expires_at);
+            }
+            identity
+        }
+    };
+    let trace_id = if with_trace {
+        crate::telemetry::trace_id_from_current_span().or_else(|| traceparent_trace_id(req))
+    } else {
+        None
+    };
+    Ok(Caller::new(identity, trace_id))
+}
+
+fn identity(principal: &Principal) -> Result<Identity, tonic::Status> {
     let bad_claim = |claim: &str, why: String| {
         status(
             tonic::Code::Unauthenticated,
             "TOKEN_CLAIM_INVALID",
             format!("the token's {claim} claim {why}"),
-            std::collections::HashMap::from([("claim".to_owned(), claim.to_owned())]),
+            HashMap::from([("claim".to_owned(), claim.to_owned())]),
         )
     };
     let web_id = WebId::parse(&principal.web_id).map_err(|e| bad_claim("sub", e.0))?;
@@ -35,15 +117,13 @@ pub async fn caller<T>(auth: &Authenticator, req: &Request<T>) -> Result<Caller,
     let name = |v: &Option<String>, claim: &str| {
         parse_text(v.as_deref().unwrap_or(""), 200, false).map_err(|e| bad_claim(claim, e.0))
     };
-    Ok(Caller {
+    Ok(Identity {
         given_name: name(&principal.given_name, "given_name")?,
         family_name: name(&principal.family_name, "family_name")?,
         web_id,
         email,
         operator: principal.has_scope(SCOPE_ADMIN),
         checker: principal.has_scope(SCOPE_CHECK),
-        trace_id: crate::telemetry::trace_id_from_current_span()
-            .or_else(|| traceparent_trace_id(req)),
     })
 }
 
@@ -57,4 +137,36 @@ fn traceparent_trace_id<T>(req: &Request<T>) -> Option<String> {
         && trace_id.bytes().all(|b| b.is_ascii_hexdigit())
         && trace_id.bytes().any(|b| b != b'0');
     valid.then(|| trace_id.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(w: &str) -> Arc<Identity> {
+        Arc::new(Identity {
+            web_id: WebId::from_trusted(w.into()),
+            email: None,
+            given_name: String::new(),
+            family_name: String::new(),
+            operator: false,
+            checker: true,
+        })
+    }
+
+    #[test]
+    fn recent_tokens_are_matched_exactly_and_expire() {
+        let r = RecentCallers::default();
+        let far = unix_now() + 600;
+        r.put("Bearer aaa.bbb.ccc", id("a"), far);
+        assert_eq!(r.get("Bearer aaa.bbb.ccc").map(|i| i.web_id.to_string()), Some("a".into()));
+        assert!(r.get("Bearer aaa.bbb.ccd").is_none());
+        assert!(r.get("Bearer aaa.bbb.cc").is_none());
+        r.put("Bearer old", id("b"), unix_now() - 1);
+        assert!(r.get("Bearer old").is_none(), "an expired token is not served");
+        for i in 0..40 {
+            r.put(&format!("Bearer t{i}"), id("x"), far);
+        }
+        assert!(r.slots.read().unwrap().len() <= SLOTS);
+    }
 }

@@ -114,7 +114,7 @@ impl EntitlementService for Api {
         &self,
         req: Request<pb::CheckEntitlementRequest>,
     ) -> Result<Response<pb::CheckEntitlementResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
+        let (caller, s) = self.enter_read(&req).await?;
         let check = check_request(req.get_ref(), "")?;
         let at_least = token("consistency_token", &req.get_ref().consistency_token)?;
         let (d, revision) = svc(s.check_entitlement(&caller, &check, at_least).await)?;
@@ -125,7 +125,7 @@ impl EntitlementService for Api {
         &self,
         req: Request<pb::BatchCheckEntitlementsRequest>,
     ) -> Result<Response<pb::BatchCheckEntitlementsResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
+        let (caller, s) = self.enter_read(&req).await?;
         let m = req.into_inner();
         if m.checks.len() > MAX_BATCH {
             return Err(super::status::invalid_field(
@@ -171,7 +171,7 @@ impl EntitlementService for Api {
         &self,
         req: Request<pb::WatchEntitlementChangesRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let (caller, s) = self.enter(&req).await?;
+        let (caller, s) = self.enter_read(&req).await?;
         let m = req.into_inner();
         let from = token("consistency_token", &m.consistency_token)?;
         let icn = match m.icn.as_str() {

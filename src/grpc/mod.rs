@@ -20,16 +20,26 @@ use crate::service::{Caller, ServiceError, Services};
 pub struct Api {
     services: Arc<tokio::sync::OnceCell<Services>>,
     auth: Authenticator,
+    recent: Arc<auth::RecentCallers>,
 }
 
 impl Api {
     pub fn new(services: Arc<tokio::sync::OnceCell<Services>>, auth: Authenticator) -> Self {
-        Self { services, auth }
+        Self { services, auth, recent: Arc::default() }
     }
 
-    /// Authenticates the call and returns the caller with the use cases.
+    /// Authenticates the call and returns the caller (with its trace id) and the use cases.
     async fn enter<T>(&self, req: &Request<T>) -> Result<(Caller, &Services), Status> {
-        let caller = auth::caller(&self.auth, req).await?;
+        self.enter_with(req, true).await
+    }
+
+    /// As `enter`, for reads that write no audit event and so need no trace id.
+    async fn enter_read<T>(&self, req: &Request<T>) -> Result<(Caller, &Services), Status> {
+        self.enter_with(req, false).await
+    }
+
+    async fn enter_with<T>(&self, req: &Request<T>, with_trace: bool) -> Result<(Caller, &Services), Status> {
+        let caller = auth::caller(&self.auth, &self.recent, req, with_trace).await?;
         let services = self.services.get().ok_or_else(|| {
             status::status(
                 tonic::Code::Unavailable,

@@ -33,9 +33,10 @@ use crate::domain::{Email, Icn, Membership, Person, Revision, WebId};
 use crate::mail::{MailBrand, OutgoingEmail, templates};
 use crate::store::{SharedStore, WriteTx};
 
-/// Who is calling, as established by the transport from a verified token.
-#[derive(Debug, Clone)]
-pub struct Caller {
+/// Who is calling, as established by the transport from a verified token. The same token
+/// arrives on many calls, so the transport keeps one `Identity` per token and shares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
     pub web_id: WebId,
     /// From the token; None for service callers without a person's claims.
     pub email: Option<Email>,
@@ -45,7 +46,26 @@ pub struct Caller {
     pub operator: bool,
     /// Scope `entitlements.check`: the ticketing system.
     pub checker: bool,
+}
+
+/// One call's caller: the shared identity and this call's trace id (for the audit trail).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    identity: Arc<Identity>,
     pub trace_id: Option<String>,
+}
+
+impl Caller {
+    pub fn new(identity: Arc<Identity>, trace_id: Option<String>) -> Self {
+        Self { identity, trace_id }
+    }
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Identity;
+    fn deref(&self) -> &Identity {
+        &self.identity
+    }
 }
 
 #[derive(Debug, Clone)]

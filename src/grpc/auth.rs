@@ -37,7 +37,10 @@ pub struct RecentCallers {
 
 impl RecentCallers {
     fn get(&self, header: &str) -> Option<Arc<Identity>> {
-        let slots = self.slots.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slots = self
+            .slots
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let hit = slots.iter().find(|r| {
             // Tokens of one issuer share their first bytes; the signature at the end differs.
             r.header.len() == header.len()
@@ -49,8 +52,16 @@ impl RecentCallers {
     }
 
     fn put(&self, header: &str, identity: Arc<Identity>, expires_at: i64) {
-        let mut slots = self.slots.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = Recent { header: header.into(), identity, expires_at, checked: Instant::now() };
+        let mut slots = self
+            .slots
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = Recent {
+            header: header.into(),
+            identity,
+            expires_at,
+            checked: Instant::now(),
+        };
         if let Some(same) = slots.iter_mut().find(|r| *r.header == *header) {
             *same = entry;
         } else if slots.len() < SLOTS {
@@ -77,11 +88,17 @@ pub async fn caller<T>(
     req: &Request<T>,
     with_trace: bool,
 ) -> Result<Caller, tonic::Status> {
-    let header = req.metadata().get("authorization").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let header = req
+        .metadata()
+        .get("authorization")
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
     let identity = match header.and_then(|h| recent.get(h)) {
         Some(id) => id,
         None => {
-            let principal = auth.authenticate(header).await.map_err(|e| super::status::from_auth(&e))?;
+            let principal = auth
+                .authenticate(header)
+                .await
+                .map_err(|e| super::status::from_auth(&e))?;
             let identity = Arc::new(identity(&principal)?);
             if let Some(h) = header {
                 recent.put(h, identity.clone(), principal.expires_at);
@@ -159,11 +176,17 @@ mod tests {
         let r = RecentCallers::default();
         let far = unix_now() + 600;
         r.put("Bearer aaa.bbb.ccc", id("a"), far);
-        assert_eq!(r.get("Bearer aaa.bbb.ccc").map(|i| i.web_id.to_string()), Some("a".into()));
+        assert_eq!(
+            r.get("Bearer aaa.bbb.ccc").map(|i| i.web_id.to_string()),
+            Some("a".into())
+        );
         assert!(r.get("Bearer aaa.bbb.ccd").is_none());
         assert!(r.get("Bearer aaa.bbb.cc").is_none());
         r.put("Bearer old", id("b"), unix_now() - 1);
-        assert!(r.get("Bearer old").is_none(), "an expired token is not served");
+        assert!(
+            r.get("Bearer old").is_none(),
+            "an expired token is not served"
+        );
         for i in 0..40 {
             r.put(&format!("Bearer t{i}"), id("x"), far);
         }

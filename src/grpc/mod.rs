@@ -25,7 +25,11 @@ pub struct Api {
 
 impl Api {
     pub fn new(services: Arc<tokio::sync::OnceCell<Services>>, auth: Authenticator) -> Self {
-        Self { services, auth, recent: Arc::default() }
+        Self {
+            services,
+            auth,
+            recent: Arc::default(),
+        }
     }
 
     /// Authenticates the call and returns the caller (with its trace id) and the use cases.
@@ -38,7 +42,11 @@ impl Api {
         self.enter_with(req, false).await
     }
 
-    async fn enter_with<T>(&self, req: &Request<T>, with_trace: bool) -> Result<(Caller, &Services), Status> {
+    async fn enter_with<T>(
+        &self,
+        req: &Request<T>,
+        with_trace: bool,
+    ) -> Result<(Caller, &Services), Status> {
         let caller = auth::caller(&self.auth, &self.recent, req, with_trace).await?;
         let services = self.services.get().ok_or_else(|| {
             status::status(

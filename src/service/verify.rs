@@ -16,15 +16,13 @@ impl Services {
             None => tx.person(&caller.web_id).await?.ok_or_else(no_code)?,
         };
         let Some(mut row) = tx.verification(&caller.web_id).await? else {
-            let revision = self.commit(tx, now).await?;
-            return if person.email_verified() {
-                Ok(Written {
-                    value: true,
-                    revision,
-                })
+            self.commit(tx, now).await?;
+            // A spent code proves nothing new; say so rather than "accepted".
+            return Err(if person.email_verified() {
+                already_verified()
             } else {
-                Err(no_code())
-            };
+                no_code()
+            });
         };
         if row.email != person.email {
             return Err(ServiceError::precondition(
@@ -96,10 +94,7 @@ impl Services {
         if person.email_verified() {
             // The person record may have just been created or refreshed: keep that.
             self.commit(tx, now).await?;
-            return Err(ServiceError::precondition(
-                "EMAIL_ALREADY_VERIFIED",
-                "your email address is already verified",
-            ));
+            return Err(already_verified());
         }
         match self.queue_verification(tx.as_mut(), &person, now).await? {
             Ok(row) => {
@@ -140,5 +135,12 @@ fn no_code() -> ServiceError {
     ServiceError::precondition(
         "NO_VERIFICATION_PENDING",
         "no verification code was sent to you; ask for one with SendVerificationEmail",
+    )
+}
+
+fn already_verified() -> ServiceError {
+    ServiceError::precondition(
+        "EMAIL_ALREADY_VERIFIED",
+        "your email address is already verified",
     )
 }

@@ -95,7 +95,8 @@ pub async fn run(
             tracing::info!("shutting down: finishing calls in flight");
             let _ = stop_for_server.send(true);
         });
-    tracing::info!(%addr, dev = config.dev, "entitlements serving gRPC on {addr}");
+    tracing::info!(%addr, "listening on {addr}; NOT_SERVING until the database is ready");
+    let dev = config.dev;
     if config.dev {
         tracing::warn!(
             "DEV MODE: tokens are signed by a local key and email goes to files. Never use --dev in production."
@@ -108,6 +109,7 @@ pub async fn run(
         r = &mut server => { r.context("gRPC server failed")?; let _ = stop_tx.send(true); return Ok(()) }
         b = backend => b?,
     };
+    tracing::info!(%addr, dev, "entitlements serving gRPC on {addr}");
     let served = server.await;
     let _ = stop_tx.send(true);
     for t in tasks {

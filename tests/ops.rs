@@ -120,6 +120,7 @@ async fn operator_calls_need_the_admin_scope(backend: Backend) {
 }
 
 crate::both_backends!(
+    oversized_messages_are_refused,
     health_and_reflection_need_no_token,
     audit_events_carry_the_callers_trace_id,
     operator_calls_need_the_admin_scope
@@ -204,5 +205,40 @@ async fn database_down_means_not_serving_and_unavailable() {
         .await
         .unwrap()
         .unwrap()
+        .unwrap();
+}
+
+async fn oversized_messages_are_refused(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            max_message_bytes: 64 * 1024,
+            ..Default::default()
+        },
+    )
+    .await;
+    let big = pb::CreateAccountRequest {
+        icn: "1".into(),
+        company_name: "x".repeat(100 * 1024),
+        country_code: "US".into(),
+    };
+    let r = app
+        .admin()
+        .create_account(authed(big, &app.operator()))
+        .await;
+    let s = r.expect_err("a message over the cap is refused");
+    assert!(
+        matches!(s.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{s:?}"
+    );
+    // And the server still serves.
+    let ok = pb::CreateAccountRequest {
+        icn: "1".into(),
+        company_name: "Small".into(),
+        country_code: "US".into(),
+    };
+    app.admin()
+        .create_account(authed(ok, &app.operator()))
+        .await
         .unwrap();
 }

@@ -1,4 +1,5 @@
-//! The in-process cache of what a check needs, split by the grain at which things change so
+//! The in-process cache of what a check needs (quick_cache: sharded, cheap reads, small
+//! per-entry overhead), split by the grain at which things change so
 //! that one change invalidates exactly one entry:
 //! - accounts: status and contracts (changed by operators),
 //! - persons: email verified (changed by the person),
@@ -8,10 +9,11 @@
 //! invalidations, so every fill follows one rule (see `put`): read the epoch, read the
 //! database, insert, and if the epoch moved meanwhile, remove what was inserted.
 
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 
 use crate::clock::Millis;
 use crate::domain::{
@@ -33,9 +35,9 @@ struct MemberFacts {
 
 #[derive(Debug, Clone, Copy)]
 pub struct CacheCapacity {
-    pub accounts: u64,
-    pub persons: u64,
-    pub members: u64,
+    pub accounts: usize,
+    pub persons: usize,
+    pub members: usize,
 }
 
 impl Default for CacheCapacity {
@@ -48,10 +50,34 @@ impl Default for CacheCapacity {
     }
 }
 
+/// Cache keys are 128-bit keyed hashes of the identifiers: fixed-size, no allocation per
+/// lookup, and a fraction of the memory of the strings. Two SipHash instances with secret
+/// random keys make a collision (which would mix up two people) infeasible to provoke and, at
+/// 2^-128 per pair, not a practical accident.
+type Key = u128;
+
+struct Keys(RandomState, RandomState);
+
+impl Keys {
+    fn of(&self, parts: impl Hash + Copy) -> Key {
+        (u128::from(self.0.hash_one(parts)) << 64) | u128::from(self.1.hash_one(parts))
+    }
+    fn account(&self, icn: &Icn) -> Key {
+        self.of(("a", icn.as_str()))
+    }
+    fn person(&self, w: &WebId) -> Key {
+        self.of(("p", w.as_str()))
+    }
+    fn member(&self, icn: &Icn, w: &WebId) -> Key {
+        self.of(("m", icn.as_str(), w.as_str()))
+    }
+}
+
 pub struct FactsCache {
-    accounts: Cache<Icn, Arc<AccountFacts>>,
-    persons: Cache<WebId, bool>,
-    members: Cache<(Icn, WebId), MemberFacts>,
+    keys: Keys,
+    accounts: Cache<Key, Arc<AccountFacts>>,
+    persons: Cache<Key, bool>,
+    members: Cache<Key, MemberFacts>,
     /// Bumped before every invalidation; a fill that saw it move does not keep its entry.
     epoch: AtomicU64,
 }
@@ -59,6 +85,7 @@ pub struct FactsCache {
 impl FactsCache {
     pub fn new(capacity: CacheCapacity) -> Self {
         Self {
+            keys: Keys(RandomState::new(), RandomState::new()),
             accounts: Cache::new(capacity.accounts),
             persons: Cache::new(capacity.persons),
             members: Cache::new(capacity.members),
@@ -71,9 +98,9 @@ impl FactsCache {
     }
 
     pub fn get(&self, icn: &Icn, web_id: &WebId) -> Option<CheckFacts> {
-        let account = self.accounts.get(icn)?;
-        let verified = self.persons.get(web_id)?;
-        let member = self.members.get(&(icn.clone(), web_id.clone()))?;
+        let member = self.members.get(&self.keys.member(icn, web_id))?;
+        let account = self.accounts.get(&self.keys.account(icn))?;
+        let verified = self.persons.get(&self.keys.person(web_id))?;
         Some(CheckFacts {
             account_status: account.status,
             membership: member.membership,
@@ -85,17 +112,21 @@ impl FactsCache {
 
     /// Keeps facts read from the database after `epoch_before` was taken.
     pub fn put(&self, icn: &Icn, web_id: &WebId, facts: &CheckFacts, epoch_before: u64) {
-        let key = (icn.clone(), web_id.clone());
+        let (a, p, m) = (
+            self.keys.account(icn),
+            self.keys.person(web_id),
+            self.keys.member(icn, web_id),
+        );
         self.accounts.insert(
-            icn.clone(),
+            a,
             Arc::new(AccountFacts {
                 status: facts.account_status,
                 contracts: facts.contracts.clone(),
             }),
         );
-        self.persons.insert(web_id.clone(), facts.email_verified);
+        self.persons.insert(p, facts.email_verified);
         self.members.insert(
-            key.clone(),
+            m,
             MemberFacts {
                 membership: facts.membership,
                 latest_request: facts.latest_request,
@@ -104,9 +135,9 @@ impl FactsCache {
         // An invalidation may have run between our read and our insert, finding nothing to
         // remove. It bumped the epoch first, so we see it here and take our entries back.
         if self.epoch() != epoch_before {
-            self.accounts.invalidate(icn);
-            self.persons.invalidate(web_id);
-            self.members.invalidate(&key);
+            self.accounts.remove(&a);
+            self.persons.remove(&p);
+            self.members.remove(&m);
         }
     }
 
@@ -114,9 +145,9 @@ impl FactsCache {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         for c in changes {
             match &c.key {
-                ChangeKey::Account(icn) => self.accounts.invalidate(icn),
-                ChangeKey::Person(w) => self.persons.invalidate(w),
-                ChangeKey::Member(icn, w) => self.members.invalidate(&(icn.clone(), w.clone())),
+                ChangeKey::Account(icn) => drop(self.accounts.remove(&self.keys.account(icn))),
+                ChangeKey::Person(w) => drop(self.persons.remove(&self.keys.person(w))),
+                ChangeKey::Member(icn, w) => drop(self.members.remove(&self.keys.member(icn, w))),
             }
         }
     }
@@ -124,13 +155,13 @@ impl FactsCache {
     /// When the feed can't say what changed (it missed revisions), forget everything.
     pub fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.accounts.invalidate_all();
-        self.persons.invalidate_all();
-        self.members.invalidate_all();
+        self.accounts.clear();
+        self.persons.clear();
+        self.members.clear();
     }
 
-    pub fn entry_count(&self) -> u64 {
-        self.accounts.entry_count() + self.persons.entry_count() + self.members.entry_count()
+    pub fn entry_count(&self) -> usize {
+        self.accounts.len() + self.persons.len() + self.members.len()
     }
 }
 

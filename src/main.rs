@@ -7,6 +7,11 @@ use entitlements::auth::dev::{DEV_ISSUER, DevKey, MintRequest};
 use entitlements::clock::SystemClock;
 use entitlements::config::{DbArgs, ServeArgs};
 
+/// glibc malloc fragments under the cache's many small entries and the per-call request
+/// buffers; mimalloc keeps the hot path's allocations cheap (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "entitlements",

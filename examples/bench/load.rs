@@ -25,6 +25,8 @@ pub struct Report {
     pub per_sec: f64,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// Server CPU time per measured call (warm-up included in neither), in microseconds.
+    pub cpu_us_per_call: f64,
 }
 
 pub async fn channels(addr: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
@@ -105,6 +107,7 @@ pub async fn run(addr: &str, token: &str, shape: Shape, load: Load) -> anyhow::R
         per_sec: all.len() as f64 / load.duration.as_secs_f64(),
         p50_us: pct(0.50),
         p99_us: pct(0.99),
+        cpu_us_per_call: 0.0,
     })
 }
 

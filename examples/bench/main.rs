@@ -4,6 +4,10 @@
 //!     cargo run --release --example bench                 # full: 100k accounts, 1M memberships, both stores
 //!     cargo run --example bench -- --smoke                # CI: small data, short runs
 
+/// The same allocator as the `entitlements` binary, for both servers under test.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod dataset;
 mod load;
 mod servers;
@@ -194,12 +198,24 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
         let rss = server.rss_mib();
         let (mut base, mut real) = (Vec::new(), Vec::new());
         for round in 1..=o.rounds.max(1) {
-            let b = load::run(&constant.addr, &checker, shape, load).await?;
-            let r = load::run(&server.addr, &checker, shape, load).await?;
+            eprintln!("  round {round}: measuring the baseline");
+            let b = measured(&constant, &checker, shape, load).await?;
+            eprintln!(
+                "  round {round}: measuring {store} (server pid {})",
+                server.pid()
+            );
+            let r = measured(&server, &checker, shape, load).await?;
             failed |= r.errors > 0;
             println!(
-                "  round {round}: baseline {:>7.0}/s p99 {:>5} us ({} calls) | {store} {:>7.0}/s p99 {:>5} us ({} calls)",
-                b.per_sec, b.p99_us, b.calls, r.per_sec, r.p99_us, r.calls
+                "  round {round}: baseline {:>7.0}/s p99 {:>5} us cpu {:>5.1} us/call ({} calls) | {store} {:>7.0}/s p99 {:>5} us cpu {:>5.1} us/call ({} calls)",
+                b.per_sec,
+                b.p99_us,
+                b.cpu_us_per_call,
+                b.calls,
+                r.per_sec,
+                r.p99_us,
+                r.cpu_us_per_call,
+                r.calls
             );
             base.push(b);
             real.push(r);
@@ -274,7 +290,7 @@ fn serve_args(url: &str, jwks: &std::path::Path, dir: &std::path::Path) -> Vec<S
 
 fn print_run(r: &Run) {
     println!(
-        "{} (median of rounds): {:.0} calls/s = {:.2}x baseline ({:.0}/s); p50 {} us; p99 {} us = {:.2}x baseline ({} us); errors {}; server RSS with a full cache {}; {}",
+        "{} (median of rounds): {:.0} calls/s = {:.2}x baseline ({:.0}/s); p50 {} us; p99 {} us = {:.2}x baseline ({} us); server CPU {:.1} us/call vs {:.1}; errors {}; server RSS with a full cache {}; {}",
         r.name,
         r.report.per_sec,
         r.report.per_sec / r.base.per_sec,
@@ -283,6 +299,8 @@ fn print_run(r: &Run) {
         r.report.p99_us,
         r.report.p99_us as f64 / r.base.p99_us.max(1) as f64,
         r.base.p99_us,
+        r.report.cpu_us_per_call,
+        r.base.cpu_us_per_call,
         r.report.errors,
         r.rss_mib
             .map(|m| format!("{m:.0} MiB"))
@@ -291,6 +309,27 @@ fn print_run(r: &Run) {
             .map(|w| format!("cache warmed in {:.1}s", w.as_secs_f64()))
             .unwrap_or_default(),
     );
+}
+
+/// Runs the load against `server`, also measuring the server's CPU time per call: the
+/// throughput of both servers can be capped by the load generator (one core), CPU per call
+/// is not.
+async fn measured(
+    server: &servers::Server,
+    token: &str,
+    shape: Shape,
+    load: Load,
+) -> anyhow::Result<Report> {
+    let before = server.cpu_secs();
+    let t = Instant::now();
+    let mut r = load::run(&server.addr, token, shape, load).await?;
+    let elapsed = t.elapsed().as_secs_f64();
+    if let (Some(b), Some(a)) = (before, server.cpu_secs()) {
+        // The warm-up calls are not counted; scale the CPU to the measured share of the run.
+        let measured_share = load.duration.as_secs_f64() / elapsed;
+        r.cpu_us_per_call = (a - b) * measured_share * 1e6 / (r.calls.max(1) as f64);
+    }
+    Ok(r)
 }
 
 /// The round with the median throughput (its latencies come with it).

@@ -385,3 +385,39 @@ crate::both_backends!(
     batch_checks_answer_in_order,
     the_change_stream_is_resumable,
 );
+
+/// SIGTERM finishes calls in flight, but a change stream never finishes by itself: it must
+/// end (UNAVAILABLE, resumable) so the server can stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_change_streams() {
+    let mut app = TestApp::spawn(Backend::Sqlite).await;
+    let watch = pb::WatchEntitlementChangesRequest {
+        consistency_token: String::new(),
+        icn: String::new(),
+    };
+    let mut stream = app
+        .entitlement()
+        .watch_entitlement_changes(authed(watch, &app.checker()))
+        .await
+        .unwrap()
+        .into_inner();
+    let reader = tokio::spawn(async move {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(s) => return Some(s),
+            }
+        }
+    });
+    // TestApp::shutdown asserts the server task ends within its deadline.
+    app.shutdown().await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    if let Some(s) = ended {
+        assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+        assert_eq!(reason(&s), "SHUTTING_DOWN");
+    }
+}

@@ -68,6 +68,12 @@ pub fn from_service(e: ServiceError) -> Status {
             details.set_retry_info(Some(retry));
             Status::with_error_details(Code::ResourceExhausted, message, details)
         }
+        ServiceError::ShuttingDown => status(
+            Code::Unavailable,
+            "SHUTTING_DOWN",
+            "this server is shutting down; reconnect (a change stream resumes from its last token)",
+            HashMap::new(),
+        ),
         ServiceError::Unavailable(cause) => {
             tracing::warn!(%cause, "database unavailable");
             status(

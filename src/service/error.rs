@@ -42,6 +42,10 @@ pub enum ServiceError {
         message: String,
         retry_after_ms: i64,
     },
+    /// This replica is stopping; the caller should go on with another (a change stream
+    /// resumes from its last token).
+    #[error("shutting down")]
+    ShuttingDown,
     /// The database did not answer; the cause is logged, not sent.
     #[error("unavailable: {0}")]
     Unavailable(String),

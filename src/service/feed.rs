@@ -38,6 +38,9 @@ pub struct Feed {
     last_ok_ms: AtomicI64,
     changes: broadcast::Sender<Arc<[ChangeRecord]>>,
     config: FeedConfig,
+    /// The server's stop signal: long-lived readers of the feed (change streams) end on it,
+    /// or a graceful shutdown would wait for them forever.
+    stopping: watch::Receiver<bool>,
 }
 
 const BATCH: u32 = 1000;
@@ -62,6 +65,7 @@ impl Feed {
             last_ok_ms: AtomicI64::new(0),
             changes,
             config,
+            stopping: shutdown.clone(),
         });
         let task = tokio::spawn(feed.clone().follow(shutdown));
         Ok((feed, task))
@@ -91,6 +95,12 @@ impl Feed {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<[ChangeRecord]>> {
         self.changes.subscribe()
+    }
+
+    /// Resolves once the server is stopping.
+    pub async fn stopping(&self) {
+        let mut rx = self.stopping.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
     }
 
     fn elapsed_ms(&self) -> i64 {

@@ -96,6 +96,9 @@ impl Services {
                     continue;
                 }
                 () = tx.closed() => return Ok(()),
+                () = self.feed().stopping() => {
+                    return Err(ServiceError::ShuttingDown);
+                }
             };
             match next {
                 Ok(batch) => {

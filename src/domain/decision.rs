@@ -192,16 +192,5 @@ fn open_service_request(
     }
 }
 
-/// The earliest future instant at which `decide` could answer differently for these facts
-/// without any write: a contract starting or ending. Caches use it to bound an entry's life.
-pub fn next_time_boundary(facts: &CheckFacts, now: Millis) -> Option<Millis> {
-    facts
-        .contracts
-        .iter()
-        .flat_map(|c| [c.starts_at, c.ends_at])
-        .filter(|t| *t > now)
-        .min()
-}
-
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ use crate::clock::Millis;
 
 pub use templates::MailBrand;
 pub use transport::{MailTransport, SMTP_TIMEOUT};
-pub use worker::{MailWorker, RoundReport, WorkerConfig, retry_delay_ms, spawn};
+pub use worker::{MailWorker, RoundReport, WorkerConfig, retry_delay_ms};
 
 /// What the service layer enqueues (it is stored in the outbox table by the store).
 #[derive(Debug, Clone, PartialEq, Eq)]

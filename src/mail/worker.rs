@@ -65,18 +65,6 @@ pub fn retry_delay_ms(attempts: i32) -> Millis {
     (BASE_RETRY_MS << exp).min(MAX_RETRY_MS)
 }
 
-/// Starts a worker with the default configuration.
-pub fn spawn(
-    source: Arc<dyn OutboxSource>,
-    transport: Arc<MailTransport>,
-    from: Mailbox,
-    clock: SharedClock,
-    wake: Arc<Notify>,
-    shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    MailWorker::new(source, transport, from, clock).spawn(wake, shutdown)
-}
-
 impl MailWorker {
     pub fn new(
         source: Arc<dyn OutboxSource>,

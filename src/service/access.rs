@@ -4,8 +4,8 @@ use super::audit::{self, Event};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::clock::Millis;
 use crate::domain::{
-    AccessRequest, AccessRequestId, AccessRequestView, Account, AccountStatus, CountryCode, Icn,
-    Membership, Person, Role, TransitionError,
+    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
+    CountryCode, Icn, Membership, Person, Role, TransitionError,
 };
 use crate::mail::templates;
 use crate::store::{StoreError, WriteTx};
@@ -114,15 +114,13 @@ impl Services {
         icn: &Icn,
         caller: &Caller,
     ) -> ServiceResult<AccessRequestView> {
-        let mut tx = self.store().begin().await?;
-        let pending = tx.pending_request(icn, &caller.web_id).await?;
-        drop(tx);
+        // A plain read: opening a write transaction here would take SQLite's write lock.
+        let mine = self.store().requests_of(&caller.web_id, 100).await?;
+        let pending = mine
+            .into_iter()
+            .find(|v| &v.request.icn == icn && v.request.state == AccessRequestState::Pending);
         match pending {
-            Some(r) => self
-                .store()
-                .request_view(r.id)
-                .await?
-                .ok_or_else(|| ServiceError::Internal("pending request vanished".to_owned())),
+            Some(v) => Ok(v),
             None => Err(ServiceError::Aborted {
                 reason: "CONCURRENT_UPDATE",
                 message: "a concurrent change won; retry the call".to_owned(),

@@ -159,10 +159,6 @@ impl FactsCache {
         self.persons.clear();
         self.members.clear();
     }
-
-    pub fn entry_count(&self) -> usize {
-        self.accounts.len() + self.persons.len() + self.members.len()
-    }
 }
 
 #[cfg(test)]

@@ -234,15 +234,3 @@ fn products_and_severity() {
     // Severity 1 with no product named: any 24x7 contract in force serves.
     assert!(decide(&f, &open(Some(1), None), NOW).allowed);
 }
-
-#[test]
-fn time_boundary_is_the_next_contract_edge() {
-    let mut f = good();
-    f.contracts = vec![
-        contract("C1", &[], 0, 500, true),
-        contract("C2", &[], NOW + 5, NOW + 9, true),
-    ]
-    .into();
-    assert_eq!(next_time_boundary(&f, NOW), Some(NOW + 5));
-    assert_eq!(next_time_boundary(&f, NOW + 9), None);
-}

@@ -174,6 +174,3 @@ pub trait WriteTx: Send {
     /// the change feed gave it.
     async fn commit(self: Box<Self>, now: Millis) -> Result<Option<Revision>, StoreError>;
 }
-
-#[cfg(test)]
-mod tests;

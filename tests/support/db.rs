@@ -20,17 +20,6 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|| DEFAULT_PG.to_owned())
 }
 
-/// Only an explicit opt-out skips PostgreSQL, and it says so on every test it skips.
-pub fn postgres_skipped() -> bool {
-    if std::env::var("ENTITLEMENTS_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
-        eprintln!(
-            "!!! SKIPPED on PostgreSQL: ENTITLEMENTS_SKIP_POSTGRES=1 is set. These tests did NOT run on PostgreSQL. !!!"
-        );
-        return true;
-    }
-    false
-}
-
 pub struct TestDb {
     pub backend: Backend,
     pub url: String,

@@ -414,8 +414,8 @@ macro_rules! both_backends {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(skip_postgres, ignore = "ENTITLEMENTS_SKIP_POSTGRES=1: not run on PostgreSQL")]
                 async fn $name() {
-                    if $crate::support::db::postgres_skipped() { return; }
                     super::$name($crate::support::Backend::Postgres).await
                 }
             )*

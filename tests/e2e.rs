@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cache;
 mod concurrency;
 mod feed;
 mod flow;

@@ -129,7 +129,7 @@ async fn one_pending_request_per_person_and_account(backend: Backend) {
     tx.commit(1).await.unwrap();
     let facts = store.check_facts(&icn(), &web("bob")).await.unwrap();
     assert_eq!(
-        facts.latest_request.map(|(s, _)| s),
+        facts.latest_request.map(|r| r.state),
         Some(AccessRequestState::Pending)
     );
     let page = store
@@ -189,6 +189,14 @@ async fn check_facts_read_everything_a_decision_needs(backend: Backend) {
     assert_eq!(&*f.contracts, &[contract][..]);
     let g = store.check_facts(&icn(), &web("bob")).await.unwrap();
     assert!(g.membership.is_none() && !g.email_verified && g.latest_request.is_none());
+    // An account that does not exist is one fact; the person's verification is read all the
+    // same (the cache keeps each part under its own key).
+    let typo = store
+        .check_facts(&Icn::parse("43").unwrap(), &web("ana"))
+        .await
+        .unwrap();
+    assert_eq!(typo.account_status, None);
+    assert!(typo.email_verified && typo.membership.is_none() && typo.contracts.is_empty());
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.count_active_stcs(&icn()).await.unwrap(), 0);
     let admins = tx.administrators(&icn()).await.unwrap();

@@ -52,10 +52,32 @@ pub struct CheckFacts {
     pub account_status: Option<AccountStatus>,
     /// The membership row, active or removed.
     pub membership: Option<MemberStatus>,
-    /// The person's most recent request for this account: its state and when it last changed.
-    pub latest_request: Option<(AccessRequestState, Millis)>,
+    /// The person's most recent request for this account.
+    pub latest_request: Option<LatestRequest>,
     pub email_verified: bool,
     pub contracts: Arc<[Contract]>,
+}
+
+/// What a decision needs of a person's most recent request for an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatestRequest {
+    pub state: AccessRequestState,
+    /// When its state last changed (a denial's instant).
+    pub changed_at: Millis,
+    /// A pending request is expired from this instant, recorded by the sweeper or not.
+    pub expires_at: Millis,
+}
+
+impl LatestRequest {
+    /// The state as of `now`: an overdue pending request is already expired, so the answer
+    /// does not depend on when the background sweeper gets to it.
+    pub fn state_at(&self, now: Millis) -> AccessRequestState {
+        if self.state == AccessRequestState::Pending && now >= self.expires_at {
+            AccessRequestState::Expired
+        } else {
+            self.state
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +125,7 @@ pub fn decide(facts: &CheckFacts, input: &CheckInput<'_>, now: Millis) -> Decisi
         Some(AccountStatus::Active) => {}
     }
     let Some(role) = active_role(facts) else {
-        return not_a_member(facts, input.action);
+        return not_a_member(facts, input.action, now);
     };
     match input.action {
         Action::ViewSupportArea => Decision::grant(role, None),
@@ -129,9 +151,12 @@ fn active_role(facts: &CheckFacts) -> Option<Role> {
 }
 
 /// No active membership: say why, from what happened last.
-fn not_a_member(facts: &CheckFacts, action: Action) -> Decision {
+fn not_a_member(facts: &CheckFacts, action: Action, now: Millis) -> Decision {
     let removed_at = facts.membership.as_ref().and_then(|m| m.removed_at);
-    match facts.latest_request {
+    let latest = facts
+        .latest_request
+        .map(|r| (r.state_at(now), r.changed_at));
+    match latest {
         Some((AccessRequestState::Pending, _)) => {
             // A Provisional Caller may look around the support area, nothing more.
             if action == Action::ViewSupportArea {

@@ -10,7 +10,9 @@ pub mod role;
 pub mod verification;
 
 pub use access_request::{AccessRequest, AccessRequestState, TransitionError};
-pub use decision::{Action, CheckFacts, Decision, DecisionReason, MemberStatus, decide};
+pub use decision::{
+    Action, CheckFacts, Decision, DecisionReason, LatestRequest, MemberStatus, decide,
+};
 pub use feed::{ChangeKey, ChangeRecord, Revision};
 pub use ids::{AccessRequestId, ContractId, CountryCode, Email, Icn, ParseError, ProductId, WebId};
 pub use model::{

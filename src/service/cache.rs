@@ -5,20 +5,23 @@
 //! - persons: email verified (changed by the person),
 //! - members: membership and latest request of a person on an account.
 //!
-//! A stale entry must never be served after the feed reported its change. Fills race with
-//! invalidations, so every fill follows one rule (see `put`): read the epoch, read the
-//! database, insert, and if the epoch moved meanwhile, remove what was inserted.
+//! A stale entry must never be served after the feed reported its change, and a fill keeps
+//! only what it read (the store reads every part on its own, an unknown account included).
+//! Fills race with invalidations, so every fill follows one rule (see `put`): read the epoch,
+//! read the database, then insert only if no invalidation ran meanwhile. The check and the
+//! insert happen under the lock every invalidation takes, so no reader can ever see a value
+//! that an invalidation has already passed over, not even for an instant, and a fill that read
+//! before a change can never overwrite the value read after it.
 
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use quick_cache::sync::Cache;
 
-use crate::clock::Millis;
 use crate::domain::{
-    AccessRequestState, AccountStatus, ChangeKey, ChangeRecord, CheckFacts, Contract, Icn,
-    MemberStatus, WebId,
+    AccountStatus, ChangeKey, ChangeRecord, CheckFacts, Contract, Icn, LatestRequest, MemberStatus,
+    WebId,
 };
 
 #[derive(Debug, Clone)]
@@ -30,7 +33,7 @@ struct AccountFacts {
 #[derive(Debug, Clone, Copy)]
 struct MemberFacts {
     membership: Option<MemberStatus>,
-    latest_request: Option<(AccessRequestState, Millis)>,
+    latest_request: Option<LatestRequest>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,8 +81,10 @@ pub struct FactsCache {
     accounts: Cache<Key, Arc<AccountFacts>>,
     persons: Cache<Key, bool>,
     members: Cache<Key, MemberFacts>,
-    /// Bumped before every invalidation; a fill that saw it move does not keep its entry.
+    /// Bumped by every invalidation; a fill that saw it move does not keep what it read.
     epoch: AtomicU64,
+    /// Held by invalidations and by the check-and-insert of fills (never by lookups).
+    writers: Mutex<()>,
 }
 
 impl FactsCache {
@@ -90,7 +95,13 @@ impl FactsCache {
             persons: Cache::new(capacity.persons),
             members: Cache::new(capacity.members),
             epoch: AtomicU64::new(0),
+            writers: Mutex::new(()),
         }
+    }
+
+    fn writers(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere leaves nothing half-done to distrust.
+        self.writers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn epoch(&self) -> u64 {
@@ -110,38 +121,33 @@ impl FactsCache {
         })
     }
 
-    /// Keeps facts read from the database after `epoch_before` was taken.
+    /// Keeps facts read from the database after `epoch_before` was taken, unless an
+    /// invalidation ran since: then they may be older than what the feed applied.
     pub fn put(&self, icn: &Icn, web_id: &WebId, facts: &CheckFacts, epoch_before: u64) {
-        let (a, p, m) = (
-            self.keys.account(icn),
-            self.keys.person(web_id),
-            self.keys.member(icn, web_id),
-        );
+        let _writers = self.writers();
+        if self.epoch() != epoch_before {
+            return;
+        }
         self.accounts.insert(
-            a,
+            self.keys.account(icn),
             Arc::new(AccountFacts {
                 status: facts.account_status,
                 contracts: facts.contracts.clone(),
             }),
         );
-        self.persons.insert(p, facts.email_verified);
+        self.persons
+            .insert(self.keys.person(web_id), facts.email_verified);
         self.members.insert(
-            m,
+            self.keys.member(icn, web_id),
             MemberFacts {
                 membership: facts.membership,
                 latest_request: facts.latest_request,
             },
         );
-        // An invalidation may have run between our read and our insert, finding nothing to
-        // remove. It bumped the epoch first, so we see it here and take our entries back.
-        if self.epoch() != epoch_before {
-            self.accounts.remove(&a);
-            self.persons.remove(&p);
-            self.members.remove(&m);
-        }
     }
 
     pub fn apply(&self, changes: &[ChangeRecord]) {
+        let _writers = self.writers();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         for c in changes {
             match &c.key {
@@ -154,6 +160,7 @@ impl FactsCache {
 
     /// When the feed can't say what changed (it missed revisions), forget everything.
     pub fn clear(&self) {
+        let _writers = self.writers();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.accounts.clear();
         self.persons.clear();
@@ -207,5 +214,23 @@ mod tests {
         // ...so the (possibly stale) value read before it must not stay.
         c.put(&i, &w, &facts(true), before);
         assert_eq!(c.get(&i, &w), None);
+    }
+
+    #[test]
+    fn a_fill_that_read_before_a_change_never_replaces_one_that_read_after() {
+        let c = FactsCache::new(CacheCapacity::default());
+        let (i, w) = ids();
+        let slow = c.epoch();
+        c.apply(&[ChangeRecord {
+            revision: 1,
+            key: ChangeKey::Person(w.clone()),
+            at: 0,
+        }]);
+        let fast = c.epoch();
+        c.put(&i, &w, &facts(true), fast);
+        // The slow fill read the old "unverified" before the change: it must not replace
+        // (nor evict) what the fast one read after it.
+        c.put(&i, &w, &facts(false), slow);
+        assert_eq!(c.get(&i, &w), Some(facts(true)));
     }
 }

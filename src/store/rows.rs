@@ -1,14 +1,16 @@
 //! Rows as both databases return them (plain integers and text), and their conversion into
 //! domain types. A value that does not convert is reported as corrupt, never guessed.
 
+use std::sync::Arc;
+
 use sqlx::FromRow;
 
 use super::StoreError;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
-    AuditRecord, Contract, ContractId, CountryCode, Email, Icn, MemberView, Membership, Person,
-    ProductId, Role, WebId,
+    AuditRecord, CheckFacts, Contract, ContractId, CountryCode, Email, Icn, LatestRequest,
+    MemberStatus, MemberView, Membership, Person, ProductId, Role, WebId,
 };
 use crate::domain::{ChangeKey, ChangeRecord};
 use crate::mail::QueuedEmail;
@@ -298,12 +300,47 @@ impl From<AuditRow> for AuditRecord {
 
 #[derive(FromRow)]
 pub(crate) struct FactsRow {
-    pub status: String,
+    pub status: Option<String>,
     pub role: Option<String>,
     pub removed_at: Option<i64>,
     pub email_verified_at: Option<i64>,
     pub req_state: Option<String>,
     pub req_updated_at: Option<i64>,
+    pub req_expires_at: Option<i64>,
+}
+
+impl FactsRow {
+    pub(crate) fn into_facts(self, contracts: Arc<[Contract]>) -> Result<CheckFacts, StoreError> {
+        let account_status = self
+            .status
+            .map(|s| AccountStatus::from_db(&s).ok_or_else(|| corrupt("status", &s)))
+            .transpose()?;
+        let membership = self
+            .role
+            .as_deref()
+            .map(|r| {
+                role(r).map(|role| MemberStatus {
+                    role,
+                    removed_at: self.removed_at,
+                })
+            })
+            .transpose()?;
+        let latest_request = match (self.req_state, self.req_updated_at, self.req_expires_at) {
+            (Some(s), Some(changed_at), Some(expires_at)) => Some(LatestRequest {
+                state: AccessRequestState::from_db(&s).ok_or_else(|| corrupt("state", &s))?,
+                changed_at,
+                expires_at,
+            }),
+            _ => None,
+        };
+        Ok(CheckFacts {
+            account_status,
+            membership,
+            latest_request,
+            email_verified: self.email_verified_at.is_some(),
+            contracts,
+        })
+    }
 }
 
 #[derive(FromRow)]

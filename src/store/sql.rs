@@ -13,6 +13,16 @@ pub(crate) const VERIFICATION_COLS: &str = "web_id, email, code_hash, salt, crea
 pub(crate) const AUDIT_COLS: &str =
     "id, at, actor, action, target_type, target_id, icn, before_json, after_json, reason, trace_id";
 
+/// The account's status, the person's verification, their membership and latest request on
+/// the account: four independent reads in one round trip.
+pub(crate) const CHECK_FACTS_SQL: &str = "SELECT \
+     (SELECT a.status FROM accounts a WHERE a.icn = $1) AS status, \
+     (SELECT p.email_verified_at FROM persons p WHERE p.web_id = $2) AS email_verified_at, \
+     m.role, m.removed_at, lr.state AS req_state, lr.updated_at AS req_updated_at, lr.expires_at AS req_expires_at \
+     FROM (SELECT 1 AS one) AS base \
+     LEFT JOIN memberships m ON m.icn = $1 AND m.web_id = $2 \
+     LEFT JOIN (SELECT r.state, r.updated_at, r.expires_at FROM access_requests r WHERE r.web_id = $2 AND r.icn = $1 ORDER BY r.id DESC LIMIT 1) AS lr ON 1 = 1";
+
 pub(crate) fn request_view_select() -> String {
     format!(
         "SELECT {REQUEST_COLS}, p.email, p.given_name, p.family_name, p.email_verified_at, p.created_at AS p_created_at, p.updated_at AS p_updated_at, a.company_name FROM access_requests r LEFT JOIN persons p ON p.web_id = r.web_id LEFT JOIN accounts a ON a.icn = r.icn"
@@ -372,41 +382,18 @@ macro_rules! impl_sql_store {
             }
 
             async fn check_facts(&self, icn: &Icn, web_id: &WebId) -> Result<CheckFacts, StoreError> {
-                let row: Option<FactsRow> = sqlx::query_as(
-                    "SELECT a.status, m.role, m.removed_at, \
-                     (SELECT p.email_verified_at FROM persons p WHERE p.web_id = $2) AS email_verified_at, \
-                     lr.state AS req_state, lr.updated_at AS req_updated_at \
-                     FROM accounts a \
-                     LEFT JOIN memberships m ON m.icn = a.icn AND m.web_id = $2 \
-                     LEFT JOIN (SELECT r.state, r.updated_at FROM access_requests r WHERE r.web_id = $2 AND r.icn = $1 ORDER BY r.id DESC LIMIT 1) lr ON 1 = 1 \
-                     WHERE a.icn = $1",
-                )
-                .bind(icn.as_str())
-                .bind(web_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some(row) = row else {
-                    return Ok(CheckFacts::default());
+                // Each part is read on its own, never inferred from another's absence: the cache
+                // keeps every part under its own key, so a part it keeps must be one it read.
+                let row: FactsRow = sqlx::query_as(CHECK_FACTS_SQL)
+                    .bind(icn.as_str())
+                    .bind(web_id.as_str())
+                    .fetch_one(&self.pool)
+                    .await?;
+                let contracts = match row.status {
+                    Some(_) => self.contracts(icn).await?.into(),
+                    None => Vec::new().into(),
                 };
-                let membership = row
-                    .role
-                    .as_deref()
-                    .map(|r| role(r).map(|role| MemberStatus { role, removed_at: row.removed_at }))
-                    .transpose()?;
-                let latest_request = match (row.req_state, row.req_updated_at) {
-                    (Some(s), Some(at)) => Some((
-                        AccessRequestState::from_db(&s).ok_or_else(|| StoreError::Corrupt(format!("state {s:?}")))?,
-                        at,
-                    )),
-                    _ => None,
-                };
-                Ok(CheckFacts {
-                    account_status: Some(AccountStatus::from_db(&row.status).ok_or_else(|| StoreError::Corrupt(format!("status {:?}", row.status)))?),
-                    membership,
-                    latest_request,
-                    email_verified: row.email_verified_at.is_some(),
-                    contracts: self.contracts(icn).await?.into(),
-                })
+                row.into_facts(contracts)
             }
 
             async fn person(&self, web_id: &WebId) -> Result<Option<Person>, StoreError> {

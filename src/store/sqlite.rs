@@ -11,9 +11,9 @@ use super::{ChangeSignal, FeedBounds, Page, StoreError};
 use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
-    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
-    AuditRecord, ChangeKey, ChangeRecord, CheckFacts, Contract, Icn, MemberStatus, MemberView,
-    Membership, Person, Revision, WebId,
+    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord,
+    ChangeKey, ChangeRecord, CheckFacts, Contract, Icn, MemberView, Membership, Person, Revision,
+    WebId,
 };
 use crate::mail::{OutboxError, OutgoingEmail, QueuedEmail};
 

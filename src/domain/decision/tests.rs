@@ -25,11 +25,19 @@ fn contract(id: &str, products: &[&str], start: Millis, end: Millis, x24: bool) 
     }
 }
 
+fn req(state: AccessRequestState, changed_at: Millis) -> LatestRequest {
+    LatestRequest {
+        state,
+        changed_at,
+        expires_at: Millis::MAX,
+    }
+}
+
 fn good() -> CheckFacts {
     CheckFacts {
         account_status: Some(AccountStatus::Active),
         membership: Some(member(Role::AuthorizedUser)),
-        latest_request: Some((AccessRequestState::Approved, 10)),
+        latest_request: Some(req(AccessRequestState::Approved, 10)),
         email_verified: true,
         contracts: vec![contract("C1", &[], 0, 2 * NOW, true)].into(),
     }
@@ -40,6 +48,14 @@ fn open(sev: Option<u8>, product: Option<&ProductId>) -> CheckInput<'_> {
         action: Action::OpenServiceRequest,
         product,
         severity: sev,
+    }
+}
+
+fn view() -> CheckInput<'static> {
+    CheckInput {
+        action: Action::ViewSupportArea,
+        product: None,
+        severity: None,
     }
 }
 
@@ -89,16 +105,16 @@ fn membership_history_names_the_reason() {
     f.membership = None;
     f.latest_request = None;
     assert_eq!(reason(&f, &open(None, None)), DecisionReason::NotAMember);
-    f.latest_request = Some((AccessRequestState::Pending, 5));
+    f.latest_request = Some(req(AccessRequestState::Pending, 5));
     assert_eq!(
         reason(&f, &open(None, None)),
         DecisionReason::RequestPending
     );
-    f.latest_request = Some((AccessRequestState::Denied, 5));
+    f.latest_request = Some(req(AccessRequestState::Denied, 5));
     assert_eq!(reason(&f, &open(None, None)), DecisionReason::RequestDenied);
-    f.latest_request = Some((AccessRequestState::Withdrawn, 5));
+    f.latest_request = Some(req(AccessRequestState::Withdrawn, 5));
     assert_eq!(reason(&f, &open(None, None)), DecisionReason::NotAMember);
-    f.latest_request = Some((AccessRequestState::Expired, 5));
+    f.latest_request = Some(req(AccessRequestState::Expired, 5));
     assert_eq!(reason(&f, &open(None, None)), DecisionReason::NotAMember);
 }
 
@@ -108,11 +124,11 @@ fn removal_is_revocation_unless_a_later_request_was_denied() {
     let mut m = member(Role::AuthorizedUser);
     m.removed_at = Some(100);
     f.membership = Some(m);
-    f.latest_request = Some((AccessRequestState::Approved, 10));
+    f.latest_request = Some(req(AccessRequestState::Approved, 10));
     assert_eq!(reason(&f, &open(None, None)), DecisionReason::AccessRevoked);
-    f.latest_request = Some((AccessRequestState::Denied, 200));
+    f.latest_request = Some(req(AccessRequestState::Denied, 200));
     assert_eq!(reason(&f, &open(None, None)), DecisionReason::RequestDenied);
-    f.latest_request = Some((AccessRequestState::Pending, 200));
+    f.latest_request = Some(req(AccessRequestState::Pending, 200));
     assert_eq!(
         reason(&f, &open(None, None)),
         DecisionReason::RequestPending
@@ -123,7 +139,7 @@ fn removal_is_revocation_unless_a_later_request_was_denied() {
 fn provisional_callers_may_view_but_not_open() {
     let mut f = good();
     f.membership = None;
-    f.latest_request = Some((AccessRequestState::Pending, 5));
+    f.latest_request = Some(req(AccessRequestState::Pending, 5));
     let view = CheckInput {
         action: Action::ViewSupportArea,
         product: None,
@@ -233,4 +249,26 @@ fn products_and_severity() {
     assert_eq!(d.contract_id.map(|c| c.to_string()), Some("C2".to_owned()));
     // Severity 1 with no product named: any 24x7 contract in force serves.
     assert!(decide(&f, &open(Some(1), None), NOW).allowed);
+}
+
+#[test]
+fn an_overdue_pending_request_counts_as_expired_before_the_sweeper_records_it() {
+    let mut f = good();
+    f.membership = None;
+    f.latest_request = Some(LatestRequest {
+        state: AccessRequestState::Pending,
+        changed_at: 5,
+        expires_at: NOW,
+    });
+    assert_eq!(reason(&f, &view()), DecisionReason::NotAMember);
+    assert_eq!(
+        decide(&f, &view(), NOW - 1).reason,
+        DecisionReason::Granted,
+        "a Provisional Caller until the deadline"
+    );
+    f.membership = Some(MemberStatus {
+        role: Role::AuthorizedUser,
+        removed_at: Some(1),
+    });
+    assert_eq!(reason(&f, &view()), DecisionReason::AccessRevoked);
 }

@@ -13,5 +13,6 @@ mod members;
 mod ops;
 mod requests;
 mod restart;
+mod store_keys;
 mod store_suite;
 mod verification;

@@ -9,7 +9,7 @@ use entitlements::store::{SharedStore, StoreError};
 
 use crate::support::*;
 
-async fn open(backend: Backend) -> (SharedStore, TestDb, tempfile::TempDir) {
+pub(crate) async fn open(backend: Backend) -> (SharedStore, TestDb, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::create(backend, dir.path()).await;
     let store = entitlements::store::connect(&db.url).await.unwrap();
@@ -19,14 +19,14 @@ async fn open(backend: Backend) -> (SharedStore, TestDb, tempfile::TempDir) {
     (store, db, dir)
 }
 
-fn icn() -> Icn {
+pub(crate) fn icn() -> Icn {
     Icn::parse("42").unwrap()
 }
-fn web(s: &str) -> WebId {
+pub(crate) fn web(s: &str) -> WebId {
     WebId::parse(s).unwrap()
 }
 
-fn account() -> Account {
+pub(crate) fn account() -> Account {
     Account {
         icn: icn(),
         company_name: "Acme".into(),
@@ -38,7 +38,7 @@ fn account() -> Account {
     }
 }
 
-fn person(w: &str, verified: bool) -> Person {
+pub(crate) fn person(w: &str, verified: bool) -> Person {
     Person {
         web_id: web(w),
         email: Email::parse(&format!("{w}@example.com")).unwrap(),

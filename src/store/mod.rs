@@ -171,6 +171,7 @@ pub trait WriteTx: Send {
     -> Result<(), StoreError>;
 
     /// Commits; when the transaction changed what a check may answer, returns the revision
-    /// the change feed gave it.
+    /// the change feed gave it. Which keys changed is not the writer's to say: triggers on
+    /// the tables a check reads note them (migration 0003), so no write can forget one.
     async fn commit(self: Box<Self>, now: Millis) -> Result<Option<Revision>, StoreError>;
 }

@@ -377,20 +377,42 @@ pub(crate) struct ChangeRow {
     pub at: i64,
 }
 
+/// A key as the tables' triggers note it (`change_pending`).
+#[derive(FromRow)]
+pub(crate) struct ChangeKeyRow {
+    pub kind: String,
+    pub icn: Option<String>,
+    pub web_id: Option<String>,
+}
+
+fn change_key(
+    kind: &str,
+    icn: Option<String>,
+    web_id: Option<String>,
+) -> Result<ChangeKey, StoreError> {
+    let icn = icn.map(Icn::from_trusted);
+    let web = web_id.map(WebId::from_trusted);
+    match (kind, icn, web) {
+        ("ACCOUNT", Some(i), _) => Ok(ChangeKey::Account(i)),
+        ("MEMBER", Some(i), Some(w)) => Ok(ChangeKey::Member(i, w)),
+        ("PERSON", _, Some(w)) => Ok(ChangeKey::Person(w)),
+        _ => Err(corrupt("change kind", kind)),
+    }
+}
+
+impl TryFrom<ChangeKeyRow> for ChangeKey {
+    type Error = StoreError;
+    fn try_from(r: ChangeKeyRow) -> Result<Self, StoreError> {
+        change_key(&r.kind, r.icn, r.web_id)
+    }
+}
+
 impl TryFrom<ChangeRow> for ChangeRecord {
     type Error = StoreError;
     fn try_from(r: ChangeRow) -> Result<Self, StoreError> {
-        let icn = r.icn.map(Icn::from_trusted);
-        let web = r.web_id.map(WebId::from_trusted);
-        let key = match (r.kind.as_str(), icn, web) {
-            ("ACCOUNT", Some(i), _) => ChangeKey::Account(i),
-            ("MEMBER", Some(i), Some(w)) => ChangeKey::Member(i, w),
-            ("PERSON", _, Some(w)) => ChangeKey::Person(w),
-            _ => return Err(corrupt("change kind", &r.kind)),
-        };
         Ok(ChangeRecord {
             revision: r.revision,
-            key,
+            key: change_key(&r.kind, r.icn, r.web_id)?,
             at: r.at,
         })
     }

@@ -38,8 +38,6 @@ macro_rules! impl_sql_store {
     ($store:ident, $tx:ident, $db:ty, for_update = $for_update:literal, skip_locked = $skip_locked:literal, notify = $notify:literal) => {
         pub struct $tx {
             tx: sqlx::Transaction<'static, $db>,
-            /// What this transaction changed that a check could see, for the change feed.
-            touched: Vec<ChangeKey>,
         }
 
         use $crate::store::rows::*;
@@ -55,7 +53,6 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_account(&mut self, a: &Account) -> Result<(), StoreError> {
-                self.touched.push(ChangeKey::Account(a.icn.clone()));
                 sqlx::query(&format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
                     .bind(a.icn.as_str())
                     .bind(&a.company_name)
@@ -70,7 +67,6 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_account(&mut self, a: &Account) -> Result<(), StoreError> {
-                self.touched.push(ChangeKey::Account(a.icn.clone()));
                 sqlx::query("UPDATE accounts SET company_name = $2, status = $3, status_reason = $4, updated_at = $5 WHERE icn = $1")
                     .bind(a.icn.as_str())
                     .bind(&a.company_name)
@@ -91,7 +87,6 @@ macro_rules! impl_sql_store {
             }
 
             async fn upsert_person(&mut self, p: &Person) -> Result<(), StoreError> {
-                self.touched.push(ChangeKey::Person(p.web_id.clone()));
                 sqlx::query("INSERT INTO persons (web_id, email, given_name, family_name, email_verified_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (web_id) DO UPDATE SET email = excluded.email, given_name = excluded.given_name, family_name = excluded.family_name, email_verified_at = excluded.email_verified_at, updated_at = excluded.updated_at")
                     .bind(p.web_id.as_str())
                     .bind(p.email.as_str())
@@ -116,7 +111,6 @@ macro_rules! impl_sql_store {
             }
 
             async fn upsert_membership(&mut self, m: &Membership) -> Result<(), StoreError> {
-                self.touched.push(ChangeKey::Member(m.icn.clone(), m.web_id.clone()));
                 sqlx::query("INSERT INTO memberships (icn, web_id, role, created_at, updated_at, removed_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (icn, web_id) DO UPDATE SET role = excluded.role, created_at = excluded.created_at, updated_at = excluded.updated_at, removed_at = excluded.removed_at")
                     .bind(m.icn.as_str())
                     .bind(m.web_id.as_str())
@@ -167,7 +161,6 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_request(&mut self, r: &AccessRequest) -> Result<(), StoreError> {
-                self.touched.push(ChangeKey::Member(r.icn.clone(), r.web_id.clone()));
                 sqlx::query("INSERT INTO access_requests (id, icn, web_id, country_code, requested_role, granted_role, state, decided_by, decision_reason, created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
                     .bind(r.id.to_string())
                     .bind(r.icn.as_str())
@@ -187,7 +180,6 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_request(&mut self, r: &AccessRequest) -> Result<(), StoreError> {
-                self.touched.push(ChangeKey::Member(r.icn.clone(), r.web_id.clone()));
                 sqlx::query("UPDATE access_requests SET granted_role = $2, state = $3, decided_by = $4, decision_reason = $5, updated_at = $6 WHERE id = $1")
                     .bind(r.id.to_string())
                     .bind(r.granted_role.map(|g| g.as_str()))
@@ -231,7 +223,6 @@ macro_rules! impl_sql_store {
             }
 
             async fn upsert_contract(&mut self, c: &Contract) -> Result<(), StoreError> {
-                self.touched.push(ChangeKey::Account(c.icn.clone()));
                 sqlx::query(&format!("INSERT INTO contracts ({CONTRACT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (icn, contract_id) DO UPDATE SET product_ids = excluded.product_ids, starts_at = excluded.starts_at, ends_at = excluded.ends_at, includes_24x7 = excluded.includes_24x7, updated_at = excluded.updated_at"))
                     .bind(c.icn.as_str())
                     .bind(c.contract_id.as_str())
@@ -275,18 +266,23 @@ macro_rules! impl_sql_store {
             }
 
             async fn commit(mut self: Box<Self>, now: Millis) -> Result<Option<Revision>, StoreError> {
-                if self.touched.is_empty() {
+                // The keys the tables' triggers noted for what this transaction wrote.
+                let noted: Vec<ChangeKeyRow> = sqlx::query_as("DELETE FROM change_pending RETURNING kind, icn, web_id")
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                let mut keys = noted.into_iter().map(ChangeKey::try_from).collect::<Result<Vec<_>, _>>()?;
+                if keys.is_empty() {
                     self.tx.commit().await?;
                     return Ok(None);
                 }
-                self.touched.sort();
-                self.touched.dedup();
+                keys.sort();
+                keys.dedup();
                 // Last, so the head row is locked for as short a time as possible: it stays
                 // locked until commit, which is what orders revisions by commit.
                 let revision: i64 = sqlx::query_scalar("UPDATE feed_head SET revision = revision + 1 WHERE id = 1 RETURNING revision")
                     .fetch_one(&mut *self.tx)
                     .await?;
-                for (seq, key) in self.touched.iter().enumerate() {
+                for (seq, key) in keys.iter().enumerate() {
                     sqlx::query("INSERT INTO change_log (revision, seq, kind, icn, web_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
                         .bind(revision)
                         .bind(i64::try_from(seq).unwrap_or(i64::MAX))
@@ -362,7 +358,7 @@ macro_rules! impl_sql_store {
 
             async fn begin(&self) -> Result<Box<dyn $crate::store::WriteTx>, StoreError> {
                 let tx = self.begin_write().await?;
-                Ok(Box::new($tx { tx, touched: Vec::new() }))
+                Ok(Box::new($tx { tx }))
             }
 
             async fn account(&self, icn: &Icn) -> Result<Option<Account>, StoreError> {

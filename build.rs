@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let files = [
         "proto/entitlement/v1/types.proto",
+        "proto/entitlement/v1/errors.proto",
         "proto/entitlement/v1/access.proto",
         "proto/entitlement/v1/entitlement.proto",
         "proto/entitlement/v1/account_admin.proto",

@@ -2,6 +2,8 @@
 ///
 /// `Display` is for our logs and may name files or URLs; send callers only [`AuthError::reason`]
 /// and [`AuthError::public_message`].
+use crate::domain::Reason;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("no bearer token")]
@@ -34,21 +36,21 @@ pub enum AuthError {
 
 impl AuthError {
     /// Stable machine-readable code, e.g. for `google.rpc.ErrorInfo.reason`.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::MissingToken => "TOKEN_MISSING",
-            Self::MalformedHeader => "AUTHORIZATION_HEADER_MALFORMED",
-            Self::MalformedToken(_) => "TOKEN_MALFORMED",
-            Self::UnsupportedAlgorithm(_) => "TOKEN_ALGORITHM_UNSUPPORTED",
-            Self::UnknownKey => "TOKEN_KEY_UNKNOWN",
-            Self::BadSignature => "TOKEN_SIGNATURE_INVALID",
-            Self::Expired => "TOKEN_EXPIRED",
-            Self::NotYetValid => "TOKEN_NOT_YET_VALID",
-            Self::WrongIssuer => "TOKEN_ISSUER_MISMATCH",
-            Self::WrongAudience => "TOKEN_AUDIENCE_MISMATCH",
-            Self::MissingSubject => "TOKEN_SUBJECT_MISSING",
-            Self::JwksUnavailable(_) => "JWKS_UNAVAILABLE",
-            Self::Config(_) => "AUTH_MISCONFIGURED",
+            Self::MissingToken => Reason::TokenMissing,
+            Self::MalformedHeader => Reason::AuthorizationHeaderMalformed,
+            Self::MalformedToken(_) => Reason::TokenMalformed,
+            Self::UnsupportedAlgorithm(_) => Reason::TokenAlgorithmUnsupported,
+            Self::UnknownKey => Reason::TokenKeyUnknown,
+            Self::BadSignature => Reason::TokenSignatureInvalid,
+            Self::Expired => Reason::TokenExpired,
+            Self::NotYetValid => Reason::TokenNotYetValid,
+            Self::WrongIssuer => Reason::TokenIssuerMismatch,
+            Self::WrongAudience => Reason::TokenAudienceMismatch,
+            Self::MissingSubject => Reason::TokenSubjectMissing,
+            Self::JwksUnavailable(_) => Reason::JwksUnavailable,
+            Self::Config(_) => Reason::AuthMisconfigured,
         }
     }
 

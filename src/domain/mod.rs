@@ -6,6 +6,8 @@ pub mod decision;
 pub mod feed;
 pub mod ids;
 pub mod model;
+pub mod policy;
+pub mod reason;
 pub mod role;
 pub mod verification;
 
@@ -19,4 +21,5 @@ pub use model::{
     AccessRequestView, Account, AccountStatus, AuditRecord, Contract, MemberView, Membership,
     Person,
 };
+pub use reason::Reason;
 pub use role::Role;

@@ -3,7 +3,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self as cv, field, text};
 use super::{Api, svc};
 use crate::domain::feed::encode_token;
-use crate::domain::{Contract, ContractId, CountryCode, Email, Icn, ProductId, WebId};
+use crate::domain::{Contract, ContractId, CountryCode, Email, Icn, ProductId, Reason, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::account_admin_service_server::AccountAdminService;
 use crate::service::NewStc;
@@ -108,7 +108,7 @@ impl AccountAdminService for Api {
         if m.product_ids.len() > MAX_PRODUCTS {
             return Err(super::status::invalid_field(
                 "product_ids",
-                "INVALID_ARGUMENT",
+                Reason::InvalidArgument,
                 "at most 1000 products",
             ));
         }

@@ -12,7 +12,7 @@ use tonic::Request;
 
 use super::status::status;
 use crate::auth::{Authenticator, Principal, SCOPE_ADMIN, SCOPE_CHECK};
-use crate::domain::{Email, WebId, ids::parse_text};
+use crate::domain::{Email, Reason, WebId, ids::parse_text};
 use crate::service::{Caller, Identity};
 
 const SLOTS: usize = 16;
@@ -118,7 +118,7 @@ fn identity(principal: &Principal) -> Result<Identity, tonic::Status> {
     let bad_claim = |claim: &str, why: String| {
         status(
             tonic::Code::Unauthenticated,
-            "TOKEN_CLAIM_INVALID",
+            Reason::TokenClaimInvalid,
             format!("the token's {claim} claim {why}"),
             HashMap::from([("claim".to_owned(), claim.to_owned())]),
         )

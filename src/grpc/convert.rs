@@ -6,6 +6,7 @@ use tonic::Status;
 
 use super::status::invalid_field;
 use crate::clock::Millis;
+use crate::domain::Reason;
 use crate::domain::{
     AccessRequestState, AccessRequestView, Account, AccountStatus, Action, AuditRecord, Contract,
     DecisionReason, MemberView, ParseError, Role,
@@ -18,7 +19,7 @@ pub fn field<T>(
     value: &str,
     parse: impl Fn(&str) -> Result<T, ParseError>,
 ) -> Result<T, Status> {
-    parse(value).map_err(|e| invalid_field(name, "INVALID_ARGUMENT", &e.0))
+    parse(value).map_err(|e| invalid_field(name, Reason::InvalidArgument, &e.0))
 }
 
 pub fn text(name: &str, value: &str, max_chars: usize, required: bool) -> Result<String, Status> {
@@ -28,7 +29,7 @@ pub fn text(name: &str, value: &str, max_chars: usize, required: bool) -> Result
 }
 
 fn unknown_enum(name: &str, v: i32) -> Status {
-    invalid_field(name, "INVALID_ARGUMENT", &format!("unknown value {v}"))
+    invalid_field(name, Reason::InvalidArgument, &format!("unknown value {v}"))
 }
 
 /// 0 (unspecified) is None.
@@ -45,7 +46,7 @@ pub fn role(name: &str, v: i32) -> Result<Option<Role>, Status> {
 }
 
 pub fn required_role(name: &str, v: i32) -> Result<Role, Status> {
-    role(name, v)?.ok_or_else(|| invalid_field(name, "INVALID_ARGUMENT", "is required"))
+    role(name, v)?.ok_or_else(|| invalid_field(name, Reason::InvalidArgument, "is required"))
 }
 
 pub fn state(name: &str, v: i32) -> Result<Option<AccessRequestState>, Status> {
@@ -63,7 +64,7 @@ pub fn state(name: &str, v: i32) -> Result<Option<AccessRequestState>, Status> {
 
 pub fn action(name: &str, v: i32) -> Result<Action, Status> {
     match pb::Action::try_from(v).map_err(|_| unknown_enum(name, v))? {
-        pb::Action::Unspecified => Err(invalid_field(name, "INVALID_ARGUMENT", "is required")),
+        pb::Action::Unspecified => Err(invalid_field(name, Reason::InvalidArgument, "is required")),
         pb::Action::OpenServiceRequest => Ok(Action::OpenServiceRequest),
         pb::Action::ViewSupportArea => Ok(Action::ViewSupportArea),
         pb::Action::ManageUsers => Ok(Action::ManageUsers),
@@ -73,7 +74,7 @@ pub fn action(name: &str, v: i32) -> Result<Action, Status> {
 pub fn account_status(name: &str, v: i32) -> Result<AccountStatus, Status> {
     match pb::AccountStatus::try_from(v).map_err(|_| unknown_enum(name, v))? {
         pb::AccountStatus::Unspecified => {
-            Err(invalid_field(name, "INVALID_ARGUMENT", "is required"))
+            Err(invalid_field(name, Reason::InvalidArgument, "is required"))
         }
         pb::AccountStatus::Active => Ok(AccountStatus::Active),
         pb::AccountStatus::Suspended => Ok(AccountStatus::Suspended),
@@ -86,19 +87,23 @@ pub fn severity(name: &str, v: i32) -> Result<Option<u8>, Status> {
         1..=4 => Ok(u8::try_from(v).ok()),
         _ => Err(invalid_field(
             name,
-            "INVALID_ARGUMENT",
+            Reason::InvalidArgument,
             "must be 1-4, or 0 when not given",
         )),
     }
 }
 
 pub fn timestamp_in(name: &str, ts: Option<&prost_types::Timestamp>) -> Result<Millis, Status> {
-    let ts = ts.ok_or_else(|| invalid_field(name, "INVALID_ARGUMENT", "is required"))?;
+    let ts = ts.ok_or_else(|| invalid_field(name, Reason::InvalidArgument, "is required"))?;
     // Years 1-9999, as google.protobuf.Timestamp allows.
     if !(-62_135_596_800..=253_402_300_799).contains(&ts.seconds)
         || !(0..1_000_000_000).contains(&ts.nanos)
     {
-        return Err(invalid_field(name, "INVALID_ARGUMENT", "is out of range"));
+        return Err(invalid_field(
+            name,
+            Reason::InvalidArgument,
+            "is out of range",
+        ));
     }
     Ok(ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000))
 }
@@ -118,7 +123,7 @@ pub fn page_size(v: i32) -> Result<u32, Status> {
         0 => Ok(DEFAULT_PAGE_SIZE),
         v if v < 0 => Err(invalid_field(
             "page_size",
-            "INVALID_ARGUMENT",
+            Reason::InvalidArgument,
             "must not be negative",
         )),
         // Larger asks are served at the cap, as AIP-158 suggests, not refused.
@@ -144,7 +149,7 @@ pub fn page_token_in<T>(
     let bad = || {
         invalid_field(
             "page_token",
-            "INVALID_PAGE_TOKEN",
+            Reason::InvalidPageToken,
             "is not a token this list gave out",
         )
     };

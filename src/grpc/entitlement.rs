@@ -9,7 +9,7 @@ use tonic_types::StatusExt;
 use super::convert::{self as cv, field};
 use super::{Api, svc};
 use crate::domain::feed::{decode_token, encode_token};
-use crate::domain::{ChangeKey, ChangeRecord, Decision, Icn, ProductId, Revision, WebId};
+use crate::domain::{ChangeKey, ChangeRecord, Decision, Icn, ProductId, Reason, Revision, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::entitlement_service_server::EntitlementService;
 use crate::service::{CheckRequest, WatchBatch};
@@ -40,7 +40,7 @@ fn token(name: &str, s: &str) -> Result<Option<Revision>, Status> {
     decode_token(s).map(Some).ok_or_else(|| {
         super::status::invalid_field(
             name,
-            "INVALID_CONSISTENCY_TOKEN",
+            Reason::InvalidConsistencyToken,
             "is not a token this service gave out",
         )
     })
@@ -130,7 +130,7 @@ impl EntitlementService for Api {
         if m.checks.len() > MAX_BATCH {
             return Err(super::status::invalid_field(
                 "checks",
-                "BATCH_TOO_LARGE",
+                Reason::BatchTooLarge,
                 "at most 100 checks per call",
             ));
         }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tonic::{Request, Status};
 
 use crate::auth::Authenticator;
+use crate::domain::Reason;
 use crate::service::{Caller, ServiceError, Services};
 
 /// What every handler shares. The services appear once the database is migrated; until then
@@ -51,7 +52,7 @@ impl Api {
         let services = self.services.get().ok_or_else(|| {
             status::status(
                 tonic::Code::Unavailable,
-                "STARTING",
+                Reason::Starting,
                 "the service is starting; retry shortly",
                 Default::default(),
             )

@@ -8,23 +8,24 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::AuthError;
+use crate::domain::Reason;
 use crate::service::ServiceError;
 
 pub const DOMAIN: &str = "entitlements.v1";
 
 pub fn status(
     code: Code,
-    reason: &str,
+    reason: Reason,
     message: impl Into<String>,
     meta: HashMap<String, String>,
 ) -> Status {
-    let details = ErrorDetails::with_error_info(reason, DOMAIN, meta);
+    let details = ErrorDetails::with_error_info(reason.as_str(), DOMAIN, meta);
     Status::with_error_details(code, message, details)
 }
 
-pub fn invalid_field(field: &str, reason: &str, message: &str) -> Status {
+pub fn invalid_field(field: &str, reason: Reason, message: &str) -> Status {
     let mut details = ErrorDetails::with_error_info(
-        reason,
+        reason.as_str(),
         DOMAIN,
         HashMap::from([("field".to_owned(), field.to_owned())]),
     );
@@ -63,14 +64,15 @@ pub fn from_service(e: ServiceError) -> Status {
             message,
             retry_after_ms,
         } => {
-            let mut details = ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new());
+            let mut details =
+                ErrorDetails::with_error_info(reason.as_str(), DOMAIN, HashMap::new());
             let retry = Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(0));
             details.set_retry_info(Some(retry));
             Status::with_error_details(Code::ResourceExhausted, message, details)
         }
         ServiceError::ShuttingDown => status(
             Code::Unavailable,
-            "SHUTTING_DOWN",
+            Reason::ShuttingDown,
             "this server is shutting down; reconnect (a change stream resumes from its last token)",
             HashMap::new(),
         ),
@@ -78,7 +80,7 @@ pub fn from_service(e: ServiceError) -> Status {
             tracing::warn!(%cause, "database unavailable");
             status(
                 Code::Unavailable,
-                "DATABASE_UNAVAILABLE",
+                Reason::DatabaseUnavailable,
                 "the database is not answering; retry shortly",
                 HashMap::new(),
             )
@@ -87,7 +89,7 @@ pub fn from_service(e: ServiceError) -> Status {
             tracing::error!(%cause, "internal error");
             status(
                 Code::Internal,
-                "INTERNAL",
+                Reason::Internal,
                 "internal error; it has been logged",
                 HashMap::new(),
             )
@@ -111,4 +113,37 @@ pub fn from_auth(e: &AuthError) -> Status {
         e.public_message(),
         HashMap::new(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::ErrorReason;
+
+    /// The reasons the code can send and the contract's `ErrorReason` are the same set.
+    #[test]
+    fn every_reason_is_published_and_every_published_reason_is_sent() {
+        for r in Reason::ALL {
+            let name = format!("ERROR_REASON_{}", r.as_str());
+            assert!(
+                ErrorReason::from_str_name(&name).is_some(),
+                "{name} is missing from proto/entitlement/v1/errors.proto"
+            );
+        }
+        let published: Vec<ErrorReason> = (1..1000)
+            .filter_map(|n| ErrorReason::try_from(n).ok())
+            .collect();
+        assert_eq!(
+            published.len(),
+            Reason::ALL.len(),
+            "errors.proto lists a reason the code never sends"
+        );
+        let docs = include_str!("../../docs/errors.md");
+        for r in Reason::ALL {
+            assert!(
+                docs.contains(&format!("`{}`", r.as_str())),
+                "docs/errors.md does not explain {r}"
+            );
+        }
+    }
 }

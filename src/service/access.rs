@@ -1,14 +1,15 @@
 //! The request workflow: ask, approve, deny, withdraw.
 
 use super::audit::{self, Event};
+use super::write::Write;
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
-use crate::clock::Millis;
+use crate::domain::policy::Operation;
 use crate::domain::{
-    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
-    CountryCode, Icn, Membership, Person, Role, TransitionError,
+    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, CountryCode,
+    Icn, Membership, Person, Reason, Role, TransitionError,
 };
 use crate::mail::templates;
-use crate::store::{StoreError, WriteTx};
+use crate::store::StoreError;
 
 impl Services {
     /// A person asks for access. Returns the pending request, new or the one already open.
@@ -25,58 +26,49 @@ impl Services {
                 "must be ROLE_AUTHORIZED_USER or ROLE_TECHNICAL_CONTACT",
             ));
         }
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let account = tx.account_for_update(icn).await?;
-        let account = match account {
+        let mut w = self.begin(caller).await?;
+        let account = match w.tx().account_for_update(icn).await? {
             Some(a) if &a.country == country => a,
             // The same answer for a wrong country as for no account: an ICN is only valid
             // with its own country, and this must not reveal which ICNs exist elsewhere.
             _ => {
                 return Err(ServiceError::not_found(
-                    "ACCOUNT_NOT_FOUND",
+                    Reason::AccountNotFound,
                     format!("no customer account {icn} in country {country}"),
                 ));
             }
         };
-        if account.status == AccountStatus::Suspended {
-            return Err(ServiceError::precondition(
-                "ACCOUNT_SUSPENDED",
-                "this account is suspended",
-            ));
-        }
-        let person = self.sync_person(tx.as_mut(), caller, now).await?;
-        if tx
+        w.authorize(Operation::RequestAccess {
+            account: account.status,
+        })?;
+        let person = self.sync_person(&mut w, caller).await?;
+        if w.tx()
             .membership_for_update(icn, &caller.web_id)
             .await?
             .is_some_and(|m| m.is_active())
         {
             return Err(ServiceError::exists(
-                "ALREADY_A_MEMBER",
+                Reason::AlreadyAMember,
                 "you are already a member of this account",
             ));
         }
-        if let Some(existing) = tx.pending_request(icn, &caller.web_id).await? {
+        if let Some(existing) = w.tx().pending_request(icn, &caller.web_id).await? {
             // Asking twice is not two requests: answer with the one that is open.
-            let revision = self.commit(tx, now).await?;
-            return Ok(Written {
-                value: view(existing, Some(person), &account),
-                revision,
-            });
+            return w.done(view(existing, Some(person), &account)).await;
         }
         let request = AccessRequest::new(
             icn.clone(),
             caller.web_id.clone(),
             country.clone(),
             role,
-            now,
+            w.now(),
             self.inner.config.request_ttl_ms,
         );
-        match tx.insert_request(&request).await {
+        match w.tx().insert_request(&request).await {
             Ok(()) => {}
             // Only possible on PostgreSQL, when the same person's twin call committed first.
             Err(StoreError::Conflict(_)) => {
-                drop(tx);
+                drop(w);
                 let value = self.existing_pending(icn, caller).await?;
                 return Ok(Written {
                     value,
@@ -85,28 +77,18 @@ impl Services {
             }
             Err(e) => return Err(e.into()),
         }
-        audit::record(
-            tx.as_mut(),
-            Some(caller),
-            now,
-            Event {
-                action: "access_request.create",
-                target_type: "access_request",
-                target_id: request.id.to_string(),
-                icn: Some(icn),
-                before: None,
-                after: Some(audit::request(&request)),
-                reason: None,
-            },
-        )
-        .await?;
-        self.notify_new_request(tx.as_mut(), &request, &person, &account, now)
+        w.audit(Event {
+            action: "access_request.create",
+            target_type: "access_request",
+            target_id: request.id.to_string(),
+            icn: Some(icn),
+            before: None,
+            after: Some(audit::request(&request)),
+            reason: None,
+        });
+        self.notify_new_request(&mut w, &request, &person, &account)
             .await?;
-        let revision = self.commit(tx, now).await?;
-        Ok(Written {
-            value: view(request, Some(person), &account),
-            revision,
-        })
+        w.done(view(request, Some(person), &account)).await
     }
 
     async fn existing_pending(
@@ -122,7 +104,7 @@ impl Services {
         match pending {
             Some(v) => Ok(v),
             None => Err(ServiceError::Aborted {
-                reason: "CONCURRENT_UPDATE",
+                reason: Reason::ConcurrentUpdate,
                 message: "a concurrent change won; retry the call".to_owned(),
             }),
         }
@@ -133,13 +115,12 @@ impl Services {
     /// when their address is not verified yet.
     async fn notify_new_request(
         &self,
-        tx: &mut dyn WriteTx,
+        w: &mut Write<'_>,
         request: &AccessRequest,
         person: &Person,
         account: &Account,
-        now: Millis,
     ) -> ServiceResult<()> {
-        let admins = tx.administrators(&request.icn).await?;
+        let admins = w.tx().administrators(&request.icn).await?;
         let verified: Vec<&Person> = admins
             .iter()
             .map(|(_, p)| p)
@@ -153,7 +134,7 @@ impl Services {
         let name = person.display_name();
         let id = request.id.to_string();
         for admin in recipients {
-            let mail = templates::access_requested_to_admin(
+            w.mail(templates::access_requested_to_admin(
                 self.brand(),
                 admin.email.as_str(),
                 &name,
@@ -163,10 +144,9 @@ impl Services {
                 &account.company_name,
                 request.requested_role.label(),
                 &id,
-            );
-            self.enqueue(tx, mail, now).await?;
+            ));
         }
-        let notice = templates::provisional_caller_notice(
+        w.mail(templates::provisional_caller_notice(
             self.brand(),
             person.email.as_str(),
             &name,
@@ -174,11 +154,10 @@ impl Services {
             &account.company_name,
             request.requested_role.label(),
             &id,
-        );
-        self.enqueue(tx, notice, now).await?;
+        ));
         if !person.email_verified() {
             // A code sent moments ago is still good; the rate limit only skips a duplicate.
-            let _ = self.queue_verification(tx, person, now).await?;
+            let _ = self.queue_verification(w, person).await?;
         }
         Ok(())
     }
@@ -189,22 +168,21 @@ impl Services {
         id: AccessRequestId,
         granted: Option<Role>,
     ) -> ServiceResult<Written<AccessRequestView>> {
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let mut request = self.decidable_request(tx.as_mut(), caller, id).await?;
-        let account = self.locked_account(tx.as_mut(), &request.icn).await?;
-        if account.status == AccountStatus::Suspended {
-            return Err(ServiceError::precondition(
-                "ACCOUNT_SUSPENDED",
-                "this account is suspended",
-            ));
-        }
+        let mut w = self.begin(caller).await?;
+        let (mut request, account) = w.lock_request(id).await?;
+        let standing = w.standing(&account).await?;
+        w.authorize(Operation::DecideRequest {
+            requester: &request.web_id,
+            standing,
+        })?;
         let before = audit::request(&request);
-        let role = match request.approve(granted, caller.web_id.clone(), now) {
+        let role = match request.approve(granted, caller.web_id.clone(), w.now()) {
             Ok(role) => role,
-            Err(e) => return self.transition_failed(tx, request, e, now).await,
+            Err(e) => return transition_failed(w, request, &account, e).await,
         };
-        let existing = tx
+        let now = w.now();
+        let existing = w
+            .tx()
             .membership_for_update(&request.icn, &request.web_id)
             .await?;
         let membership = match existing {
@@ -223,26 +201,20 @@ impl Services {
                 removed_at: None,
             },
         };
-        tx.upsert_membership(&membership).await?;
-        tx.update_request(&request).await?;
-        audit::record(
-            tx.as_mut(),
-            Some(caller),
-            now,
-            Event {
-                action: "access_request.approve",
-                target_type: "access_request",
-                target_id: request.id.to_string(),
-                icn: Some(&request.icn),
-                before: Some(before),
-                after: Some(audit::request(&request)),
-                reason: None,
-            },
-        )
-        .await?;
-        let requester = tx.person(&request.web_id).await?;
+        w.tx().upsert_membership(&membership).await?;
+        w.tx().update_request(&request).await?;
+        w.audit(Event {
+            action: "access_request.approve",
+            target_type: "access_request",
+            target_id: request.id.to_string(),
+            icn: Some(&request.icn),
+            before: Some(before),
+            after: Some(audit::request(&request)),
+            reason: None,
+        });
+        let requester = w.tx().person(&request.web_id).await?;
         if let Some(p) = &requester {
-            let mail = templates::request_approved(
+            w.mail(templates::request_approved(
                 self.brand(),
                 p.email.as_str(),
                 &p.display_name(),
@@ -250,14 +222,9 @@ impl Services {
                 &account.company_name,
                 membership.role.label(),
                 p.email_verified(),
-            );
-            self.enqueue(tx.as_mut(), mail, now).await?;
+            ));
         }
-        let revision = self.commit(tx, now).await?;
-        Ok(Written {
-            value: view(request, requester, &account),
-            revision,
-        })
+        w.done(view(request, requester, &account)).await
     }
 
     pub async fn deny_request(
@@ -266,47 +233,39 @@ impl Services {
         id: AccessRequestId,
         reason: &str,
     ) -> ServiceResult<Written<AccessRequestView>> {
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let mut request = self.decidable_request(tx.as_mut(), caller, id).await?;
-        let account = self.locked_account(tx.as_mut(), &request.icn).await?;
+        let mut w = self.begin(caller).await?;
+        let (mut request, account) = w.lock_request(id).await?;
+        let standing = w.standing(&account).await?;
+        w.authorize(Operation::DecideRequest {
+            requester: &request.web_id,
+            standing,
+        })?;
         let before = audit::request(&request);
-        if let Err(e) = request.deny(reason.to_owned(), caller.web_id.clone(), now) {
-            return self.transition_failed(tx, request, e, now).await;
+        if let Err(e) = request.deny(reason.to_owned(), caller.web_id.clone(), w.now()) {
+            return transition_failed(w, request, &account, e).await;
         }
-        tx.update_request(&request).await?;
-        audit::record(
-            tx.as_mut(),
-            Some(caller),
-            now,
-            Event {
-                action: "access_request.deny",
-                target_type: "access_request",
-                target_id: request.id.to_string(),
-                icn: Some(&request.icn),
-                before: Some(before),
-                after: Some(audit::request(&request)),
-                reason: Some(reason),
-            },
-        )
-        .await?;
-        let requester = tx.person(&request.web_id).await?;
+        w.tx().update_request(&request).await?;
+        w.audit(Event {
+            action: "access_request.deny",
+            target_type: "access_request",
+            target_id: request.id.to_string(),
+            icn: Some(&request.icn),
+            before: Some(before),
+            after: Some(audit::request(&request)),
+            reason: Some(reason),
+        });
+        let requester = w.tx().person(&request.web_id).await?;
         if let Some(p) = &requester {
-            let mail = templates::request_denied(
+            w.mail(templates::request_denied(
                 self.brand(),
                 p.email.as_str(),
                 &p.display_name(),
                 request.icn.as_str(),
                 &account.company_name,
                 reason,
-            );
-            self.enqueue(tx.as_mut(), mail, now).await?;
+            ));
         }
-        let revision = self.commit(tx, now).await?;
-        Ok(Written {
-            value: view(request, requester, &account),
-            revision,
-        })
+        w.done(view(request, requester, &account)).await
     }
 
     pub async fn withdraw_request(
@@ -315,39 +274,27 @@ impl Services {
         id: AccessRequestId,
         reason: &str,
     ) -> ServiceResult<Written<AccessRequestView>> {
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let Some(mut request) = tx.request_for_update(id).await? else {
-            return Err(request_not_found(id));
-        };
-        if request.web_id != caller.web_id {
-            return Err(ServiceError::denied(
-                "NOT_YOUR_REQUEST",
-                "only the requester may withdraw a request",
-            ));
-        }
+        let mut w = self.begin(caller).await?;
+        let (mut request, account) = w.lock_request(id).await?;
+        w.authorize(Operation::WithdrawRequest {
+            requester: &request.web_id,
+        })?;
         let before = audit::request(&request);
         let reason = Some(reason.to_owned()).filter(|r| !r.is_empty());
-        if let Err(e) = request.withdraw(reason.clone(), now) {
-            return self.transition_failed(tx, request, e, now).await;
+        if let Err(e) = request.withdraw(reason.clone(), w.now()) {
+            return transition_failed(w, request, &account, e).await;
         }
-        tx.update_request(&request).await?;
-        audit::record(
-            tx.as_mut(),
-            Some(caller),
-            now,
-            Event {
-                action: "access_request.withdraw",
-                target_type: "access_request",
-                target_id: request.id.to_string(),
-                icn: Some(&request.icn),
-                before: Some(before),
-                after: Some(audit::request(&request)),
-                reason: reason.as_deref(),
-            },
-        )
-        .await?;
-        let revision = self.commit(tx, now).await?;
+        w.tx().update_request(&request).await?;
+        w.audit(Event {
+            action: "access_request.withdraw",
+            target_type: "access_request",
+            target_id: request.id.to_string(),
+            icn: Some(&request.icn),
+            before: Some(before),
+            after: Some(audit::request(&request)),
+            reason: reason.as_deref(),
+        });
+        let revision = w.commit().await?;
         let value = self
             .store()
             .request_view(id)
@@ -355,94 +302,39 @@ impl Services {
             .ok_or_else(|| ServiceError::Internal("withdrawn request vanished".to_owned()))?;
         Ok(Written { value, revision })
     }
-
-    /// Locks the request and checks the caller may decide it.
-    async fn decidable_request(
-        &self,
-        tx: &mut dyn WriteTx,
-        caller: &Caller,
-        id: AccessRequestId,
-    ) -> ServiceResult<AccessRequest> {
-        let Some(request) = tx.request_for_update(id).await? else {
-            return Err(request_not_found(id));
-        };
-        if request.web_id == caller.web_id {
-            return Err(ServiceError::denied(
-                "SELF_DECISION",
-                "nobody may decide their own request",
-            ));
-        }
-        let member = tx
-            .membership_for_update(&request.icn, &caller.web_id)
-            .await?
-            .filter(|m| m.is_active());
-        if !member.is_some_and(|m| m.role.is_administrator()) {
-            return Err(ServiceError::denied(
-                "NOT_AN_ADMINISTRATOR",
-                "only a Site Technical Contact or Technical Contact of this account may decide its requests",
-            ));
-        }
-        if !tx
-            .person(&caller.web_id)
-            .await?
-            .is_some_and(|p| p.email_verified())
-        {
-            return Err(ServiceError::denied(
-                "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
-                "verify your email address before deciding requests",
-            ));
-        }
-        Ok(request)
-    }
-
-    pub(super) async fn locked_account(
-        &self,
-        tx: &mut dyn WriteTx,
-        icn: &Icn,
-    ) -> ServiceResult<Account> {
-        tx.account_for_update(icn).await?.ok_or_else(|| {
-            ServiceError::not_found("ACCOUNT_NOT_FOUND", format!("no customer account {icn}"))
-        })
-    }
-
-    /// A request that can no longer move. An overdue one is recorded as expired on the way.
-    async fn transition_failed<T>(
-        &self,
-        mut tx: Box<dyn WriteTx>,
-        mut request: AccessRequest,
-        error: TransitionError,
-        now: Millis,
-    ) -> ServiceResult<T> {
-        match error {
-            TransitionError::NotPending(state) => Err(ServiceError::precondition(
-                "REQUEST_NOT_PENDING",
-                format!("the request is already {state}"),
-            )),
-            TransitionError::RoleNotGrantable(role) => Err(ServiceError::invalid(
-                "granted_role",
-                format!(
-                    "{role} may not be granted: grant the requested role or a lower one, never a Site Technical Contact"
-                ),
-            )),
-            TransitionError::Expired => {
-                if request.expire(now).is_ok() {
-                    self.record_expiry(tx.as_mut(), &request, now).await?;
-                    self.commit(tx, now).await?;
-                }
-                Err(ServiceError::precondition(
-                    "REQUEST_EXPIRED",
-                    "the request expired before it was decided",
-                ))
-            }
-        }
-    }
 }
 
-pub(super) fn request_not_found(id: AccessRequestId) -> ServiceError {
-    ServiceError::not_found(
-        "ACCESS_REQUEST_NOT_FOUND",
-        format!("no access request {id}"),
-    )
+/// A request that can no longer move. An overdue one is recorded as expired on the way.
+async fn transition_failed<T>(
+    mut w: Write<'_>,
+    mut request: AccessRequest,
+    account: &Account,
+    error: TransitionError,
+) -> ServiceResult<T> {
+    match error {
+        TransitionError::NotPending(state) => Err(ServiceError::precondition(
+            Reason::RequestNotPending,
+            format!("the request is already {state}"),
+        )),
+        TransitionError::RoleNotGrantable(role) => Err(ServiceError::invalid(
+            "granted_role",
+            format!(
+                "{role} may not be granted: grant the requested role or a lower one, never a Site Technical Contact"
+            ),
+        )),
+        TransitionError::Expired => {
+            if request.expire(w.now()).is_ok() {
+                w.services()
+                    .record_expiry(&mut w, &request, account)
+                    .await?;
+                w.commit().await?;
+            }
+            Err(ServiceError::precondition(
+                Reason::RequestExpired,
+                "the request expired before it was decided",
+            ))
+        }
+    }
 }
 
 fn view(request: AccessRequest, requester: Option<Person>, account: &Account) -> AccessRequestView {

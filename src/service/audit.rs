@@ -1,12 +1,12 @@
-//! Audit events: what changed, written in the same transaction as the change. The JSON
-//! snapshots are built here by hand so nothing secret (code hashes) can slip into them.
+//! Audit events: what changed, written in the same transaction as the change (by the write
+//! path, `write.rs`). The JSON snapshots are built here by hand so nothing secret (code
+//! hashes) can slip into them.
 
 use serde_json::{Value, json};
 
-use super::{Caller, ServiceResult};
+use super::Caller;
 use crate::clock::Millis;
 use crate::domain::{AccessRequest, Account, AuditRecord, Contract, Icn, Membership, Person};
-use crate::store::WriteTx;
 
 pub(crate) fn account(a: &Account) -> Value {
     json!({
@@ -56,13 +56,9 @@ pub(crate) struct Event<'a> {
     pub reason: Option<&'a str>,
 }
 
-pub(crate) async fn record(
-    tx: &mut dyn WriteTx,
-    caller: Option<&Caller>,
-    now: Millis,
-    e: Event<'_>,
-) -> ServiceResult<()> {
-    let record = AuditRecord {
+/// The record of `e` by `caller` (None: the service itself), as the write path stores it.
+pub(crate) fn record(caller: Option<&Caller>, now: Millis, e: Event<'_>) -> AuditRecord {
+    AuditRecord {
         id: 0,
         at: now,
         actor: caller.map_or_else(|| "system".to_owned(), |c| c.web_id.to_string()),
@@ -74,7 +70,5 @@ pub(crate) async fn record(
         after_json: e.after.map(|v| v.to_string()),
         reason: e.reason.filter(|r| !r.is_empty()).map(str::to_owned),
         trace_id: caller.and_then(|c| c.trace_id.clone()),
-    };
-    tx.insert_audit(&record).await?;
-    Ok(())
+    }
 }

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use super::{Caller, ServiceError, ServiceResult, Services};
+use super::{Caller, ServiceResult, Services};
 use crate::domain::decision::CheckInput;
+use crate::domain::policy::Operation;
 use crate::domain::{Action, CheckFacts, Decision, Icn, ProductId, Revision, WebId, decide};
 
 #[derive(Debug, Clone)]
@@ -41,15 +42,12 @@ impl Services {
     }
 
     pub(super) fn authorize_check(&self, caller: &Caller, req: &CheckRequest) -> ServiceResult<()> {
-        // The ticketing system (and operators) may ask about anyone; a person only about themself.
-        if caller.checker || caller.operator || caller.web_id == req.web_id {
-            Ok(())
-        } else {
-            Err(ServiceError::denied(
-                "CHECK_SCOPE_REQUIRED",
-                "checking another person's entitlement needs the entitlements.check scope",
-            ))
-        }
+        self.authorize(
+            caller,
+            Operation::Check {
+                subject: &req.web_id,
+            },
+        )
     }
 
     async fn facts(

@@ -1,4 +1,5 @@
-use crate::domain::ParseError;
+use crate::domain::policy::Refusal;
+use crate::domain::{ParseError, Reason};
 use crate::store::StoreError;
 
 /// What went wrong in a use case, by the gRPC code it becomes. `reason` is the UPPER_SNAKE
@@ -8,37 +9,22 @@ pub enum ServiceError {
     #[error("{field}: {message}")]
     InvalidArgument {
         field: String,
-        reason: &'static str,
+        reason: Reason,
         message: String,
     },
     #[error("{message}")]
-    NotFound {
-        reason: &'static str,
-        message: String,
-    },
+    NotFound { reason: Reason, message: String },
     #[error("{message}")]
-    AlreadyExists {
-        reason: &'static str,
-        message: String,
-    },
+    AlreadyExists { reason: Reason, message: String },
     #[error("{message}")]
-    PermissionDenied {
-        reason: &'static str,
-        message: String,
-    },
+    PermissionDenied { reason: Reason, message: String },
     #[error("{message}")]
-    FailedPrecondition {
-        reason: &'static str,
-        message: String,
-    },
+    FailedPrecondition { reason: Reason, message: String },
     #[error("{message}")]
-    Aborted {
-        reason: &'static str,
-        message: String,
-    },
+    Aborted { reason: Reason, message: String },
     #[error("{message}")]
     ResourceExhausted {
-        reason: &'static str,
+        reason: Reason,
         message: String,
         retry_after_ms: i64,
     },
@@ -58,29 +44,29 @@ impl ServiceError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ServiceError::InvalidArgument {
             field: field.into(),
-            reason: "INVALID_ARGUMENT",
+            reason: Reason::InvalidArgument,
             message: message.into(),
         }
     }
-    pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(reason: Reason, message: impl Into<String>) -> Self {
         ServiceError::NotFound {
             reason,
             message: message.into(),
         }
     }
-    pub fn denied(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn denied(reason: Reason, message: impl Into<String>) -> Self {
         ServiceError::PermissionDenied {
             reason,
             message: message.into(),
         }
     }
-    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
         ServiceError::FailedPrecondition {
             reason,
             message: message.into(),
         }
     }
-    pub fn exists(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn exists(reason: Reason, message: impl Into<String>) -> Self {
         ServiceError::AlreadyExists {
             reason,
             message: message.into(),
@@ -93,6 +79,16 @@ impl ServiceError {
     }
 }
 
+impl From<Refusal> for ServiceError {
+    fn from(r: Refusal) -> Self {
+        if r.is_precondition() {
+            ServiceError::precondition(r.into(), r.to_string())
+        } else {
+            ServiceError::denied(r.into(), r.to_string())
+        }
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -100,7 +96,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Aborted(m) => {
                 tracing::info!(cause = %m, "transaction aborted by a concurrent one");
                 ServiceError::Aborted {
-                    reason: "CONCURRENT_UPDATE",
+                    reason: Reason::ConcurrentUpdate,
                     message: "a concurrent change won; retry the call".to_owned(),
                 }
             }

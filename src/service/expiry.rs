@@ -5,52 +5,40 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::audit::{self, Event};
-use super::{ServiceResult, Services};
-use crate::clock::Millis;
-use crate::domain::AccessRequest;
+use super::write::Write;
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::{AccessRequest, AccessRequestState, Account};
 use crate::mail::templates;
-use crate::store::WriteTx;
 
 impl Services {
-    /// Records an expiry already applied to `request` (state EXPIRED) in `tx`.
+    /// Records an expiry already applied to `request` (state EXPIRED) in `w`, as the service
+    /// itself: the deadline passed, whoever noticed it.
     pub(super) async fn record_expiry(
         &self,
-        tx: &mut dyn WriteTx,
+        w: &mut Write<'_>,
         request: &AccessRequest,
-        now: Millis,
+        account: &Account,
     ) -> ServiceResult<()> {
-        tx.update_request(request).await?;
+        w.tx().update_request(request).await?;
         let mut before = request.clone();
-        before.state = crate::domain::AccessRequestState::Pending;
-        audit::record(
-            tx,
-            None,
-            now,
-            Event {
-                action: "access_request.expire",
-                target_type: "access_request",
-                target_id: request.id.to_string(),
-                icn: Some(&request.icn),
-                before: Some(audit::request(&before)),
-                after: Some(audit::request(request)),
-                reason: Some("no decision before the deadline"),
-            },
-        )
-        .await?;
-        if let Some(p) = tx.person(&request.web_id).await? {
-            let company = tx
-                .account_for_update(&request.icn)
-                .await?
-                .map(|a| a.company_name)
-                .unwrap_or_default();
-            let mail = templates::request_expired(
+        before.state = AccessRequestState::Pending;
+        w.system_audit(Event {
+            action: "access_request.expire",
+            target_type: "access_request",
+            target_id: request.id.to_string(),
+            icn: Some(&request.icn),
+            before: Some(audit::request(&before)),
+            after: Some(audit::request(request)),
+            reason: Some("no decision before the deadline"),
+        });
+        if let Some(p) = w.tx().person(&request.web_id).await? {
+            w.mail(templates::request_expired(
                 self.brand(),
                 p.email.as_str(),
                 &p.display_name(),
                 request.icn.as_str(),
-                &company,
-            );
-            self.enqueue(tx, mail, now).await?;
+                &account.company_name,
+            ));
         }
         Ok(())
     }
@@ -66,16 +54,18 @@ impl Services {
             }
             let batch = ids.len();
             for id in ids {
-                let mut tx = self.store().begin().await?;
-                let Some(mut request) = tx.request_for_update(id).await? else {
-                    continue;
+                let mut w = self.begin_system().await?;
+                let (mut request, account) = match w.lock_request(id).await {
+                    Ok(found) => found,
+                    Err(ServiceError::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
                 };
                 // Decided meanwhile by an administrator: nothing to do.
-                if !request.is_overdue(now) || request.expire(now).is_err() {
+                if !request.is_overdue(w.now()) || request.expire(w.now()).is_err() {
                     continue;
                 }
-                self.record_expiry(tx.as_mut(), &request, now).await?;
-                self.commit(tx, now).await?;
+                self.record_expiry(&mut w, &request, &account).await?;
+                w.commit().await?;
                 done += 1;
             }
             if batch < 100 {

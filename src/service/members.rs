@@ -1,11 +1,12 @@
 //! What administrators see and do with their account's people, and the "My agreements" page.
 
 use super::audit::{self, Event};
+use super::write::{Write, account_not_found};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
-use crate::domain::decision::CheckInput;
+use crate::domain::policy::{Operation, Standing};
 use crate::domain::{
-    AccessRequestId, AccessRequestState, AccessRequestView, Action, DecisionReason, Icn,
-    MemberView, Membership, Person, Role, WebId, decide,
+    AccessRequestId, AccessRequestState, AccessRequestView, Account, Icn, MemberView, Membership,
+    Person, Reason, Role, WebId,
 };
 use crate::mail::templates;
 use crate::store::Page;
@@ -20,6 +21,7 @@ pub struct MyAccess {
 
 impl Services {
     pub async fn my_access(&self, caller: &Caller) -> ServiceResult<MyAccess> {
+        self.authorize(caller, Operation::OwnProfile)?;
         let store = self.store();
         let (person, memberships, requests) = tokio::try_join!(
             store.person(&caller.web_id),
@@ -33,40 +35,19 @@ impl Services {
         })
     }
 
-    /// Reads are for operators and for verified administrators of the account, decided by the
-    /// same rule as CheckEntitlement's ACTION_MANAGE_USERS.
+    /// Reads of an account's people are for operators and its administrators (the policy),
+    /// judged on the same facts a check reads.
     async fn authorize_read(&self, caller: &Caller, icn: &Icn) -> ServiceResult<()> {
         let facts = self.store().check_facts(icn, &caller.web_id).await?;
-        if facts.account_status.is_none() {
-            return Err(ServiceError::not_found(
-                "ACCOUNT_NOT_FOUND",
-                format!("no customer account {icn}"),
-            ));
-        }
-        if caller.operator {
-            return Ok(());
-        }
-        let input = CheckInput {
-            action: Action::ManageUsers,
-            product: None,
-            severity: None,
+        let Some(account) = facts.account_status else {
+            return Err(account_not_found(icn));
         };
-        let d = decide(&facts, &input, self.now());
-        match d.reason {
-            DecisionReason::Granted => Ok(()),
-            DecisionReason::EmailNotVerified => Err(ServiceError::denied(
-                "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
-                "verify your email address before administering this account",
-            )),
-            DecisionReason::AccountSuspended => Err(ServiceError::precondition(
-                "ACCOUNT_SUSPENDED",
-                "this account is suspended",
-            )),
-            _ => Err(ServiceError::denied(
-                "NOT_AN_ADMINISTRATOR",
-                "only a Site Technical Contact or Technical Contact of this account may see this",
-            )),
-        }
+        let standing = Standing {
+            account,
+            role: facts.membership.filter(|m| m.is_active()).map(|m| m.role),
+            email_verified: facts.email_verified,
+        };
+        self.authorize(caller, Operation::ReadMembers { standing })
     }
 
     pub async fn list_access_requests(
@@ -109,39 +90,29 @@ impl Services {
                 "must be ROLE_AUTHORIZED_USER or ROLE_TECHNICAL_CONTACT; only an operator designates Site Technical Contacts",
             ));
         }
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let account = self.locked_account(tx.as_mut(), icn).await?;
-        self.authorize_administrator(tx.as_mut(), caller, icn)
-            .await?;
-        let mut member = self.target_member(tx.as_mut(), caller, icn, web_id).await?;
+        let mut w = self.begin(caller).await?;
+        let (account, mut member) = self.changeable_member(&mut w, icn, web_id).await?;
         if member.role == role {
-            let revision = self.commit(tx, now).await?;
+            let revision = w.commit().await?;
             let value = self.member_view(icn, web_id).await?;
             return Ok(Written { value, revision });
         }
         let before = audit::membership(&member);
         let old = member.role;
         member.role = role;
-        member.updated_at = now;
-        tx.upsert_membership(&member).await?;
-        audit::record(
-            tx.as_mut(),
-            Some(caller),
-            now,
-            Event {
-                action: "membership.update_role",
-                target_type: "membership",
-                target_id: format!("{icn}/{web_id}"),
-                icn: Some(icn),
-                before: Some(before),
-                after: Some(audit::membership(&member)),
-                reason: None,
-            },
-        )
-        .await?;
-        if let Some(p) = tx.person(web_id).await? {
-            let mail = templates::member_role_changed(
+        member.updated_at = w.now();
+        w.tx().upsert_membership(&member).await?;
+        w.audit(Event {
+            action: "membership.update_role",
+            target_type: "membership",
+            target_id: format!("{icn}/{web_id}"),
+            icn: Some(icn),
+            before: Some(before),
+            after: Some(audit::membership(&member)),
+            reason: None,
+        });
+        if let Some(p) = w.tx().person(web_id).await? {
+            w.mail(templates::member_role_changed(
                 self.brand(),
                 p.email.as_str(),
                 &p.display_name(),
@@ -149,10 +120,9 @@ impl Services {
                 &account.company_name,
                 old.label(),
                 role.label(),
-            );
-            self.enqueue(tx.as_mut(), mail, now).await?;
+            ));
         }
-        let revision = self.commit(tx, now).await?;
+        let revision = w.commit().await?;
         let value = self.member_view(icn, web_id).await?;
         Ok(Written { value, revision })
     }
@@ -165,84 +135,62 @@ impl Services {
         web_id: &WebId,
         reason: &str,
     ) -> ServiceResult<Written<MemberView>> {
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let account = self.locked_account(tx.as_mut(), icn).await?;
-        self.authorize_administrator(tx.as_mut(), caller, icn)
-            .await?;
-        let member = self.target_member(tx.as_mut(), caller, icn, web_id).await?;
+        let mut w = self.begin(caller).await?;
+        let (account, member) = self.changeable_member(&mut w, icn, web_id).await?;
         let removed = Membership {
-            removed_at: Some(now),
-            updated_at: now,
+            removed_at: Some(w.now()),
+            updated_at: w.now(),
             ..member.clone()
         };
-        tx.upsert_membership(&removed).await?;
-        audit::record(
-            tx.as_mut(),
-            Some(caller),
-            now,
-            Event {
-                action: "membership.remove",
-                target_type: "membership",
-                target_id: format!("{icn}/{web_id}"),
-                icn: Some(icn),
-                before: Some(audit::membership(&member)),
-                after: Some(audit::membership(&removed)),
-                reason: Some(reason),
-            },
-        )
-        .await?;
-        let person = tx.person(web_id).await?;
+        w.tx().upsert_membership(&removed).await?;
+        w.audit(Event {
+            action: "membership.remove",
+            target_type: "membership",
+            target_id: format!("{icn}/{web_id}"),
+            icn: Some(icn),
+            before: Some(audit::membership(&member)),
+            after: Some(audit::membership(&removed)),
+            reason: Some(reason),
+        });
+        let person = w.tx().person(web_id).await?;
         if let Some(p) = &person {
-            let mail = templates::member_removed(
+            w.mail(templates::member_removed(
                 self.brand(),
                 p.email.as_str(),
                 &p.display_name(),
                 icn.as_str(),
                 &account.company_name,
-            );
-            self.enqueue(tx.as_mut(), mail, now).await?;
+            ));
         }
-        let revision = self.commit(tx, now).await?;
-        let value = MemberView {
+        w.done(MemberView {
             membership: member,
             person,
             company_name: account.company_name,
-        };
-        Ok(Written { value, revision })
+        })
+        .await
     }
 
-    /// The member an administrator acts on: active, not the caller, not an STC.
-    async fn target_member(
+    /// Locks the account and the member an administrator acts on, and asks the policy.
+    async fn changeable_member(
         &self,
-        tx: &mut dyn crate::store::WriteTx,
-        caller: &Caller,
+        w: &mut Write<'_>,
         icn: &Icn,
         web_id: &WebId,
-    ) -> ServiceResult<Membership> {
-        if web_id == &caller.web_id && !caller.operator {
-            return Err(ServiceError::denied(
-                "SELF_MODIFICATION",
-                "administrators may not change their own membership; ask another administrator",
-            ));
-        }
-        let member = tx
+    ) -> ServiceResult<(Account, Membership)> {
+        let account = w.lock_account(icn).await?;
+        let standing = w.standing(&account).await?;
+        let member = w
+            .tx()
             .membership_for_update(icn, web_id)
             .await?
-            .filter(|m| m.is_active())
-            .ok_or_else(|| {
-                ServiceError::not_found(
-                    "MEMBER_NOT_FOUND",
-                    format!("{web_id} is not a member of {icn}"),
-                )
-            })?;
-        if member.role == Role::SiteTechnicalContact {
-            return Err(ServiceError::denied(
-                "SITE_TECHNICAL_CONTACT_PROTECTED",
-                "only an operator adds or removes a Site Technical Contact",
-            ));
-        }
-        Ok(member)
+            .filter(|m| m.is_active());
+        w.authorize(Operation::ChangeMember {
+            standing,
+            member: web_id,
+            role: member.as_ref().map(|m| m.role),
+        })?;
+        let member = member.ok_or_else(|| member_not_found(icn, web_id))?;
+        Ok((account, member))
     }
 
     async fn member_view(&self, icn: &Icn, web_id: &WebId) -> ServiceResult<MemberView> {
@@ -250,11 +198,13 @@ impl Services {
         members
             .into_iter()
             .find(|m| &m.membership.icn == icn)
-            .ok_or_else(|| {
-                ServiceError::not_found(
-                    "MEMBER_NOT_FOUND",
-                    format!("{web_id} is not a member of {icn}"),
-                )
-            })
+            .ok_or_else(|| member_not_found(icn, web_id))
     }
+}
+
+fn member_not_found(icn: &Icn, web_id: &WebId) -> ServiceError {
+    ServiceError::not_found(
+        Reason::MemberNotFound,
+        format!("{web_id} is not a member of {icn}"),
+    )
 }

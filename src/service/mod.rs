@@ -12,9 +12,9 @@ mod feed;
 mod members;
 mod verify;
 mod watch;
+mod write;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -28,10 +28,12 @@ pub use members::MyAccess;
 pub use watch::WatchBatch;
 
 use crate::clock::{Millis, SharedClock};
+use crate::domain::policy::Refusal;
 use crate::domain::verification::{SendPolicy, VerificationCode};
-use crate::domain::{Email, Icn, Membership, Person, Revision, WebId};
-use crate::mail::{MailBrand, OutgoingEmail, templates};
-use crate::store::{SharedStore, WriteTx};
+use crate::domain::{Email, Person, Revision, WebId};
+use crate::mail::{MailBrand, templates};
+use crate::store::SharedStore;
+use write::Write;
 
 /// Who is calling, as established by the transport from a verified token. The same token
 /// arrives on many calls, so the transport keeps one `Identity` per token and shares it.
@@ -152,24 +154,6 @@ impl Services {
         &self.inner.config.brand
     }
 
-    /// Commits; once the emails are durable, wakes the worker that sends them, and waits
-    /// briefly until this replica's cache has applied the change, so the caller reads its
-    /// own write here even without a token. Returns the revision to hand out as a token.
-    async fn commit(&self, tx: Box<dyn WriteTx>, now: Millis) -> ServiceResult<Revision> {
-        let revision = tx.commit(now).await?;
-        self.inner.mail_wake.notify_one();
-        match revision {
-            Some(r) => {
-                self.inner
-                    .feed
-                    .wait_for(r, Duration::from_millis(500))
-                    .await;
-                Ok(r)
-            }
-            None => Ok(self.inner.feed.applied()),
-        }
-    }
-
     /// The revision this replica has applied: what a read now reflects at least.
     pub fn applied_revision(&self) -> Revision {
         self.inner.feed.applied()
@@ -179,31 +163,14 @@ impl Services {
         &self.inner.feed
     }
 
-    fn require_operator(caller: &Caller) -> ServiceResult<()> {
-        if caller.operator {
-            Ok(())
-        } else {
-            Err(ServiceError::denied(
-                "ADMIN_SCOPE_REQUIRED",
-                "this call needs a token with the entitlements.admin scope",
-            ))
-        }
-    }
-
     /// Creates or refreshes the caller's person record from their token. A changed address
     /// is no longer verified, and a code sent to the old address stops working.
-    async fn sync_person(
-        &self,
-        tx: &mut dyn WriteTx,
-        caller: &Caller,
-        now: Millis,
-    ) -> ServiceResult<Person> {
+    async fn sync_person(&self, w: &mut Write<'_>, caller: &Caller) -> ServiceResult<Person> {
         let Some(email) = caller.email.clone() else {
-            return Err(ServiceError::precondition(
-                "EMAIL_CLAIM_REQUIRED",
-                "the token has no email claim; this call is for a person with an email address",
-            ));
+            return Err(Refusal::EmailClaimRequired.into());
         };
+        let now = w.now();
+        let tx = w.tx();
         let existing = tx.person(&caller.web_id).await?;
         let person = match existing {
             Some(mut p) => {
@@ -242,48 +209,14 @@ impl Services {
         Ok(person)
     }
 
-    /// The caller administers `icn` (an active STC or TC with a verified email), or is an
-    /// operator. Read inside the transaction, so a concurrent removal is seen.
-    async fn authorize_administrator(
-        &self,
-        tx: &mut dyn WriteTx,
-        caller: &Caller,
-        icn: &Icn,
-    ) -> ServiceResult<Option<Membership>> {
-        let membership = tx
-            .membership_for_update(icn, &caller.web_id)
-            .await?
-            .filter(|m| m.is_active());
-        match &membership {
-            Some(m) if m.role.is_administrator() => {
-                let verified = tx
-                    .person(&caller.web_id)
-                    .await?
-                    .is_some_and(|p| p.email_verified());
-                if !verified {
-                    return Err(ServiceError::denied(
-                        "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
-                        "verify your email address before administering this account",
-                    ));
-                }
-                Ok(membership)
-            }
-            _ if caller.operator => Ok(membership),
-            _ => Err(ServiceError::denied(
-                "NOT_AN_ADMINISTRATOR",
-                "only a Site Technical Contact or Technical Contact of this account may do this",
-            )),
-        }
-    }
-
     /// Issues a verification code and queues its email, unless the send rate says not yet.
     async fn queue_verification(
         &self,
-        tx: &mut dyn WriteTx,
+        w: &mut Write<'_>,
         person: &Person,
-        now: Millis,
     ) -> ServiceResult<Result<VerificationCode, i64>> {
-        let previous = tx.verification(&person.web_id).await?;
+        let now = w.now();
+        let previous = w.tx().verification(&person.web_id).await?;
         match VerificationCode::issue(
             person.web_id.clone(),
             person.email.clone(),
@@ -292,28 +225,17 @@ impl Services {
             now,
         ) {
             Ok((row, code)) => {
-                tx.put_verification(&row).await?;
-                let mail = templates::verification_code(
+                w.tx().put_verification(&row).await?;
+                w.mail(templates::verification_code(
                     self.brand(),
                     person.email.as_str(),
                     &person.display_name(),
                     &code,
                     row.expires_at,
-                );
-                tx.enqueue_email(&mail, now).await?;
+                ));
                 Ok(Ok(row))
             }
             Err(retry) => Ok(Err(retry.0)),
         }
-    }
-
-    async fn enqueue(
-        &self,
-        tx: &mut dyn WriteTx,
-        mail: OutgoingEmail,
-        now: Millis,
-    ) -> ServiceResult<()> {
-        tx.enqueue_email(&mail, now).await?;
-        Ok(())
     }
 }

@@ -3,20 +3,22 @@
 use super::audit::{self, Event};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::clock::Millis;
+use crate::domain::Reason;
+use crate::domain::policy::Operation;
 use crate::domain::verification::CodeCheck;
 
 impl Services {
     /// Checks a code the caller typed. Wrong tries are counted durably (they commit even
     /// though the call fails), so a restart does not reset the limit.
     pub async fn verify_email(&self, caller: &Caller, code: &str) -> ServiceResult<Written<bool>> {
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
+        let mut w = self.begin_authorized(caller, Operation::OwnProfile).await?;
+        let now = w.now();
         let mut person = match caller.email {
-            Some(_) => self.sync_person(tx.as_mut(), caller, now).await?,
-            None => tx.person(&caller.web_id).await?.ok_or_else(no_code)?,
+            Some(_) => self.sync_person(&mut w, caller).await?,
+            None => w.tx().person(&caller.web_id).await?.ok_or_else(no_code)?,
         };
-        let Some(mut row) = tx.verification(&caller.web_id).await? else {
-            self.commit(tx, now).await?;
+        let Some(mut row) = w.tx().verification(&caller.web_id).await? else {
+            w.commit().await?;
             // A spent code proves nothing new; say so rather than "accepted".
             return Err(if person.email_verified() {
                 already_verified()
@@ -26,7 +28,7 @@ impl Services {
         };
         if row.email != person.email {
             return Err(ServiceError::precondition(
-                "VERIFICATION_CODE_SUPERSEDED",
+                Reason::VerificationCodeSuperseded,
                 "your email address changed since this code was sent; ask for a new code",
             ));
         }
@@ -35,35 +37,25 @@ impl Services {
                 let before = audit::person(&person);
                 person.email_verified_at = Some(now);
                 person.updated_at = now;
-                tx.upsert_person(&person).await?;
-                tx.delete_verification(&caller.web_id).await?;
-                audit::record(
-                    tx.as_mut(),
-                    Some(caller),
-                    now,
-                    Event {
-                        action: "person.verify_email",
-                        target_type: "person",
-                        target_id: person.web_id.to_string(),
-                        icn: None,
-                        before: Some(before),
-                        after: Some(audit::person(&person)),
-                        reason: None,
-                    },
-                )
-                .await?;
-                let revision = self.commit(tx, now).await?;
-                Ok(Written {
-                    value: true,
-                    revision,
-                })
+                w.tx().upsert_person(&person).await?;
+                w.tx().delete_verification(&caller.web_id).await?;
+                w.audit(Event {
+                    action: "person.verify_email",
+                    target_type: "person",
+                    target_id: person.web_id.to_string(),
+                    icn: None,
+                    before: Some(before),
+                    after: Some(audit::person(&person)),
+                    reason: None,
+                });
+                w.done(true).await
             }
             CodeCheck::Wrong { attempts_left } => {
-                tx.put_verification(&row).await?;
-                self.commit(tx, now).await?;
+                w.tx().put_verification(&row).await?;
+                w.commit().await?;
                 Err(ServiceError::InvalidArgument {
                     field: "code".to_owned(),
-                    reason: "VERIFICATION_CODE_INVALID",
+                    reason: Reason::VerificationCodeInvalid,
                     message: if attempts_left > 0 {
                         format!("the code is not correct; {attempts_left} tries left")
                     } else {
@@ -73,11 +65,11 @@ impl Services {
                 })
             }
             CodeCheck::Expired => Err(ServiceError::precondition(
-                "VERIFICATION_CODE_EXPIRED",
+                Reason::VerificationCodeExpired,
                 "the code has expired; ask for a new code",
             )),
             CodeCheck::Locked => Err(ServiceError::precondition(
-                "VERIFICATION_CODE_LOCKED",
+                Reason::VerificationCodeLocked,
                 "too many wrong tries; ask for a new code",
             )),
         }
@@ -88,38 +80,31 @@ impl Services {
         &self,
         caller: &Caller,
     ) -> ServiceResult<(String, Millis)> {
-        let now = self.now();
-        let mut tx = self.store().begin().await?;
-        let person = self.sync_person(tx.as_mut(), caller, now).await?;
+        let mut w = self.begin_authorized(caller, Operation::OwnProfile).await?;
+        let person = self.sync_person(&mut w, caller).await?;
         if person.email_verified() {
             // The person record may have just been created or refreshed: keep that.
-            self.commit(tx, now).await?;
+            w.commit().await?;
             return Err(already_verified());
         }
-        match self.queue_verification(tx.as_mut(), &person, now).await? {
+        match self.queue_verification(&mut w, &person).await? {
             Ok(row) => {
-                audit::record(
-                    tx.as_mut(),
-                    Some(caller),
-                    now,
-                    Event {
-                        action: "person.send_verification",
-                        target_type: "person",
-                        target_id: person.web_id.to_string(),
-                        icn: None,
-                        before: None,
-                        after: Some(audit::person(&person)),
-                        reason: None,
-                    },
-                )
-                .await?;
-                self.commit(tx, now).await?;
+                w.audit(Event {
+                    action: "person.send_verification",
+                    target_type: "person",
+                    target_id: person.web_id.to_string(),
+                    icn: None,
+                    before: None,
+                    after: Some(audit::person(&person)),
+                    reason: None,
+                });
+                w.commit().await?;
                 Ok((person.email.to_string(), row.expires_at))
             }
             Err(retry_after_ms) => {
-                self.commit(tx, now).await?;
+                w.commit().await?;
                 Err(ServiceError::ResourceExhausted {
-                    reason: "VERIFICATION_EMAIL_RATE_LIMITED",
+                    reason: Reason::VerificationEmailRateLimited,
                     message: format!(
                         "a code was sent recently; try again in {} seconds",
                         (retry_after_ms + 999) / 1000
@@ -133,14 +118,14 @@ impl Services {
 
 fn no_code() -> ServiceError {
     ServiceError::precondition(
-        "NO_VERIFICATION_PENDING",
+        Reason::NoVerificationPending,
         "no verification code was sent to you; ask for one with SendVerificationEmail",
     )
 }
 
 fn already_verified() -> ServiceError {
     ServiceError::precondition(
-        "EMAIL_ALREADY_VERIFIED",
+        Reason::EmailAlreadyVerified,
         "your email address is already verified",
     )
 }

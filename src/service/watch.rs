@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
 use super::{Caller, ServiceError, ServiceResult, Services};
-use crate::domain::{ChangeRecord, Icn, Revision};
+use crate::domain::policy::Operation;
+use crate::domain::{ChangeRecord, Icn, Reason, Revision};
 
 /// One message of the stream: changes up to `through` (possibly none: a heartbeat).
 #[derive(Debug, Clone)]
@@ -26,12 +27,7 @@ impl Services {
         from: Option<Revision>,
         icn: Option<Icn>,
     ) -> ServiceResult<mpsc::Receiver<ServiceResult<WatchBatch>>> {
-        if !(caller.checker || caller.operator) {
-            return Err(ServiceError::denied(
-                "CHECK_SCOPE_REQUIRED",
-                "watching changes needs the entitlements.check or entitlements.admin scope",
-            ));
-        }
+        self.authorize(caller, Operation::WatchChanges)?;
         let feed = self.feed().clone();
         // Subscribe before reading the log, so nothing falls between the two.
         let live = feed.subscribe();
@@ -143,7 +139,7 @@ impl Services {
 
 fn too_old() -> ServiceError {
     ServiceError::precondition(
-        "CONSISTENCY_TOKEN_TOO_OLD",
+        Reason::ConsistencyTokenTooOld,
         "changes after this token were already forgotten; reload your cache and watch from now",
     )
 }

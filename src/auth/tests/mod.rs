@@ -308,7 +308,7 @@ fn public_messages_are_safe() {
         assert!(!err.public_message().contains("/srv"), "{err:?}");
         assert!(err.is_server_side());
     }
-    assert_eq!(AuthError::Expired.reason(), "TOKEN_EXPIRED");
+    assert_eq!(AuthError::Expired.reason().as_str(), "TOKEN_EXPIRED");
     assert!(!AuthError::BadSignature.is_server_side());
 }
 

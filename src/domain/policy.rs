@@ -1,0 +1,203 @@
+//! Who may do what to what: every authorization rule of the service, in one place.
+//!
+//! The use cases gather the facts (who calls, their standing on the account, the target) and
+//! ask [`authorize`]; nothing else in the crate decides whether a caller may act. Whether the
+//! thing acted on exists (an unknown ICN, request or member) is not a rule of who may act: the
+//! use cases answer that themselves.
+//!
+//! The rules:
+//! - An **operator** (scope `entitlements.admin`) runs the accounts: creates them, suspends and
+//!   reactivates them, keeps their contracts, designates and removes Site Technical Contacts,
+//!   reads the audit trail, and may administer any account's members, suspended or not.
+//! - The **ticketing system** (scope `entitlements.check`) may check anyone's entitlement and
+//!   watch the change feed; so may an operator. A person may check only themself.
+//! - **The person themself** may ask for access (with an email claim, on an active account),
+//!   withdraw their own request, verify their email and read their own access.
+//! - An **administrator** of an account is an active STC or TC of it with a verified email,
+//!   and the account is ACTIVE. Administrators decide the account's requests, read its requests
+//!   and members, and change or remove its members.
+//! - Nobody decides their own request; an administrator does not change their own membership;
+//!   an STC is changed or removed only by an operator (as an STC).
+
+use super::ids::WebId;
+use super::model::AccountStatus;
+use super::role::Role;
+
+/// Who is acting, as the transport established it from a verified token.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub web_id: &'a WebId,
+    /// Scope `entitlements.admin`.
+    pub operator: bool,
+    /// Scope `entitlements.check`.
+    pub checker: bool,
+    /// The token carries an email claim: a person who can be written to.
+    pub has_email: bool,
+}
+
+/// The actor's standing on the account acted on, read in the same transaction as the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub account: AccountStatus,
+    /// The actor's active role on the account, if any.
+    pub role: Option<Role>,
+    pub email_verified: bool,
+}
+
+/// What the actor wants to do.
+#[derive(Debug, Clone, Copy)]
+pub enum Operation<'a> {
+    /// Create accounts, change their status or contracts, designate or remove STCs, read an
+    /// account's record or the audit trail.
+    RunAccounts,
+    /// Ask CheckEntitlement about `subject`.
+    Check { subject: &'a WebId },
+    /// Follow the change feed (WatchEntitlementChanges).
+    WatchChanges,
+    /// Ask for access to an account with the given status.
+    RequestAccess { account: AccountStatus },
+    /// Withdraw a request made by `requester`.
+    WithdrawRequest { requester: &'a WebId },
+    /// Approve or deny a request made by `requester`.
+    DecideRequest {
+        requester: &'a WebId,
+        standing: Standing,
+    },
+    /// List an account's requests or members.
+    ReadMembers { standing: Standing },
+    /// Change the role of, or remove, `member` (whose active role is `role`, if any).
+    ChangeMember {
+        standing: Standing,
+        member: &'a WebId,
+        role: Option<Role>,
+    },
+    /// Act on one's own person record: verify one's email, ask for a code, read one's access.
+    OwnProfile,
+}
+
+/// Why an actor may not do what they asked. Each is one published error reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Refusal {
+    #[error("this call needs a token with the entitlements.admin scope")]
+    AdminScopeRequired,
+    #[error("checking another person's entitlement needs the entitlements.check scope")]
+    CheckScopeRequired,
+    #[error("the token has no email claim; this call is for a person with an email address")]
+    EmailClaimRequired,
+    #[error("this account is suspended")]
+    AccountSuspended,
+    #[error("only the requester may withdraw a request")]
+    NotYourRequest,
+    #[error("nobody may decide their own request")]
+    SelfDecision,
+    #[error("only a Site Technical Contact or Technical Contact of this account may do this")]
+    NotAnAdministrator,
+    #[error("verify your email address before administering this account")]
+    AdministratorEmailNotVerified,
+    #[error("administrators may not change their own membership; ask another administrator")]
+    SelfModification,
+    #[error("only an operator adds or removes a Site Technical Contact")]
+    SiteTechnicalContactProtected,
+}
+
+impl Refusal {
+    /// A refusal about the state of the account rather than the actor's rights.
+    pub fn is_precondition(self) -> bool {
+        matches!(
+            self,
+            Refusal::AccountSuspended | Refusal::EmailClaimRequired
+        )
+    }
+}
+
+pub fn authorize(actor: &Actor<'_>, op: &Operation<'_>) -> Result<(), Refusal> {
+    match *op {
+        Operation::RunAccounts => operator(actor),
+        Operation::Check { subject } => {
+            if actor.checker || actor.operator || actor.web_id == subject {
+                Ok(())
+            } else {
+                Err(Refusal::CheckScopeRequired)
+            }
+        }
+        Operation::WatchChanges => {
+            if actor.checker || actor.operator {
+                Ok(())
+            } else {
+                Err(Refusal::CheckScopeRequired)
+            }
+        }
+        Operation::RequestAccess { account } => {
+            if !actor.has_email {
+                Err(Refusal::EmailClaimRequired)
+            } else if account == AccountStatus::Suspended {
+                Err(Refusal::AccountSuspended)
+            } else {
+                Ok(())
+            }
+        }
+        Operation::WithdrawRequest { requester } => {
+            if actor.web_id == requester {
+                Ok(())
+            } else {
+                Err(Refusal::NotYourRequest)
+            }
+        }
+        Operation::DecideRequest {
+            requester,
+            standing,
+        } => {
+            if actor.web_id == requester {
+                return Err(Refusal::SelfDecision);
+            }
+            administrator(&standing)
+        }
+        Operation::ReadMembers { standing } => {
+            if actor.operator {
+                return Ok(());
+            }
+            administrator(&standing)
+        }
+        Operation::ChangeMember {
+            standing,
+            member,
+            role,
+        } => {
+            if !actor.operator {
+                administrator(&standing)?;
+                if actor.web_id == member {
+                    return Err(Refusal::SelfModification);
+                }
+            }
+            if role == Some(Role::SiteTechnicalContact) {
+                return Err(Refusal::SiteTechnicalContactProtected);
+            }
+            Ok(())
+        }
+        Operation::OwnProfile => Ok(()),
+    }
+}
+
+fn operator(actor: &Actor<'_>) -> Result<(), Refusal> {
+    if actor.operator {
+        Ok(())
+    } else {
+        Err(Refusal::AdminScopeRequired)
+    }
+}
+
+/// An administrator: an active STC or TC with a verified email, on an ACTIVE account.
+fn administrator(standing: &Standing) -> Result<(), Refusal> {
+    if !standing.role.is_some_and(Role::is_administrator) {
+        Err(Refusal::NotAnAdministrator)
+    } else if !standing.email_verified {
+        Err(Refusal::AdministratorEmailNotVerified)
+    } else if standing.account == AccountStatus::Suspended {
+        Err(Refusal::AccountSuspended)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

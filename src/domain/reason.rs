@@ -1,0 +1,127 @@
+//! The published set of error reasons: every `google.rpc.ErrorInfo.reason` this service sends,
+//! and nothing else. The wire contract lists the same set as the `ErrorReason` enum
+//! (`proto/entitlement/v1/errors.proto`, each value there prefixed `ERROR_REASON_`), and
+//! `docs/errors.md` says when each is sent; a unit test keeps the three in step.
+
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
+        /// One published error reason.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Reason {
+            /// Every reason, in the order the contract lists them.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)*];
+
+            /// The UPPER_SNAKE text sent as `ErrorInfo.reason`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // Bad input (INVALID_ARGUMENT, with the field named in a BadRequest violation).
+    /// A field is missing, malformed or out of range.
+    InvalidArgument = "INVALID_ARGUMENT",
+    /// A `page_token` that this service did not issue.
+    InvalidPageToken = "INVALID_PAGE_TOKEN",
+    /// A `consistency_token` that this service did not issue.
+    InvalidConsistencyToken = "INVALID_CONSISTENCY_TOKEN",
+    /// More checks in one BatchCheckEntitlements than it takes.
+    BatchTooLarge = "BATCH_TOO_LARGE",
+    /// A verification code that is not the one sent.
+    VerificationCodeInvalid = "VERIFICATION_CODE_INVALID",
+
+    // Identity (UNAUTHENTICATED; UNAVAILABLE for the server-side ones).
+    TokenMissing = "TOKEN_MISSING",
+    AuthorizationHeaderMalformed = "AUTHORIZATION_HEADER_MALFORMED",
+    TokenMalformed = "TOKEN_MALFORMED",
+    TokenAlgorithmUnsupported = "TOKEN_ALGORITHM_UNSUPPORTED",
+    TokenKeyUnknown = "TOKEN_KEY_UNKNOWN",
+    TokenSignatureInvalid = "TOKEN_SIGNATURE_INVALID",
+    TokenExpired = "TOKEN_EXPIRED",
+    TokenNotYetValid = "TOKEN_NOT_YET_VALID",
+    TokenIssuerMismatch = "TOKEN_ISSUER_MISMATCH",
+    TokenAudienceMismatch = "TOKEN_AUDIENCE_MISMATCH",
+    TokenSubjectMissing = "TOKEN_SUBJECT_MISSING",
+    /// A claim (email, names) that is not acceptable.
+    TokenClaimInvalid = "TOKEN_CLAIM_INVALID",
+    /// The identity provider's keys could not be fetched (UNAVAILABLE).
+    JwksUnavailable = "JWKS_UNAVAILABLE",
+    /// Token verification is misconfigured on the server (UNAVAILABLE).
+    AuthMisconfigured = "AUTH_MISCONFIGURED",
+
+    // Authorization (PERMISSION_DENIED; the policy's refusals).
+    AdminScopeRequired = "ADMIN_SCOPE_REQUIRED",
+    CheckScopeRequired = "CHECK_SCOPE_REQUIRED",
+    NotYourRequest = "NOT_YOUR_REQUEST",
+    SelfDecision = "SELF_DECISION",
+    NotAnAdministrator = "NOT_AN_ADMINISTRATOR",
+    AdministratorEmailNotVerified = "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
+    SelfModification = "SELF_MODIFICATION",
+    SiteTechnicalContactProtected = "SITE_TECHNICAL_CONTACT_PROTECTED",
+
+    // Not there (NOT_FOUND) or already there (ALREADY_EXISTS).
+    AccountNotFound = "ACCOUNT_NOT_FOUND",
+    AccessRequestNotFound = "ACCESS_REQUEST_NOT_FOUND",
+    MemberNotFound = "MEMBER_NOT_FOUND",
+    SiteTechnicalContactNotFound = "SITE_TECHNICAL_CONTACT_NOT_FOUND",
+    AccountExists = "ACCOUNT_EXISTS",
+    AlreadyAMember = "ALREADY_A_MEMBER",
+
+    // The state does not allow it (FAILED_PRECONDITION).
+    /// The token has no email claim, and the call is for a person with an address.
+    EmailClaimRequired = "EMAIL_CLAIM_REQUIRED",
+    AccountSuspended = "ACCOUNT_SUSPENDED",
+    RequestNotPending = "REQUEST_NOT_PENDING",
+    RequestExpired = "REQUEST_EXPIRED",
+    LastSiteTechnicalContact = "LAST_SITE_TECHNICAL_CONTACT",
+    NoVerificationPending = "NO_VERIFICATION_PENDING",
+    EmailAlreadyVerified = "EMAIL_ALREADY_VERIFIED",
+    VerificationCodeSuperseded = "VERIFICATION_CODE_SUPERSEDED",
+    VerificationCodeExpired = "VERIFICATION_CODE_EXPIRED",
+    VerificationCodeLocked = "VERIFICATION_CODE_LOCKED",
+    /// Changes after the token were already forgotten: reload and watch from now.
+    ConsistencyTokenTooOld = "CONSISTENCY_TOKEN_TOO_OLD",
+
+    // Try again (RESOURCE_EXHAUSTED with RetryInfo, ABORTED, UNAVAILABLE, INTERNAL).
+    VerificationEmailRateLimited = "VERIFICATION_EMAIL_RATE_LIMITED",
+    /// A concurrent change won; the call is safe to retry.
+    ConcurrentUpdate = "CONCURRENT_UPDATE",
+    /// The server is starting and not yet migrated.
+    Starting = "STARTING",
+    ShuttingDown = "SHUTTING_DOWN",
+    DatabaseUnavailable = "DATABASE_UNAVAILABLE",
+    /// A bug or corrupt data; the cause is logged, never sent.
+    Internal = "INTERNAL",
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<super::policy::Refusal> for Reason {
+    fn from(r: super::policy::Refusal) -> Self {
+        use super::policy::Refusal as R;
+        match r {
+            R::AdminScopeRequired => Reason::AdminScopeRequired,
+            R::CheckScopeRequired => Reason::CheckScopeRequired,
+            R::EmailClaimRequired => Reason::EmailClaimRequired,
+            R::AccountSuspended => Reason::AccountSuspended,
+            R::NotYourRequest => Reason::NotYourRequest,
+            R::SelfDecision => Reason::SelfDecision,
+            R::NotAnAdministrator => Reason::NotAnAdministrator,
+            R::AdministratorEmailNotVerified => Reason::AdministratorEmailNotVerified,
+            R::SelfModification => Reason::SelfModification,
+            R::SiteTechnicalContactProtected => Reason::SiteTechnicalContactProtected,
+        }
+    }
+}

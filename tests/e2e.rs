@@ -13,6 +13,7 @@ mod members;
 mod ops;
 mod requests;
 mod restart;
+mod rules;
 mod store_keys;
 mod store_suite;
 mod verification;

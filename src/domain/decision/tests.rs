@@ -272,3 +272,18 @@ fn an_overdue_pending_request_counts_as_expired_before_the_sweeper_records_it() 
     });
     assert_eq!(reason(&f, &view()), DecisionReason::AccessRevoked);
 }
+
+#[test]
+fn the_answer_names_a_24x7_contract_when_one_covers() {
+    let mut f = good();
+    f.contracts = vec![
+        contract("BASIC", &[], 0, 2 * NOW, false),
+        contract("PREMIUM", &[], 0, 2 * NOW, true),
+    ]
+    .into();
+    let d = decide(&f, &open(Some(3), None), NOW);
+    assert_eq!(
+        d.contract_id.map(|c| c.to_string()),
+        Some("PREMIUM".to_owned())
+    );
+}

@@ -1,0 +1,212 @@
+//! One test per rule that the rest of the suite could lose without noticing: each fails when
+//! its rule is deleted from the policy or the use case.
+
+use entitlements::proto::v1 as pb;
+use tonic::Code;
+
+use crate::flow::{approve, check, request, setup_account, verified_member};
+use crate::support::*;
+
+async fn add_stc(app: &TestApp, who: &str) {
+    app.admin()
+        .add_site_technical_contact(authed(
+            pb::AddSiteTechnicalContactRequest {
+                icn: ICN.into(),
+                web_id: who.into(),
+                email: format!("{who}@example.com"),
+                given_name: "S".into(),
+                family_name: "T".into(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .expect("add stc");
+}
+
+async fn set_status(app: &TestApp, status: pb::AccountStatus) {
+    app.admin()
+        .set_account_status(authed(
+            pb::SetAccountStatusRequest {
+                icn: ICN.into(),
+                status: status as i32,
+                reason: "test".into(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .expect("set status");
+}
+
+fn set_role(web_id: &str, role: pb::Role) -> pb::UpdateMemberRoleRequest {
+    pb::UpdateMemberRoleRequest {
+        icn: ICN.into(),
+        web_id: web_id.into(),
+        role: role as i32,
+    }
+}
+
+/// Administrators of a suspended account neither decide, read nor change anything on it;
+/// operators still administer its members; reactivated, it works again.
+async fn a_suspended_account_is_not_administered(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    verified_member(&app, &stc, "ana", pb::Role::AuthorizedUser).await;
+    let pending = request(&app, "ben", pb::Role::AuthorizedUser).await;
+    set_status(&app, pb::AccountStatus::Suspended).await;
+    let mut access = app.access();
+
+    let suspended = |r| assert_status(r, Code::FailedPrecondition, "ACCOUNT_SUSPENDED");
+    suspended(
+        approve(&app, &stc, &pending.access_request_id)
+            .await
+            .map(|_| ()),
+    );
+    suspended(
+        access
+            .deny_request(authed(
+                pb::DenyRequestRequest {
+                    access_request_id: pending.access_request_id.clone(),
+                    reason: "no".into(),
+                },
+                &stc,
+            ))
+            .await
+            .map(|_| ()),
+    );
+    suspended(
+        access
+            .update_member_role(authed(set_role("ana", pb::Role::TechnicalContact), &stc))
+            .await
+            .map(|_| ()),
+    );
+    suspended(
+        access
+            .list_members(authed(
+                pb::ListMembersRequest {
+                    icn: ICN.into(),
+                    ..Default::default()
+                },
+                &stc,
+            ))
+            .await
+            .map(|_| ()),
+    );
+    // Operators administer members of any account, suspended or not.
+    access
+        .update_member_role(authed(
+            set_role("ana", pb::Role::TechnicalContact),
+            &app.operator(),
+        ))
+        .await
+        .expect("an operator changes a member of a suspended account");
+
+    set_status(&app, pb::AccountStatus::Active).await;
+    approve(&app, &stc, &pending.access_request_id)
+        .await
+        .expect("approved once reactivated");
+}
+
+/// An STC or TC whose email is not verified administers nothing.
+async fn an_unverified_administrator_changes_no_member(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    verified_member(&app, &stc, "ana", pb::Role::AuthorizedUser).await;
+    let tom_req = request(&app, "tom", pb::Role::TechnicalContact).await;
+    approve(&app, &stc, &tom_req.access_request_id)
+        .await
+        .expect("approve tom");
+    let tom = app.person("tom");
+    let mut access = app.access();
+    let unverified = |r| {
+        assert_status(
+            r,
+            Code::PermissionDenied,
+            "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
+        )
+    };
+    unverified(
+        access
+            .update_member_role(authed(set_role("ana", pb::Role::TechnicalContact), &tom))
+            .await
+            .map(|_| ()),
+    );
+    unverified(
+        access
+            .remove_member(authed(
+                pb::RemoveMemberRequest {
+                    icn: ICN.into(),
+                    web_id: "ana".into(),
+                    reason: String::new(),
+                },
+                &tom,
+            ))
+            .await
+            .map(|_| ()),
+    );
+    // Operators need no membership at all.
+    access
+        .update_member_role(authed(
+            set_role("ana", pb::Role::TechnicalContact),
+            &app.operator(),
+        ))
+        .await
+        .expect("operators administer members");
+}
+
+/// Approving the request of someone who meanwhile became an STC keeps them an STC.
+async fn an_approval_never_lowers_a_role(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let req = request(&app, "ana", pb::Role::AuthorizedUser).await;
+    add_stc(&app, "ana").await;
+    let approved = approve(&app, &stc, &req.access_request_id)
+        .await
+        .expect("approve");
+    assert_eq!(approved.granted_role, pb::Role::AuthorizedUser as i32);
+    let r = check(&app, "ana", pb::Action::ViewSupportArea).await;
+    assert_eq!(r.role, pb::Role::SiteTechnicalContact as i32);
+}
+
+/// A new request is emailed to the verified administrators only, while there is one; to all of
+/// them when none is verified.
+async fn verified_administrators_hear_of_requests(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    add_stc(&app, "stc2").await;
+    let first = request(&app, "ana", pb::Role::AuthorizedUser).await;
+    // The outbox delivers in order: once ana's own notice is out, the administrators' are.
+    app.wait_mail("ana@example.com", "Provisional Caller", 1)
+        .await;
+    let about = |to: &str, id: &str| app.mails_to(to).iter().filter(|m| m.contains(id)).count();
+    assert_eq!(about("stc1@example.com", &first.access_request_id), 1);
+    assert_eq!(
+        about("stc2@example.com", &first.access_request_id),
+        0,
+        "stc2 has not verified their email: stc1 has"
+    );
+
+    // With no verified administrator left, every administrator hears of it.
+    app.admin()
+        .remove_site_technical_contact(authed(
+            pb::RemoveSiteTechnicalContactRequest {
+                icn: ICN.into(),
+                web_id: "stc1".into(),
+                reason: String::new(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .expect("remove stc1");
+    let second = request(&app, "ben", pb::Role::AuthorizedUser).await;
+    app.wait_mail("ben@example.com", "Provisional Caller", 1)
+        .await;
+    assert_eq!(about("stc2@example.com", &second.access_request_id), 1);
+    assert_eq!(about("stc1@example.com", &second.access_request_id), 0);
+}
+
+crate::both_backends!(
+    a_suspended_account_is_not_administered,
+    an_unverified_administrator_changes_no_member,
+    an_approval_never_lowers_a_role,
+    verified_administrators_hear_of_requests,
+);

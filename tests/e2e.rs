@@ -11,6 +11,7 @@ mod flow;
 mod input;
 mod members;
 mod ops;
+mod reasons;
 mod requests;
 mod restart;
 mod rules;

@@ -1,43 +1,45 @@
-//! RFC 3339 timestamps for `entitlements ctl`, without a date crate: parsing what a person
-//! types (`2025-01-31T00:00:00Z`, `...+02:00`, `now`, `now+365d`, `now-1d`, `now+12h`) and
-//! printing what the service answers (always UTC, `Z`).
+//! RFC 3339 timestamps for `entitlements ctl`: parsing what a person types
+//! (`2025-01-31T00:00:00Z`, `...+02:00`, `now`, `now+365d`, `now-1d`, `now+12h`) and printing
+//! what the service answers (always UTC, `Z`).
 
 use prost_types::Timestamp;
+use time::format_description::StaticFormatDescription;
+use time::macros::format_description;
+use time::{Date, Month, OffsetDateTime, SignedDuration, Time, UtcOffset};
 
 const SECS_PER_DAY: i64 = 86_400;
 
-pub use crate::clock::{civil_from_days, days_from_civil};
-
-fn is_leap(y: i64) -> bool {
-    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
+// A fraction only when there is one, in whole groups of three digits, as protobuf's JSON
+// mapping prints timestamps.
+const WHOLE: StaticFormatDescription =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+const MILLIS: StaticFormatDescription =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+const MICROS: StaticFormatDescription =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+const NANOS: StaticFormatDescription =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
 
 /// `2025-01-31T14:05:00Z`; fractional seconds only when there are some.
 pub fn format_rfc3339(ts: &Timestamp) -> String {
-    let secs = ts.seconds;
-    let (days, sod) = (secs.div_euclid(SECS_PER_DAY), secs.rem_euclid(SECS_PER_DAY));
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
     let nanos = ts.nanos.clamp(0, 999_999_999);
-    let frac = if nanos == 0 {
-        String::new()
+    let format = if nanos == 0 {
+        WHOLE
     } else if nanos % 1_000_000 == 0 {
-        format!(".{:03}", nanos / 1_000_000)
+        MILLIS
     } else if nanos % 1000 == 0 {
-        format!(".{:06}", nanos / 1000)
+        MICROS
     } else {
-        format!(".{nanos:09}")
+        NANOS
     };
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}{frac}Z")
+    OffsetDateTime::from_unix_timestamp_nanos(
+        i128::from(ts.seconds) * 1_000_000_000 + i128::from(nanos),
+    )
+    .ok()
+    .and_then(|t| t.format(format).ok())
+    // Only past the year 9999, which the service never sends (it takes years 1-9999, as
+    // google.protobuf.Timestamp does); the raw value beats an invented date.
+    .unwrap_or_else(|| format!("{}s after 1970-01-01T00:00:00Z", ts.seconds))
 }
 
 /// Parses `now`, `now+Nd`, `now-Nd`, `now+Nh`, `now+Nm`, `now+Ns` (relative to `now_secs`,
@@ -48,20 +50,28 @@ pub fn parse_time(s: &str, now_secs: i64) -> Result<Timestamp, String> {
         let offset = parse_relative(rest).ok_or_else(|| {
             format!("`{s}`: expected now, now+Nd, now-Nd, now+Nh, now+Nm or now+Ns")
         })?;
-        let seconds = now_secs
-            .checked_add(offset)
-            .ok_or_else(|| format!("`{s}`: out of range"))?;
-        return Ok(Timestamp { seconds, nanos: 0 });
+        return OffsetDateTime::from_unix_timestamp(now_secs)
+            .ok()
+            .and_then(|now| now.checked_add(offset))
+            .map(timestamp)
+            .ok_or_else(|| format!("`{s}`: out of range"));
     }
-    parse_rfc3339(s).ok_or_else(|| {
+    parse_rfc3339(s).map(timestamp).ok_or_else(|| {
         format!("`{s}`: expected RFC 3339 (e.g. 2025-01-31T00:00:00Z or 2025-01-31T09:00:00+02:00), now, or now+365d")
     })
 }
 
-/// `""`, `+3d`, `-12h`, ... as seconds.
-fn parse_relative(rest: &str) -> Option<i64> {
+fn timestamp(t: OffsetDateTime) -> Timestamp {
+    Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
+    }
+}
+
+/// `""`, `+3d`, `-12h`, ...
+fn parse_relative(rest: &str) -> Option<SignedDuration> {
     if rest.is_empty() {
-        return Some(0);
+        return Some(SignedDuration::ZERO);
     }
     let (sign, rest) = match rest.as_bytes().first()? {
         b'+' => (1, &rest[1..]),
@@ -75,22 +85,24 @@ fn parse_relative(rest: &str) -> Option<i64> {
         's' => 1,
         _ => return None,
     };
-    let digits = &rest[..rest.len() - 1];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse::<i64>().ok()?.checked_mul(unit * sign)
+    let n: i64 = digits(&rest[..rest.len() - 1])?;
+    n.checked_mul(unit * sign).map(SignedDuration::seconds)
 }
 
-fn number(s: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+/// Only ASCII digits: `str::parse` would also take a sign.
+fn digits<T: std::str::FromStr>(s: &str) -> Option<T> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok().filter(|n| range.contains(n))
+    s.parse().ok()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`; `t`/`z` and a space for `T` are accepted.
-fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+// Not `time`'s own RFC 3339 parser: that one takes any character between date and time, takes
+// more than nine fraction digits (dropping the rest), and refuses a `:60` that is not a real
+// leap second, all of which `ctl` has always answered differently. `time` still checks the
+// calendar (days per month, leap years) and does the arithmetic.
+fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
     if !s.is_ascii() || s.len() < 20 {
         return None;
     }
@@ -101,27 +113,34 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     if b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let y = number(&s[0..4], 0..=9999)?;
-    let m = number(&s[5..7], 1..=12)?;
-    let d = number(&s[8..10], 1..=days_in_month(y, m))?;
-    let hh = number(&s[11..13], 0..=23)?;
-    let mi = number(&s[14..16], 0..=59)?;
-    let ss = number(&s[17..19], 0..=60)?.min(59); // a leap second reads as :59
+    let month = Month::try_from(digits::<u8>(&s[5..7])?).ok()?;
+    let date = Date::from_calendar_date(digits(&s[0..4])?, month, digits(&s[8..10])?).ok()?;
+    let second: u8 = digits(&s[17..19])?;
+    if second > 60 {
+        return None;
+    }
 
     let mut rest = &s[19..];
-    let mut nanos = 0i32;
+    let mut nanos = 0u32;
     if let Some(frac) = rest.strip_prefix('.') {
         let len = frac.bytes().take_while(u8::is_ascii_digit).count();
         if len == 0 || len > 9 {
             return None;
         }
-        let digits = &frac[..len];
-        let scaled = format!("{digits:0<9}");
+        let scaled = format!("{:0<9}", &frac[..len]);
         nanos = scaled.parse().ok()?;
         rest = &frac[len..];
     }
+    // A Timestamp has no leap seconds: :60 reads as :59, whatever the day.
+    let time = Time::from_hms_nano(
+        digits(&s[11..13])?,
+        digits(&s[14..16])?,
+        second.min(59),
+        nanos,
+    )
+    .ok()?;
     let offset = match rest {
-        "Z" | "z" => 0,
+        "Z" | "z" => UtcOffset::UTC,
         _ => {
             let rb = rest.as_bytes();
             if rb.len() != 6 || rb[3] != b':' {
@@ -132,21 +151,18 @@ fn parse_rfc3339(s: &str) -> Option<Timestamp> {
                 b'-' => -1,
                 _ => return None,
             };
-            let oh = number(&rest[1..3], 0..=23)?;
-            let om = number(&rest[4..6], 0..=59)?;
-            sign * (oh * 3600 + om * 60)
+            // RFC 3339 offsets end at 23:59; `time` would take up to 25:59:59.
+            let oh: i8 = digits(&rest[1..3]).filter(|h| *h <= 23)?;
+            let om: i8 = digits(&rest[4..6])?;
+            UtcOffset::from_hms(sign * oh, sign * om, 0).ok()?
         }
     };
-    let seconds = days_from_civil(y, m, d) * SECS_PER_DAY + hh * 3600 + mi * 60 + ss - offset;
-    Some(Timestamp { seconds, nanos })
+    Some(OffsetDateTime::new_in_offset(date, time, offset))
 }
 
 /// Seconds since the Unix epoch, now.
 pub fn now_secs() -> i64 {
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
+    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 #[cfg(test)]
@@ -160,13 +176,15 @@ mod tests {
 
     #[test]
     fn civil_round_trips() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        for days in (-800_000..800_000).step_by(97) {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        let day = |days: i64| ts(days * 86_400, 0);
+        assert_eq!(parse_time("1970-01-01T00:00:00Z", 0).unwrap(), day(0));
+        assert_eq!(parse_time("2000-03-01T00:00:00Z", 0).unwrap(), day(11_017));
+        assert_eq!(format_rfc3339(&day(-1)), "1969-12-31T00:00:00Z");
+        assert_eq!(format_rfc3339(&day(19_782)), "2024-02-29T00:00:00Z");
+        // From 0000-01-01, the first day a four-digit year can name.
+        for days in (-719_528..800_000).step_by(97) {
+            let printed = format_rfc3339(&day(days));
+            assert_eq!(parse_time(&printed, 0).unwrap(), day(days), "{printed}");
         }
     }
 

@@ -1,12 +1,20 @@
-//! Human-readable UTC timestamps for email text, without a date crate.
+//! Human-readable UTC timestamps for email text.
 
-use crate::clock::{Millis, civil_from_days};
+use time::OffsetDateTime;
+use time::format_description::StaticFormatDescription;
+use time::macros::format_description;
+
+use crate::clock::Millis;
+
+// No seconds: leaving them out truncates to the minute, so an expiry never reads later than it is.
+const EMAIL_UTC: StaticFormatDescription =
+    format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
 
 /// `2025-01-31 14:05 UTC`. Minutes are truncated, so an expiry never reads later than it is.
 pub fn format_utc(ms: Millis) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, secs_of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm) = (secs_of_day / 3600, secs_of_day % 3600 / 60);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(EMAIL_UTC).ok())
+        // Only past the year 9999, which no expiry reaches; the raw value is still the truth.
+        .unwrap_or_else(|| format!("{ms} ms after 1970-01-01 00:00 UTC"))
 }

@@ -169,12 +169,7 @@ impl Services {
         granted: Option<Role>,
     ) -> ServiceResult<Written<AccessRequestView>> {
         let mut w = self.begin(caller).await?;
-        let (mut request, account) = w.lock_request(id).await?;
-        let standing = w.standing(&account).await?;
-        w.authorize(Operation::DecideRequest {
-            requester: &request.web_id,
-            standing,
-        })?;
+        let (mut request, account) = decidable(&mut w, id).await?;
         let before = audit::request(&request);
         let role = match request.approve(granted, caller.web_id.clone(), w.now()) {
             Ok(role) => role,
@@ -234,12 +229,7 @@ impl Services {
         reason: &str,
     ) -> ServiceResult<Written<AccessRequestView>> {
         let mut w = self.begin(caller).await?;
-        let (mut request, account) = w.lock_request(id).await?;
-        let standing = w.standing(&account).await?;
-        w.authorize(Operation::DecideRequest {
-            requester: &request.web_id,
-            standing,
-        })?;
+        let (mut request, account) = decidable(&mut w, id).await?;
         let before = audit::request(&request);
         if let Err(e) = request.deny(reason.to_owned(), caller.web_id.clone(), w.now()) {
             return transition_failed(w, request, &account, e).await;
@@ -302,6 +292,20 @@ impl Services {
             .ok_or_else(|| ServiceError::Internal("withdrawn request vanished".to_owned()))?;
         Ok(Written { value, revision })
     }
+}
+
+/// Locks a request and its account, and asks the policy whether the caller may decide it.
+async fn decidable(
+    w: &mut Write<'_>,
+    id: AccessRequestId,
+) -> ServiceResult<(AccessRequest, Account)> {
+    let (request, account) = w.lock_request(id).await?;
+    let standing = w.standing(&account).await?;
+    w.authorize(Operation::DecideRequest {
+        requester: &request.web_id,
+        standing,
+    })?;
+    Ok((request, account))
 }
 
 /// A request that can no longer move. An overdue one is recorded as expired on the way.

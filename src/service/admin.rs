@@ -8,7 +8,6 @@ use crate::domain::{
     Account, AccountStatus, AuditRecord, Contract, CountryCode, Email, Icn, MemberView, Membership,
     Person, Reason, Role, WebId,
 };
-use crate::mail::templates;
 use crate::store::{Page, StoreError};
 
 /// What an operator gives to designate an STC.
@@ -230,36 +229,13 @@ impl Services {
                 "an account must keep at least one Site Technical Contact; add another first",
             ));
         }
-        let removed = Membership {
-            removed_at: Some(w.now()),
-            updated_at: w.now(),
-            ..member.clone()
-        };
-        w.tx().upsert_membership(&removed).await?;
-        w.audit(Event {
-            action: "membership.remove_site_technical_contact",
-            target_type: "membership",
-            target_id: format!("{icn}/{web_id}"),
-            icn: Some(icn),
-            before: Some(audit::membership(&member)),
-            after: Some(audit::membership(&removed)),
-            reason: Some(reason),
-        });
-        let person = w.tx().person(web_id).await?;
-        if let Some(p) = &person {
-            w.mail(templates::member_removed(
-                self.brand(),
-                p.email.as_str(),
-                &p.display_name(),
-                icn.as_str(),
-                &account.company_name,
-            ));
-        }
-        w.done(MemberView {
-            membership: member,
-            person,
-            company_name: account.company_name,
-        })
+        self.end_membership(
+            w,
+            account,
+            member,
+            "membership.remove_site_technical_contact",
+            reason,
+        )
         .await
     }
 

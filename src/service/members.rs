@@ -137,6 +137,20 @@ impl Services {
     ) -> ServiceResult<Written<MemberView>> {
         let mut w = self.begin(caller).await?;
         let (account, member) = self.changeable_member(&mut w, icn, web_id).await?;
+        self.end_membership(w, account, member, "membership.remove", reason)
+            .await
+    }
+
+    /// Ends a membership (kept, with `removed_at`, so checks say ACCESS_REVOKED), audits it
+    /// as `action` and tells the person.
+    pub(super) async fn end_membership(
+        &self,
+        mut w: Write<'_>,
+        account: Account,
+        member: Membership,
+        action: &'static str,
+        reason: &str,
+    ) -> ServiceResult<Written<MemberView>> {
         let removed = Membership {
             removed_at: Some(w.now()),
             updated_at: w.now(),
@@ -144,21 +158,21 @@ impl Services {
         };
         w.tx().upsert_membership(&removed).await?;
         w.audit(Event {
-            action: "membership.remove",
+            action,
             target_type: "membership",
-            target_id: format!("{icn}/{web_id}"),
-            icn: Some(icn),
+            target_id: format!("{}/{}", member.icn, member.web_id),
+            icn: Some(&member.icn),
             before: Some(audit::membership(&member)),
             after: Some(audit::membership(&removed)),
             reason: Some(reason),
         });
-        let person = w.tx().person(web_id).await?;
+        let person = w.tx().person(&member.web_id).await?;
         if let Some(p) = &person {
             w.mail(templates::member_removed(
                 self.brand(),
                 p.email.as_str(),
                 &p.display_name(),
-                icn.as_str(),
+                member.icn.as_str(),
                 &account.company_name,
             ));
         }

@@ -218,6 +218,16 @@ mod tests {
     }
 
     #[test]
+    fn states_round_trip_through_their_stored_names() {
+        use AccessRequestState::*;
+        for s in [Pending, Approved, Denied, Withdrawn, Expired] {
+            assert_eq!(AccessRequestState::from_db(s.as_str()), Some(s));
+        }
+        assert_eq!(AccessRequestState::from_db("pending"), None);
+        assert_eq!(AccessRequestState::from_db(""), None);
+    }
+
+    #[test]
     fn overdue_requests_cannot_be_decided() {
         let r = req(Role::AuthorizedUser);
         assert_eq!(

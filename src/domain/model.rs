@@ -141,3 +141,67 @@ pub struct AccessRequestView {
     pub requester: Option<Person>,
     pub company_name: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_status_round_trips() {
+        for s in [AccountStatus::Active, AccountStatus::Suspended] {
+            assert_eq!(AccountStatus::from_db(s.as_str()), Some(s));
+        }
+        assert_eq!(AccountStatus::from_db("active"), None);
+    }
+
+    #[test]
+    fn a_contract_is_in_force_from_its_start_until_before_its_end() {
+        let c = Contract {
+            icn: Icn::from_trusted("1".into()),
+            contract_id: ContractId::from_trusted("C".into()),
+            product_ids: vec![ProductId::from_trusted("db2".into())],
+            starts_at: 10,
+            ends_at: 20,
+            includes_24x7: false,
+            updated_at: 0,
+        };
+        assert!(!c.in_force_at(9) && c.in_force_at(10) && c.in_force_at(19));
+        assert!(!c.in_force_at(20));
+        assert!(c.covers(None) && c.covers(Some(&ProductId::from_trusted("db2".into()))));
+        assert!(!c.covers(Some(&ProductId::from_trusted("mq".into()))));
+        let all = Contract {
+            product_ids: Vec::new(),
+            ..c
+        };
+        assert!(all.covers(Some(&ProductId::from_trusted("mq".into()))));
+    }
+
+    #[test]
+    fn a_person_is_named_by_their_names_or_else_their_web_id() {
+        let mut p = Person {
+            web_id: WebId::from_trusted("ana".into()),
+            email: Email::from_trusted("ana@example.com".into()),
+            given_name: "Ana".into(),
+            family_name: "Lima".into(),
+            email_verified_at: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(p.display_name(), "Ana Lima");
+        assert!(!p.email_verified());
+        p.email_verified_at = Some(1);
+        assert!(p.email_verified());
+        p.given_name.clear();
+        p.family_name.clear();
+        assert_eq!(p.display_name(), "ana");
+        let m = Membership {
+            icn: Icn::from_trusted("1".into()),
+            web_id: p.web_id.clone(),
+            role: Role::AuthorizedUser,
+            created_at: 0,
+            updated_at: 0,
+            removed_at: Some(1),
+        };
+        assert!(!m.is_active());
+    }
+}

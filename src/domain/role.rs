@@ -55,3 +55,35 @@ impl fmt::Display for Role {
         f.write_str(self.label())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Role; 4] = [
+        Role::ProvisionalCaller,
+        Role::AuthorizedUser,
+        Role::TechnicalContact,
+        Role::SiteTechnicalContact,
+    ];
+
+    #[test]
+    fn roles_round_trip_through_their_stored_names() {
+        for r in ALL {
+            assert_eq!(Role::from_db(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::from_db("authorized_user"), None);
+    }
+
+    #[test]
+    fn order_administrators_and_self_service() {
+        assert!(ALL.windows(2).all(|w| w[0] < w[1]), "lowest to highest");
+        let admins: Vec<Role> = ALL.into_iter().filter(|r| r.is_administrator()).collect();
+        assert_eq!(admins, [Role::TechnicalContact, Role::SiteTechnicalContact]);
+        let asked: Vec<Role> = ALL.into_iter().filter(|r| r.is_self_service()).collect();
+        assert_eq!(asked, [Role::AuthorizedUser, Role::TechnicalContact]);
+        assert_eq!(Role::AuthorizedUser.to_string(), "Authorized User");
+        let labels: std::collections::HashSet<&str> = ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), 4);
+    }
+}

@@ -1,6 +1,8 @@
-//! Persistence: one `Store` trait, a SQLite and a PostgreSQL implementation generated from one
-//! body of SQL (`sql.rs`), and a conformance suite (`tests/`) that runs on both.
+//! Persistence: one `Store` trait, implemented once over SQL both backends share (`sql/`)
+//! and a `Dialect` for what differs (`dialect.rs`, with `sqlite.rs` and `postgres.rs`), and a
+//! conformance suite (`tests/`) that runs on both.
 
+mod dialect;
 mod error;
 mod postgres;
 mod rows;
@@ -20,15 +22,16 @@ use crate::domain::{
     ChangeRecord, CheckFacts, Contract, Icn, MemberView, Membership, Person, Revision, WebId,
 };
 use crate::mail::{OutboxSource, OutgoingEmail};
+use sql::SqlStore;
 
 pub type SharedStore = Arc<dyn Store>;
 
 /// Which backend a URL names. SQLite is the embedded default.
 pub async fn connect(url: &str) -> Result<SharedStore, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(Arc::new(SqlStore::<sqlx::Postgres>::connect(url).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqlStore::<sqlx::Sqlite>::connect(url).await?))
     } else {
         Err(StoreError::Config(
             "database URL must start with sqlite:// or postgres://".to_owned(),

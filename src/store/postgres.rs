@@ -3,32 +3,27 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgQueryResult};
+use sqlx::{Pool, Postgres, Transaction};
 
-use super::{ChangeSignal, FeedBounds, Page, StoreError};
-use crate::clock::Millis;
-use crate::domain::verification::VerificationCode;
-use crate::domain::{
-    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord,
-    ChangeKey, ChangeRecord, CheckFacts, Contract, Icn, MemberView, Membership, Person, Revision,
-    WebId,
-};
-use crate::mail::{OutboxError, OutgoingEmail, QueuedEmail};
+use super::dialect::Dialect;
+use super::{ChangeSignal, StoreError};
+use crate::domain::Revision;
 
-pub struct PgStore {
-    pool: PgPool,
-}
+/// The channel commits announce new revisions on.
+const CHANNEL: &str = "entitlements_changes";
 
-impl PgStore {
+impl Dialect for Postgres {
     const BACKEND: &'static str = "postgres";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    async fn connect(url: &str) -> Result<Pool<Self>, StoreError> {
         let opts: PgConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
         let opts = opts.application_name("entitlements");
-        let pool = PgPoolOptions::new()
+        Ok(PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
             // A statement that hangs (lock wait, network) must not hold a connection forever.
@@ -44,37 +39,43 @@ impl PgStore {
                 })
             })
             .connect_with(opts)
+            .await?)
+    }
+
+    async fn migrate(pool: &Pool<Self>) -> Result<(), StoreError> {
+        sqlx::migrate!("migrations/postgres").run(pool).await?;
+        Ok(())
+    }
+
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError> {
+        Ok(pool.begin().await?)
+    }
+
+    async fn announce(
+        tx: &mut Transaction<'static, Self>,
+        revision: Revision,
+    ) -> Result<(), StoreError> {
+        // Delivered by PostgreSQL only when (and if) the transaction commits.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(revision.to_string())
+            .execute(&mut **tx)
             .await?;
-        Ok(Self { pool })
+        Ok(())
     }
 
-    fn migrator() -> sqlx::migrate::Migrator {
-        sqlx::migrate!("migrations/postgres")
-    }
-
-    async fn listen(&self) -> Result<Option<Box<dyn ChangeSignal>>, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+    async fn listen(pool: &Pool<Self>) -> Result<Option<Box<dyn ChangeSignal>>, StoreError> {
+        let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(CHANNEL).await?;
         Ok(Some(Box::new(PgSignal(listener))))
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
-        Ok(self.pool.begin().await?)
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
-super::sql::impl_sql_store!(
-    PgStore,
-    PgTx,
-    Postgres,
-    for_update = " FOR UPDATE",
-    skip_locked = " FOR UPDATE SKIP LOCKED",
-    notify = "SELECT pg_notify('entitlements_changes', $1)"
-);
-
-const CHANNEL: &str = "entitlements_changes";
-
-struct PgSignal(sqlx::postgres::PgListener);
+struct PgSignal(PgListener);
 
 #[async_trait::async_trait]
 impl ChangeSignal for PgSignal {

@@ -4,27 +4,22 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
-
-use super::{ChangeSignal, FeedBounds, Page, StoreError};
-use crate::clock::Millis;
-use crate::domain::verification::VerificationCode;
-use crate::domain::{
-    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord,
-    ChangeKey, ChangeRecord, CheckFacts, Contract, Icn, MemberView, Membership, Person, Revision,
-    WebId,
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
-use crate::mail::{OutboxError, OutgoingEmail, QueuedEmail};
+use sqlx::{Pool, Sqlite, Transaction};
 
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
+use super::dialect::Dialect;
+use super::{ChangeSignal, StoreError};
+use crate::domain::Revision;
 
-impl SqliteStore {
+impl Dialect for Sqlite {
     const BACKEND: &'static str = "sqlite";
+    const LOCK_ROWS: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
 
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    async fn connect(url: &str) -> Result<Pool<Self>, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
         if let Some(dir) = opts
@@ -42,34 +37,37 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        Ok(SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
-            .await?;
-        Ok(Self { pool })
+            .await?)
     }
 
-    fn migrator() -> sqlx::migrate::Migrator {
-        sqlx::migrate!("migrations/sqlite")
+    async fn migrate(pool: &Pool<Self>) -> Result<(), StoreError> {
+        sqlx::migrate!("migrations/sqlite").run(pool).await?;
+        Ok(())
+    }
+
+    async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError> {
+        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// No one could hear it: see `listen`.
+    async fn announce(
+        _tx: &mut Transaction<'static, Self>,
+        _revision: Revision,
+    ) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// SQLite has no notifications across processes; the follower polls (and is woken
     /// directly by commits in this process).
-    async fn listen(&self) -> Result<Option<Box<dyn ChangeSignal>>, StoreError> {
+    async fn listen(_pool: &Pool<Self>) -> Result<Option<Box<dyn ChangeSignal>>, StoreError> {
         Ok(None)
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
-
-super::sql::impl_sql_store!(
-    SqliteStore,
-    SqliteTx,
-    Sqlite,
-    for_update = "",
-    skip_locked = "",
-    notify = ""
-);

@@ -1,0 +1,248 @@
+//! The SQL text both backends run. SQLite and PostgreSQL accept the same `$n` placeholders,
+//! `RETURNING`, `ON CONFLICT` and partial indexes, so each statement is written once; the
+//! few that differ take the dialect's clause as an argument. Statements that read a row a
+//! write transaction decides on take the row lock last (`lock`), so the same text serves the
+//! plain read with `""`.
+
+// Accounts.
+
+const ACCOUNT_COLS: &str =
+    "icn, company_name, country_code, status, status_reason, created_at, updated_at";
+
+pub(super) fn account_by_icn(lock: &str) -> String {
+    format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE icn = $1{lock}")
+}
+
+pub(super) fn insert_account() -> String {
+    format!("INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+}
+
+pub(super) const UPDATE_ACCOUNT: &str = "UPDATE accounts \
+    SET company_name = $2, status = $3, status_reason = $4, updated_at = $5 \
+    WHERE icn = $1";
+
+// Persons.
+
+pub(super) const PERSON_BY_WEB_ID: &str = "SELECT web_id, email, given_name, family_name, \
+    email_verified_at, created_at, updated_at \
+    FROM persons WHERE web_id = $1";
+
+pub(super) const UPSERT_PERSON: &str = "INSERT INTO persons \
+    (web_id, email, given_name, family_name, email_verified_at, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    ON CONFLICT (web_id) DO UPDATE SET email = excluded.email, \
+    given_name = excluded.given_name, family_name = excluded.family_name, \
+    email_verified_at = excluded.email_verified_at, updated_at = excluded.updated_at";
+
+// Memberships.
+
+pub(super) fn membership(lock: &str) -> String {
+    format!(
+        "SELECT icn, web_id, role, created_at, updated_at, removed_at \
+         FROM memberships WHERE icn = $1 AND web_id = $2{lock}"
+    )
+}
+
+pub(super) const UPSERT_MEMBERSHIP: &str = "INSERT INTO memberships \
+    (icn, web_id, role, created_at, updated_at, removed_at) VALUES ($1, $2, $3, $4, $5, $6) \
+    ON CONFLICT (icn, web_id) DO UPDATE SET role = excluded.role, \
+    created_at = excluded.created_at, updated_at = excluded.updated_at, \
+    removed_at = excluded.removed_at";
+
+pub(super) const COUNT_ACTIVE_STCS: &str = "SELECT COUNT(*) FROM memberships \
+    WHERE icn = $1 AND role = 'SITE_TECHNICAL_CONTACT' AND removed_at IS NULL";
+
+/// A membership with its person and account (`MemberViewRow`); callers add the conditions.
+const MEMBER_VIEW_SELECT: &str = "SELECT m.icn, m.web_id, m.role, m.created_at, \
+    m.updated_at, m.removed_at, p.email, p.given_name, p.family_name, p.email_verified_at, \
+    p.created_at AS p_created_at, p.updated_at AS p_updated_at, a.company_name \
+    FROM memberships m JOIN persons p ON p.web_id = m.web_id JOIN accounts a ON a.icn = m.icn";
+
+pub(super) fn administrators() -> String {
+    format!(
+        "{MEMBER_VIEW_SELECT} WHERE m.icn = $1 AND m.removed_at IS NULL \
+         AND m.role IN ('TECHNICAL_CONTACT', 'SITE_TECHNICAL_CONTACT') ORDER BY m.web_id"
+    )
+}
+
+pub(super) fn active_members_page() -> String {
+    format!(
+        "{MEMBER_VIEW_SELECT} WHERE m.icn = $1 AND m.removed_at IS NULL \
+         AND ($2 IS NULL OR m.web_id > $2) ORDER BY m.web_id LIMIT $3"
+    )
+}
+
+pub(super) fn site_technical_contacts() -> String {
+    format!(
+        "{MEMBER_VIEW_SELECT} WHERE m.icn = $1 AND m.removed_at IS NULL \
+         AND m.role = 'SITE_TECHNICAL_CONTACT' ORDER BY m.web_id"
+    )
+}
+
+pub(super) fn memberships_of() -> String {
+    format!("{MEMBER_VIEW_SELECT} WHERE m.web_id = $1 AND m.removed_at IS NULL ORDER BY m.icn")
+}
+
+// Access requests.
+
+const REQUEST_COLS: &str = "r.id, r.icn, r.web_id, r.country_code, r.requested_role, \
+    r.granted_role, r.state, r.decided_by, r.decision_reason, r.created_at, r.updated_at, \
+    r.expires_at";
+
+pub(super) fn request_by_id(lock: &str) -> String {
+    format!("SELECT {REQUEST_COLS} FROM access_requests r WHERE r.id = $1{lock}")
+}
+
+pub(super) fn pending_request(lock: &str) -> String {
+    format!(
+        "SELECT {REQUEST_COLS} FROM access_requests r \
+         WHERE r.icn = $1 AND r.web_id = $2 AND r.state = 'PENDING'{lock}"
+    )
+}
+
+pub(super) const INSERT_REQUEST: &str = "INSERT INTO access_requests \
+    (id, icn, web_id, country_code, requested_role, granted_role, state, decided_by, \
+    decision_reason, created_at, updated_at, expires_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+pub(super) const UPDATE_REQUEST: &str = "UPDATE access_requests \
+    SET granted_role = $2, state = $3, decided_by = $4, decision_reason = $5, updated_at = $6 \
+    WHERE id = $1";
+
+/// A request with its requester and account (`RequestViewRow`), either of which may be gone;
+/// `conditions` follow the `FROM`.
+fn request_view(conditions: &str) -> String {
+    format!(
+        "SELECT {REQUEST_COLS}, p.email, p.given_name, p.family_name, p.email_verified_at, \
+         p.created_at AS p_created_at, p.updated_at AS p_updated_at, a.company_name \
+         FROM access_requests r LEFT JOIN persons p ON p.web_id = r.web_id \
+         LEFT JOIN accounts a ON a.icn = r.icn {conditions}"
+    )
+}
+
+pub(super) fn request_view_by_id() -> String {
+    request_view("WHERE r.id = $1")
+}
+
+pub(super) fn requests_page() -> String {
+    request_view(
+        "WHERE r.icn = $1 AND ($2 IS NULL OR r.state = $2) AND ($3 IS NULL OR r.id < $3) \
+         ORDER BY r.id DESC LIMIT $4",
+    )
+}
+
+pub(super) fn requests_of() -> String {
+    request_view("WHERE r.web_id = $1 ORDER BY r.id DESC LIMIT $2")
+}
+
+pub(super) const OVERDUE_REQUESTS: &str = "SELECT id FROM access_requests \
+    WHERE state = 'PENDING' AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+
+// Verification codes.
+
+const VERIFICATION_COLS: &str = "web_id, email, code_hash, salt, created_at, expires_at, \
+    wrong_attempts, window_start, sends_in_window";
+
+pub(super) fn verification(lock: &str) -> String {
+    format!("SELECT {VERIFICATION_COLS} FROM verification_codes WHERE web_id = $1{lock}")
+}
+
+pub(super) fn upsert_verification() -> String {
+    format!(
+        "INSERT INTO verification_codes ({VERIFICATION_COLS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (web_id) DO UPDATE SET email = excluded.email, \
+         code_hash = excluded.code_hash, salt = excluded.salt, \
+         created_at = excluded.created_at, expires_at = excluded.expires_at, \
+         wrong_attempts = excluded.wrong_attempts, window_start = excluded.window_start, \
+         sends_in_window = excluded.sends_in_window"
+    )
+}
+
+pub(super) const DELETE_VERIFICATION: &str = "DELETE FROM verification_codes WHERE web_id = $1";
+
+// Contracts.
+
+const CONTRACT_COLS: &str =
+    "icn, contract_id, product_ids, starts_at, ends_at, includes_24x7, updated_at";
+
+pub(super) fn contracts_of() -> String {
+    format!("SELECT {CONTRACT_COLS} FROM contracts WHERE icn = $1 ORDER BY contract_id")
+}
+
+pub(super) fn upsert_contract() -> String {
+    format!(
+        "INSERT INTO contracts ({CONTRACT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (icn, contract_id) DO UPDATE SET product_ids = excluded.product_ids, \
+         starts_at = excluded.starts_at, ends_at = excluded.ends_at, \
+         includes_24x7 = excluded.includes_24x7, updated_at = excluded.updated_at"
+    )
+}
+
+// Decisions.
+
+/// The account's status, the person's verification, their membership and latest request on
+/// the account: four independent reads in one round trip.
+pub(super) const CHECK_FACTS: &str = "SELECT \
+    (SELECT a.status FROM accounts a WHERE a.icn = $1) AS status, \
+    (SELECT p.email_verified_at FROM persons p WHERE p.web_id = $2) AS email_verified_at, \
+    m.role, m.removed_at, lr.state AS req_state, lr.updated_at AS req_updated_at, \
+    lr.expires_at AS req_expires_at \
+    FROM (SELECT 1 AS one) AS base \
+    LEFT JOIN memberships m ON m.icn = $1 AND m.web_id = $2 \
+    LEFT JOIN (SELECT r.state, r.updated_at, r.expires_at FROM access_requests r \
+    WHERE r.web_id = $2 AND r.icn = $1 ORDER BY r.id DESC LIMIT 1) AS lr ON 1 = 1";
+
+// Audit.
+
+pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
+    (at, actor, action, target_type, target_id, icn, before_json, after_json, reason, trace_id) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
+
+pub(super) const AUDIT_PAGE: &str = "SELECT id, at, actor, action, target_type, target_id, \
+    icn, before_json, after_json, reason, trace_id FROM audit_events \
+    WHERE ($1 IS NULL OR icn = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
+
+// Outbox.
+
+pub(super) const ENQUEUE_EMAIL: &str = "INSERT INTO outbox \
+    (kind, to_addr, subject, body, created_at, next_attempt_at) \
+    VALUES ($1, $2, $3, $4, $5, $5)";
+
+/// Leases due messages; `skip_locked` goes on the subquery that picks them.
+pub(super) fn claim_due(skip_locked: &str) -> String {
+    format!(
+        "UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at, id LIMIT $3{skip_locked}) \
+         RETURNING id, kind, to_addr, subject, body, attempts, created_at"
+    )
+}
+
+pub(super) const MARK_SENT: &str =
+    "UPDATE outbox SET sent_at = $2, last_error = NULL WHERE id = $1";
+
+pub(super) const MARK_FAILED: &str = "UPDATE outbox SET next_attempt_at = $2, last_error = $3 \
+    WHERE id = $1 AND sent_at IS NULL";
+
+// Change feed.
+
+pub(super) const TAKE_PENDING_KEYS: &str = "DELETE FROM change_pending RETURNING kind, icn, web_id";
+
+pub(super) const NEXT_REVISION: &str =
+    "UPDATE feed_head SET revision = revision + 1 WHERE id = 1 RETURNING revision";
+
+pub(super) const INSERT_CHANGE: &str = "INSERT INTO change_log \
+    (revision, seq, kind, icn, web_id, at) VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(super) const CHANGES_SINCE: &str = "SELECT revision, kind, icn, web_id, at FROM change_log \
+    WHERE revision > $1 AND revision <= $1 + $2 ORDER BY revision, seq";
+
+pub(super) const FEED_BOUNDS: &str = "SELECT revision, trimmed_through FROM feed_head WHERE id = 1";
+
+pub(super) const LAST_REVISION_BEFORE: &str = "SELECT MAX(revision) FROM change_log WHERE at < $1";
+
+pub(super) const DELETE_CHANGES_THROUGH: &str = "DELETE FROM change_log WHERE revision <= $1";
+
+pub(super) const MARK_TRIMMED_THROUGH: &str =
+    "UPDATE feed_head SET trimmed_through = $1 WHERE id = 1 AND trimmed_through < $1";

@@ -1,0 +1,285 @@
+//! The write transaction. Reads named `*_for_update` take the dialect's row lock, so two
+//! transactions deciding on the same row serialise on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::{SqlTx, feed, text};
+use crate::clock::Millis;
+use crate::domain::verification::VerificationCode;
+use crate::domain::{
+    AccessRequest, AccessRequestId, Account, AuditRecord, Contract, Icn, MemberView, Membership,
+    Person, Revision, WebId,
+};
+use crate::mail::OutgoingEmail;
+use crate::store::dialect::Dialect;
+use crate::store::rows::{
+    AccountRow, ChangeKeyRow, MemberViewRow, MembershipRow, PersonRow, RequestRow, VerificationRow,
+    product_ids_json,
+};
+use crate::store::{StoreError, WriteTx};
+
+#[async_trait]
+impl<D> WriteTx for SqlTx<D>
+where
+    D: Dialect,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'q> D::Arguments<'q>: IntoArguments<'q, D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> Option<&'q str>: Encode<'q, D> + Type<D>,
+    for<'q> String: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Type<D>,
+    for<'q> Option<i64>: Encode<'q, D> + Type<D>,
+    for<'q> bool: Encode<'q, D> + Type<D>,
+    (i64,): for<'r> FromRow<'r, D::Row>,
+    AccountRow: for<'r> FromRow<'r, D::Row>,
+    PersonRow: for<'r> FromRow<'r, D::Row>,
+    MembershipRow: for<'r> FromRow<'r, D::Row>,
+    MemberViewRow: for<'r> FromRow<'r, D::Row>,
+    RequestRow: for<'r> FromRow<'r, D::Row>,
+    VerificationRow: for<'r> FromRow<'r, D::Row>,
+    ChangeKeyRow: for<'r> FromRow<'r, D::Row>,
+{
+    async fn account_for_update(&mut self, icn: &Icn) -> Result<Option<Account>, StoreError> {
+        let row: Option<AccountRow> = sqlx::query_as(&text::account_by_icn(D::LOCK_ROWS))
+            .bind(icn.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(Account::try_from).transpose()
+    }
+
+    async fn insert_account(&mut self, a: &Account) -> Result<(), StoreError> {
+        sqlx::query(&text::insert_account())
+            .bind(a.icn.as_str())
+            .bind(a.company_name.as_str())
+            .bind(a.country.as_str())
+            .bind(a.status.as_str())
+            .bind(a.status_reason.as_str())
+            .bind(a.created_at)
+            .bind(a.updated_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_account(&mut self, a: &Account) -> Result<(), StoreError> {
+        sqlx::query(text::UPDATE_ACCOUNT)
+            .bind(a.icn.as_str())
+            .bind(a.company_name.as_str())
+            .bind(a.status.as_str())
+            .bind(a.status_reason.as_str())
+            .bind(a.updated_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn person(&mut self, web_id: &WebId) -> Result<Option<Person>, StoreError> {
+        let row: Option<PersonRow> = sqlx::query_as(text::PERSON_BY_WEB_ID)
+            .bind(web_id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(Person::from))
+    }
+
+    async fn upsert_person(&mut self, p: &Person) -> Result<(), StoreError> {
+        sqlx::query(text::UPSERT_PERSON)
+            .bind(p.web_id.as_str())
+            .bind(p.email.as_str())
+            .bind(p.given_name.as_str())
+            .bind(p.family_name.as_str())
+            .bind(p.email_verified_at)
+            .bind(p.created_at)
+            .bind(p.updated_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn membership_for_update(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<Option<Membership>, StoreError> {
+        let row: Option<MembershipRow> = sqlx::query_as(&text::membership(D::LOCK_ROWS))
+            .bind(icn.as_str())
+            .bind(web_id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(Membership::try_from).transpose()
+    }
+
+    async fn upsert_membership(&mut self, m: &Membership) -> Result<(), StoreError> {
+        sqlx::query(text::UPSERT_MEMBERSHIP)
+            .bind(m.icn.as_str())
+            .bind(m.web_id.as_str())
+            .bind(m.role.as_str())
+            .bind(m.created_at)
+            .bind(m.updated_at)
+            .bind(m.removed_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_active_stcs(&mut self, icn: &Icn) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query_scalar(text::COUNT_ACTIVE_STCS)
+            .bind(icn.as_str())
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(n)
+    }
+
+    async fn administrators(&mut self, icn: &Icn) -> Result<Vec<(Membership, Person)>, StoreError> {
+        let rows: Vec<MemberViewRow> = sqlx::query_as(&text::administrators())
+            .bind(icn.as_str())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let v = MemberView::try_from(r)?;
+            if let Some(p) = v.person {
+                out.push((v.membership, p));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn request_for_update(
+        &mut self,
+        id: AccessRequestId,
+    ) -> Result<Option<AccessRequest>, StoreError> {
+        let row: Option<RequestRow> = sqlx::query_as(&text::request_by_id(D::LOCK_ROWS))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(AccessRequest::try_from).transpose()
+    }
+
+    async fn pending_request(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<Option<AccessRequest>, StoreError> {
+        let row: Option<RequestRow> = sqlx::query_as(&text::pending_request(D::LOCK_ROWS))
+            .bind(icn.as_str())
+            .bind(web_id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(AccessRequest::try_from).transpose()
+    }
+
+    async fn insert_request(&mut self, r: &AccessRequest) -> Result<(), StoreError> {
+        sqlx::query(text::INSERT_REQUEST)
+            .bind(r.id.to_string())
+            .bind(r.icn.as_str())
+            .bind(r.web_id.as_str())
+            .bind(r.country.as_str())
+            .bind(r.requested_role.as_str())
+            .bind(r.granted_role.map(|g| g.as_str()))
+            .bind(r.state.as_str())
+            .bind(r.decided_by.as_ref().map(|d| d.as_str()))
+            .bind(r.decision_reason.as_deref())
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .bind(r.expires_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_request(&mut self, r: &AccessRequest) -> Result<(), StoreError> {
+        sqlx::query(text::UPDATE_REQUEST)
+            .bind(r.id.to_string())
+            .bind(r.granted_role.map(|g| g.as_str()))
+            .bind(r.state.as_str())
+            .bind(r.decided_by.as_ref().map(|d| d.as_str()))
+            .bind(r.decision_reason.as_deref())
+            .bind(r.updated_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn verification(
+        &mut self,
+        web_id: &WebId,
+    ) -> Result<Option<VerificationCode>, StoreError> {
+        let row: Option<VerificationRow> = sqlx::query_as(&text::verification(D::LOCK_ROWS))
+            .bind(web_id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(VerificationCode::from))
+    }
+
+    async fn put_verification(&mut self, c: &VerificationCode) -> Result<(), StoreError> {
+        sqlx::query(&text::upsert_verification())
+            .bind(c.web_id.as_str())
+            .bind(c.email.as_str())
+            .bind(c.code_hash.as_str())
+            .bind(c.salt.as_str())
+            .bind(c.created_at)
+            .bind(c.expires_at)
+            .bind(c.wrong_attempts)
+            .bind(c.window_start)
+            .bind(c.sends_in_window)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_verification(&mut self, web_id: &WebId) -> Result<(), StoreError> {
+        sqlx::query(text::DELETE_VERIFICATION)
+            .bind(web_id.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn upsert_contract(&mut self, c: &Contract) -> Result<(), StoreError> {
+        sqlx::query(&text::upsert_contract())
+            .bind(c.icn.as_str())
+            .bind(c.contract_id.as_str())
+            .bind(product_ids_json(c))
+            .bind(c.starts_at)
+            .bind(c.ends_at)
+            .bind(c.includes_24x7)
+            .bind(c.updated_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_audit(&mut self, e: &AuditRecord) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(text::INSERT_AUDIT)
+            .bind(e.at)
+            .bind(e.actor.as_str())
+            .bind(e.action.as_str())
+            .bind(e.target_type.as_str())
+            .bind(e.target_id.as_str())
+            .bind(e.icn.as_ref().map(|i| i.as_str()))
+            .bind(e.before_json.as_deref())
+            .bind(e.after_json.as_deref())
+            .bind(e.reason.as_deref())
+            .bind(e.trace_id.as_deref())
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(id)
+    }
+
+    async fn enqueue_email(&mut self, m: &OutgoingEmail, now: Millis) -> Result<(), StoreError> {
+        sqlx::query(text::ENQUEUE_EMAIL)
+            .bind(m.kind)
+            .bind(m.to.as_str())
+            .bind(m.subject.as_str())
+            .bind(m.body.as_str())
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>, now: Millis) -> Result<Option<Revision>, StoreError> {
+        feed::commit(self.tx, now).await
+    }
+}

@@ -254,7 +254,9 @@ async fn malformed_headers_and_tokens() {
 #[tokio::test]
 async fn cache_returns_same_principal_until_expiry() {
     let dev = dev_setup(None, 0).await;
-    let token = dev.token(&claims("https://id.example/erin", 1));
+    // Long enough that a loaded machine still gets both checks in before `exp`; the wait
+    // below polls until it has passed.
+    let token = dev.token(&claims("https://id.example/erin", 3));
     let first = dev.check(&token).await.unwrap();
     let second = dev.check(&token).await.unwrap();
     assert!(

@@ -126,6 +126,12 @@ fn removal_is_revocation_unless_a_later_request_was_denied() {
     f.membership = Some(m);
     f.latest_request = Some(req(AccessRequestState::Approved, 10));
     assert_eq!(reason(&f, &open(None, None)), DecisionReason::AccessRevoked);
+    f.latest_request = Some(req(AccessRequestState::Denied, 50));
+    assert_eq!(
+        reason(&f, &open(None, None)),
+        DecisionReason::AccessRevoked,
+        "denied once, later a member (an operator's STC), then removed: revoked"
+    );
     f.latest_request = Some(req(AccessRequestState::Denied, 200));
     assert_eq!(reason(&f, &open(None, None)), DecisionReason::RequestDenied);
     f.latest_request = Some(req(AccessRequestState::Pending, 200));

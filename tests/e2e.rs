@@ -9,6 +9,7 @@ mod feed;
 mod flow;
 mod input;
 mod members;
+mod model;
 mod ops;
 mod requests;
 mod restart;

@@ -1,0 +1,397 @@
+//! The universe a history plays in, the operations it is made of, and how proptest draws them.
+
+use std::fmt;
+
+use proptest::prelude::*;
+use proptest::sample::select;
+
+pub type Ms = i64;
+pub const MINUTE: Ms = 60_000;
+pub const HOUR: Ms = 60 * MINUTE;
+pub const DAY: Ms = 24 * HOUR;
+
+/// Two accounts that may be created, and a "typo" ICN that never is.
+pub const ICNS: [&str; 3] = ["1000001", "2000002", "9999999"];
+/// The country each ICN belongs to (the typo's is never checked against anything).
+pub const COUNTRIES: [&str; 3] = ["US", "DE", "US"];
+pub const WRONG_COUNTRY: &str = "FR";
+pub const TYPO_ICN: usize = 2;
+/// Four people who act; the fifth (`ghost`) never does and is never designated.
+pub const PEOPLE: [&str; 5] = ["ana", "ben", "cyd", "dee", "ghost"];
+pub const ACTING_PEOPLE: usize = 4;
+pub const CONTRACT_IDS: [&str; 2] = ["C1", "C2"];
+pub const PRODUCT_LISTS: [&[&str]; 4] = [&[], &["P1"], &["P2"], &["P1", "P2"]];
+
+pub fn email(person: usize, alt: bool) -> String {
+    if alt {
+        format!("{}.alt@example.com", PEOPLE[person])
+    } else {
+        format!("{}@example.com", PEOPLE[person])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Person(usize),
+    Operator,
+    Checker,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Person(p) => f.write_str(PEOPLE[*p]),
+            Actor::Operator => f.write_str("operator"),
+            Actor::Checker => f.write_str("checker"),
+        }
+    }
+}
+
+/// Which access request an operation names: the n-th newest of the history (modulo their
+/// number), or an id that was never issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReqRef {
+    Newest(usize),
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    Requested,
+    AuthorizedUser,
+    TechnicalContact,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Advance(Ms),
+    CreateAccount {
+        by: Actor,
+        icn: usize,
+    },
+    SetStatus {
+        by: Actor,
+        icn: usize,
+        suspend: bool,
+    },
+    AddStc {
+        by: Actor,
+        icn: usize,
+        person: usize,
+        alt_email: bool,
+    },
+    RemoveStc {
+        by: Actor,
+        icn: usize,
+        person: usize,
+    },
+    UpsertContract {
+        by: Actor,
+        icn: usize,
+        contract: usize,
+        products: usize,
+        start: Ms,
+        end: Ms,
+        x24: bool,
+    },
+    RequestAccess {
+        by: Actor,
+        icn: usize,
+        right_country: bool,
+        tc: bool,
+    },
+    Approve {
+        by: Actor,
+        req: ReqRef,
+        grant: Grant,
+    },
+    Deny {
+        by: Actor,
+        req: ReqRef,
+    },
+    Withdraw {
+        by: Actor,
+        req: ReqRef,
+    },
+    UpdateRole {
+        by: Actor,
+        icn: usize,
+        person: usize,
+        tc: bool,
+    },
+    RemoveMember {
+        by: Actor,
+        icn: usize,
+        person: usize,
+    },
+    VerifyEmail {
+        by: Actor,
+        right_code: bool,
+    },
+    SendVerification {
+        by: Actor,
+    },
+    ListMembers {
+        by: Actor,
+        icn: usize,
+    },
+    ListRequests {
+        by: Actor,
+        icn: usize,
+    },
+}
+
+pub fn duration(ms: Ms) -> String {
+    let sign = if ms < 0 { "-" } else { "+" };
+    let a = ms.abs();
+    if a % DAY == 0 && a > 0 {
+        format!("{sign}{}d", a / DAY)
+    } else if a % HOUR == 0 && a > 0 {
+        format!("{sign}{}h", a / HOUR)
+    } else {
+        format!("{sign}{}min", a / MINUTE)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let role = |tc: bool| if tc { "TC" } else { "AU" };
+        match self {
+            Op::Advance(ms) => write!(f, "clock {}", duration(*ms)),
+            Op::CreateAccount { by, icn } => write!(f, "{by}: CreateAccount {}", ICNS[*icn]),
+            Op::SetStatus { by, icn, suspend } => write!(
+                f,
+                "{by}: SetAccountStatus {} {}",
+                ICNS[*icn],
+                if *suspend { "SUSPENDED" } else { "ACTIVE" }
+            ),
+            Op::AddStc {
+                by,
+                icn,
+                person,
+                alt_email,
+            } => write!(
+                f,
+                "{by}: AddSiteTechnicalContact {} {} <{}>",
+                ICNS[*icn],
+                PEOPLE[*person],
+                email(*person, *alt_email)
+            ),
+            Op::RemoveStc { by, icn, person } => {
+                write!(
+                    f,
+                    "{by}: RemoveSiteTechnicalContact {} {}",
+                    ICNS[*icn], PEOPLE[*person]
+                )
+            }
+            Op::UpsertContract {
+                by,
+                icn,
+                contract,
+                products,
+                start,
+                end,
+                x24,
+            } => write!(
+                f,
+                "{by}: UpsertSupportContract {} {} products={:?} [now{}, now{}) 24x7={x24}",
+                ICNS[*icn],
+                CONTRACT_IDS[*contract],
+                PRODUCT_LISTS[*products],
+                duration(*start),
+                duration(*end)
+            ),
+            Op::RequestAccess {
+                by,
+                icn,
+                right_country,
+                tc,
+            } => write!(
+                f,
+                "{by}: RequestAccess {} {} {}",
+                ICNS[*icn],
+                if *right_country {
+                    COUNTRIES[*icn]
+                } else {
+                    WRONG_COUNTRY
+                },
+                role(*tc)
+            ),
+            Op::Approve { by, req, grant } => {
+                write!(f, "{by}: ApproveRequest {req:?} grant={grant:?}")
+            }
+            Op::Deny { by, req } => write!(f, "{by}: DenyRequest {req:?}"),
+            Op::Withdraw { by, req } => write!(f, "{by}: WithdrawRequest {req:?}"),
+            Op::UpdateRole {
+                by,
+                icn,
+                person,
+                tc,
+            } => write!(
+                f,
+                "{by}: UpdateMemberRole {} {} -> {}",
+                ICNS[*icn],
+                PEOPLE[*person],
+                role(*tc)
+            ),
+            Op::RemoveMember { by, icn, person } => {
+                write!(f, "{by}: RemoveMember {} {}", ICNS[*icn], PEOPLE[*person])
+            }
+            Op::VerifyEmail { by, right_code } => write!(
+                f,
+                "{by}: VerifyEmail {} code",
+                if *right_code { "right" } else { "wrong" }
+            ),
+            Op::SendVerification { by } => write!(f, "{by}: SendVerificationEmail"),
+            Op::ListMembers { by, icn } => write!(f, "{by}: ListMembers {}", ICNS[*icn]),
+            Op::ListRequests { by, icn } => write!(f, "{by}: ListAccessRequests {}", ICNS[*icn]),
+        }
+    }
+}
+
+fn person() -> impl Strategy<Value = usize> {
+    0..ACTING_PEOPLE
+}
+
+/// Anyone, mostly people.
+fn anyone() -> impl Strategy<Value = Actor> {
+    prop_oneof![
+        8 => person().prop_map(Actor::Person),
+        1 => Just(Actor::Operator),
+        1 => Just(Actor::Checker),
+    ]
+}
+
+/// Mostly the operator; sometimes someone who may not do operators' work.
+fn mostly_operator() -> impl Strategy<Value = Actor> {
+    prop_oneof![
+        8 => Just(Actor::Operator),
+        2 => person().prop_map(Actor::Person),
+        1 => Just(Actor::Checker),
+    ]
+}
+
+fn icn() -> impl Strategy<Value = usize> {
+    prop_oneof![5 => Just(0usize), 3 => Just(1usize), 1 => Just(TYPO_ICN)]
+}
+
+fn real_icn() -> impl Strategy<Value = usize> {
+    prop_oneof![2 => Just(0usize), 1 => Just(1usize)]
+}
+
+/// Targets of member operations include the ghost, who is never anyone's member.
+fn target() -> impl Strategy<Value = usize> {
+    prop_oneof![6 => person(), 1 => Just(PEOPLE.len() - 1)]
+}
+
+fn req_ref() -> impl Strategy<Value = ReqRef> {
+    prop_oneof![8 => (0..3usize).prop_map(ReqRef::Newest), 1 => Just(ReqRef::Unknown)]
+}
+
+fn advance() -> impl Strategy<Value = Ms> {
+    select(vec![
+        MINUTE,
+        2 * MINUTE,
+        30 * MINUTE,
+        HOUR,
+        DAY,
+        7 * DAY,
+        29 * DAY,
+        30 * DAY,
+        31 * DAY,
+        40 * DAY,
+    ])
+}
+
+fn contract() -> impl Strategy<Value = Op> {
+    let start = select(vec![-40 * DAY, -DAY, -HOUR, 0, HOUR, DAY, 10 * DAY]);
+    let end = select(vec![-DAY, 0, HOUR, DAY, 31 * DAY, 365 * DAY]);
+    (
+        mostly_operator(),
+        icn(),
+        0..2usize,
+        0..4usize,
+        start,
+        end,
+        any::<bool>(),
+    )
+        .prop_map(
+            |(by, icn, contract, products, start, end, x24)| Op::UpsertContract {
+                by,
+                icn,
+                contract,
+                products,
+                start,
+                end,
+                x24,
+            },
+        )
+}
+
+/// One step of a history.
+pub fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => advance().prop_map(Op::Advance),
+        3 => (mostly_operator(), real_icn()).prop_map(|(by, icn)| Op::CreateAccount { by, icn }),
+        3 => (mostly_operator(), icn(), any::<bool>())
+            .prop_map(|(by, icn, suspend)| Op::SetStatus { by, icn, suspend }),
+        5 => (mostly_operator(), icn(), person(), prop::bool::weighted(0.2))
+            .prop_map(|(by, icn, person, alt_email)| Op::AddStc { by, icn, person, alt_email }),
+        2 => (mostly_operator(), icn(), target())
+            .prop_map(|(by, icn, person)| Op::RemoveStc { by, icn, person }),
+        5 => contract(),
+        10 => (anyone(), icn(), prop::bool::weighted(0.85), any::<bool>()).prop_map(
+            |(by, icn, right_country, tc)| Op::RequestAccess { by, icn, right_country, tc }
+        ),
+        8 => (anyone(), req_ref(), select(vec![Grant::Requested, Grant::AuthorizedUser, Grant::TechnicalContact]))
+            .prop_map(|(by, req, grant)| Op::Approve { by, req, grant }),
+        4 => (anyone(), req_ref()).prop_map(|(by, req)| Op::Deny { by, req }),
+        3 => (anyone(), req_ref()).prop_map(|(by, req)| Op::Withdraw { by, req }),
+        4 => (anyone(), icn(), target(), any::<bool>())
+            .prop_map(|(by, icn, person, tc)| Op::UpdateRole { by, icn, person, tc }),
+        3 => (anyone(), icn(), target()).prop_map(|(by, icn, person)| Op::RemoveMember { by, icn, person }),
+        8 => (anyone(), prop::bool::weighted(0.75))
+            .prop_map(|(by, right_code)| Op::VerifyEmail { by, right_code }),
+        3 => anyone().prop_map(|by| Op::SendVerification { by }),
+        2 => (anyone(), icn()).prop_map(|(by, icn)| Op::ListMembers { by, icn }),
+        2 => (anyone(), icn()).prop_map(|(by, icn)| Op::ListRequests { by, icn }),
+    ]
+}
+
+/// The opening of a history: the setting-up an operator does, so most histories reach the
+/// interesting states. Shrinking may drop any of it.
+fn setup_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => real_icn().prop_map(|icn| Op::CreateAccount { by: Actor::Operator, icn }),
+        3 => (real_icn(), person()).prop_map(|(icn, person)| Op::AddStc {
+            by: Actor::Operator,
+            icn,
+            person,
+            alt_email: false,
+        }),
+        2 => (real_icn(), 0..4usize, any::<bool>()).prop_map(|(icn, products, x24)| {
+            Op::UpsertContract {
+                by: Actor::Operator,
+                icn,
+                contract: 0,
+                products,
+                start: -DAY,
+                end: 365 * DAY,
+                x24,
+            }
+        }),
+        2 => person().prop_map(|p| Op::VerifyEmail { by: Actor::Person(p), right_code: true }),
+    ]
+}
+
+/// A whole history: a setup of up to 6 steps, then `min..=max` random steps.
+pub fn history(min: usize, max: usize) -> impl Strategy<Value = Vec<Op>> {
+    (
+        prop::collection::vec(setup_op(), 0..=6),
+        prop::collection::vec(op(), min..=max),
+    )
+        .prop_map(|(mut setup, steps)| {
+            setup.extend(steps);
+            setup
+        })
+}

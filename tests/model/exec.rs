@@ -55,6 +55,7 @@ impl Tokens {
             Actor::Person(p) => &self.people[p],
             Actor::Operator => &self.operator,
             Actor::Checker => &self.checker,
+            Actor::Admin(_) => unreachable!("drawn administrators are made concrete before play"),
         }
     }
 }

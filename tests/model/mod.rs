@@ -20,7 +20,8 @@
 //! ENTITLEMENTS_MODEL_SHRINK_ITERS / ENTITLEMENTS_MODEL_SHRINK_SECS (bound shrinking),
 //! ENTITLEMENTS_MODEL_SURVEY=1 (do not fail: tally every divergence over all histories),
 //! ENTITLEMENTS_MODEL_FOCUS=<text> (only divergences whose kind contains the text count;
-//! to shrink one known divergence at a time).
+//! to shrink one known divergence at a time), ENTITLEMENTS_MODEL_VERBOSE=1 (print every
+//! history played).
 //! Shrunk failures are saved in tests/model/regressions.txt and replayed first.
 
 mod checks;
@@ -170,7 +171,11 @@ async fn play(
         kinds: Vec::new(),
         text: String::new(),
     };
-    for (i, op) in history.iter().enumerate() {
+    // What was played: each drawn operation as it was made concrete, for the story.
+    let mut shown = history.to_vec();
+    for (i, drawn) in history.iter().enumerate() {
+        let op = &model.concrete(drawn);
+        shown[i] = op.clone();
         let request = match op {
             Op::Approve { req, .. } | Op::Deny { req, .. } | Op::Withdraw { req, .. } => {
                 model.resolve(*req)
@@ -188,7 +193,7 @@ async fn play(
                     Err(e) => {
                         return Err(fail_at(
                             backend,
-                            history,
+                            &shown,
                             i,
                             &e,
                             &model,
@@ -218,7 +223,7 @@ async fn play(
                 rpc_name(op),
                 expect_text(&want)
             );
-            return Err(fail_at(backend, history, i, &what, &model, kind));
+            return Err(fail_at(backend, &shown, i, &what, &model, kind));
         }
         if let Some(t) = got.token {
             token = t;
@@ -244,7 +249,7 @@ async fn play(
             s.divergent_checks += wrong.len() as u64;
         }
         if !wrong.is_empty() {
-            let d = check_divergence(backend, history, i, &wrong, &model);
+            let d = check_divergence(backend, &shown, i, &wrong, &model);
             if !survey {
                 return Err(d);
             }
@@ -265,7 +270,7 @@ async fn play(
                 if let Err(e) = waits::wait_swept(&app, &tokens, icn, &due).await {
                     return Err(fail_at(
                         backend,
-                        history,
+                        &shown,
                         i,
                         &e,
                         &model,
@@ -289,7 +294,7 @@ async fn play(
     stats.lock().expect("stats").checks += n as u64;
     wrong.retain(|m| focused(&m.kind));
     if !wrong.is_empty() {
-        let d = check_divergence(backend, history, end, &wrong, &model);
+        let d = check_divergence(backend, &shown, end, &wrong, &model);
         if !survey {
             return Err(d);
         }
@@ -301,13 +306,20 @@ async fn play(
             let what = format!("  model: {want} verification email(s) to {to}\n  server: {n}");
             return Err(fail_at(
                 backend,
-                history,
+                &shown,
                 end,
                 &what,
                 &model,
                 "verification emails sent".into(),
             ));
         }
+    }
+    if std::env::var("ENTITLEMENTS_MODEL_VERBOSE").is_ok_and(|v| v == "1") {
+        let played = report::history_text(&shown, shown.len());
+        println!(
+            "history played ({} divergence kinds):\n{played}",
+            found.kinds.len()
+        );
     }
     if found.kinds.is_empty() {
         Ok(())

@@ -35,6 +35,10 @@ pub enum Actor {
     Person(usize),
     Operator,
     Checker,
+    /// Drawn only: the n-th active administrator of the account concerned (modulo their
+    /// number) when it is played, or else person n. Biases histories towards people who may
+    /// act, so that the paths past the authorization checks are walked often.
+    Admin(usize),
 }
 
 impl fmt::Display for Actor {
@@ -43,6 +47,7 @@ impl fmt::Display for Actor {
             Actor::Person(p) => f.write_str(PEOPLE[*p]),
             Actor::Operator => f.write_str("operator"),
             Actor::Checker => f.write_str("checker"),
+            Actor::Admin(n) => write!(f, "admin#{n}"),
         }
     }
 }
@@ -262,6 +267,11 @@ fn anyone() -> impl Strategy<Value = Actor> {
     ]
 }
 
+/// Often an administrator of the account concerned, else anyone.
+fn administrator() -> impl Strategy<Value = Actor> {
+    prop_oneof![1 => (0..ACTING_PEOPLE).prop_map(Actor::Admin), 1 => anyone()]
+}
+
 /// Mostly the operator; sometimes someone who may not do operators' work.
 fn mostly_operator() -> impl Strategy<Value = Actor> {
     prop_oneof![
@@ -343,55 +353,90 @@ pub fn op() -> impl Strategy<Value = Op> {
         10 => (anyone(), icn(), prop::bool::weighted(0.85), any::<bool>()).prop_map(
             |(by, icn, right_country, tc)| Op::RequestAccess { by, icn, right_country, tc }
         ),
-        8 => (anyone(), req_ref(), select(vec![Grant::Requested, Grant::AuthorizedUser, Grant::TechnicalContact]))
+        8 => (administrator(), req_ref(), select(vec![Grant::Requested, Grant::AuthorizedUser, Grant::TechnicalContact]))
             .prop_map(|(by, req, grant)| Op::Approve { by, req, grant }),
-        4 => (anyone(), req_ref()).prop_map(|(by, req)| Op::Deny { by, req }),
+        4 => (administrator(), req_ref()).prop_map(|(by, req)| Op::Deny { by, req }),
         3 => (anyone(), req_ref()).prop_map(|(by, req)| Op::Withdraw { by, req }),
-        4 => (anyone(), icn(), target(), any::<bool>())
+        4 => (administrator(), icn(), target(), any::<bool>())
             .prop_map(|(by, icn, person, tc)| Op::UpdateRole { by, icn, person, tc }),
-        3 => (anyone(), icn(), target()).prop_map(|(by, icn, person)| Op::RemoveMember { by, icn, person }),
+        3 => (administrator(), icn(), target()).prop_map(|(by, icn, person)| Op::RemoveMember { by, icn, person }),
         8 => (anyone(), prop::bool::weighted(0.75))
             .prop_map(|(by, right_code)| Op::VerifyEmail { by, right_code }),
         3 => anyone().prop_map(|by| Op::SendVerification { by }),
-        2 => (anyone(), icn()).prop_map(|(by, icn)| Op::ListMembers { by, icn }),
-        2 => (anyone(), icn()).prop_map(|(by, icn)| Op::ListRequests { by, icn }),
+        2 => (administrator(), icn()).prop_map(|(by, icn)| Op::ListMembers { by, icn }),
+        2 => (administrator(), icn()).prop_map(|(by, icn)| Op::ListRequests { by, icn }),
     ]
 }
 
-/// The opening of a history: the setting-up an operator does, so most histories reach the
-/// interesting states. Shrinking may drop any of it.
-fn setup_op() -> impl Strategy<Value = Op> {
+/// The opening of a history: blocks of the setting-up an operator and the first people do,
+/// so most histories reach the interesting states. Shrinking may drop any of it.
+fn setup_block() -> impl Strategy<Value = Vec<Op>> {
+    let op = Actor::Operator;
     prop_oneof![
-        3 => real_icn().prop_map(|icn| Op::CreateAccount { by: Actor::Operator, icn }),
-        3 => (real_icn(), person()).prop_map(|(icn, person)| Op::AddStc {
-            by: Actor::Operator,
-            icn,
-            person,
-            alt_email: false,
+        // An STC who verifies their email at once: an administrator.
+        4 => (real_icn(), person()).prop_map(move |(icn, person)| {
+            vec![
+                Op::AddStc { by: op, icn, person, alt_email: false },
+                Op::VerifyEmail { by: Actor::Person(person), right_code: true },
+            ]
         }),
-        2 => (real_icn(), 0..4usize, any::<bool>()).prop_map(|(icn, products, x24)| {
-            Op::UpsertContract {
-                by: Actor::Operator,
-                icn,
-                contract: 0,
-                products,
-                start: -DAY,
-                end: 365 * DAY,
-                x24,
-            }
+        2 => (real_icn(), 0..4usize, any::<bool>()).prop_map(move |(icn, products, x24)| {
+            let (start, end) = (-DAY, 365 * DAY);
+            vec![Op::UpsertContract { by: op, icn, contract: 0, products, start, end, x24 }]
         }),
-        2 => person().prop_map(|p| Op::VerifyEmail { by: Actor::Person(p), right_code: true }),
+        2 => (person(), real_icn(), any::<bool>()).prop_map(|(p, icn, tc)| {
+            vec![Op::RequestAccess { by: Actor::Person(p), icn, right_country: true, tc }]
+        }),
     ]
 }
 
-/// A whole history: a setup of up to 6 steps, then `min..=max` random steps.
+/// A whole history: mostly the accounts created first, up to 5 setup blocks, then `min..=max`
+/// random steps.
 pub fn history(min: usize, max: usize) -> impl Strategy<Value = Vec<Op>> {
+    let create = |icn| Op::CreateAccount {
+        by: Actor::Operator,
+        icn,
+    };
     (
-        prop::collection::vec(setup_op(), 0..=6),
+        prop::bool::weighted(0.9),
+        prop::bool::weighted(0.5),
+        prop::collection::vec(setup_block(), 0..=5),
         prop::collection::vec(op(), min..=max),
     )
-        .prop_map(|(mut setup, steps)| {
-            setup.extend(steps);
-            setup
+        .prop_map(move |(a, b, setup, steps)| {
+            let accounts = [a.then(|| create(0)), b.then(|| create(1))];
+            let setup = setup.into_iter().flatten();
+            accounts
+                .into_iter()
+                .flatten()
+                .chain(setup)
+                .chain(steps)
+                .collect()
         })
+}
+
+impl Op {
+    /// The same operation with every actor passed through `f`.
+    pub fn with_actor(&self, f: impl Fn(Actor) -> Actor) -> Op {
+        let mut op = self.clone();
+        match &mut op {
+            Op::Advance(_) => {}
+            Op::CreateAccount { by, .. }
+            | Op::SetStatus { by, .. }
+            | Op::AddStc { by, .. }
+            | Op::RemoveStc { by, .. }
+            | Op::UpsertContract { by, .. }
+            | Op::RequestAccess { by, .. }
+            | Op::Approve { by, .. }
+            | Op::Deny { by, .. }
+            | Op::Withdraw { by, .. }
+            | Op::UpdateRole { by, .. }
+            | Op::RemoveMember { by, .. }
+            | Op::VerifyEmail { by, .. }
+            | Op::SendVerification { by }
+            | Op::ListMembers { by, .. }
+            | Op::ListRequests { by, .. } => *by = f(*by),
+        }
+        op
+    }
 }

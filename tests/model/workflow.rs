@@ -3,7 +3,7 @@
 
 use tonic::Code;
 
-use super::ops::{Actor, Grant, PEOPLE, ReqRef, email};
+use super::ops::{ACTING_PEOPLE, Actor, Grant, Op, PEOPLE, ReqRef, email};
 use super::reference::{
     Detail, Expect, MAX_WRONG_TRIES, Membership, Model, REQUEST_TTL, Request, Role, State, fail,
 };
@@ -17,6 +17,33 @@ impl Model {
             }
             _ => None,
         }
+    }
+
+    /// The operation with a drawn `Actor::Admin(n)` replaced by who that is now.
+    pub fn concrete(&self, op: &Op) -> Op {
+        let icn = match *op {
+            Op::Approve { req, .. } | Op::Deny { req, .. } => {
+                self.resolve(req).map(|i| self.requests[i].icn)
+            }
+            Op::UpdateRole { icn, .. }
+            | Op::RemoveMember { icn, .. }
+            | Op::ListMembers { icn, .. }
+            | Op::ListRequests { icn, .. } => Some(icn),
+            _ => None,
+        };
+        op.with_actor(|a| match a {
+            Actor::Admin(n) => {
+                let admins: Vec<usize> = (0..ACTING_PEOPLE)
+                    .filter(|&p| icn.is_some_and(|i| self.is_admin(i, Actor::Person(p))))
+                    .collect();
+                Actor::Person(if admins.is_empty() {
+                    n
+                } else {
+                    admins[n % admins.len()]
+                })
+            }
+            other => other,
+        })
     }
 
     /// A person's token refreshes their record: their own address replaces one an operator

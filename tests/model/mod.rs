@@ -26,6 +26,7 @@
 
 mod checks;
 mod exec;
+mod known;
 mod operators;
 mod ops;
 mod reference;
@@ -82,6 +83,51 @@ fn postgres() {
     run(Backend::Postgres);
 }
 
+#[test]
+fn known_sqlite() {
+    known(Backend::Sqlite);
+}
+
+#[test]
+fn known_postgres() {
+    if postgres_skipped() {
+        return;
+    }
+    known(Backend::Postgres);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Plays the hand-kept histories of `known.rs`; reports every one that diverges.
+fn known(backend: Backend) {
+    let stats = Mutex::new(Stats::default());
+    let rt = runtime();
+    let failures: Vec<String> = known::histories()
+        .into_iter()
+        .filter_map(|(name, focus, history)| {
+            let outcome = rt.block_on(play(backend, &history, &stats, false, &|k| {
+                k.contains(focus)
+            }));
+            let d = outcome.err()?;
+            let about = d.kinds.iter().any(|k| k.contains(focus));
+            about.then(|| format!("--- {name}\n{}", d.text))
+        })
+        .collect();
+    rt.shutdown_timeout(Duration::from_secs(5));
+    assert!(
+        failures.is_empty(),
+        "{} known histories diverge from the model:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
 fn run(backend: Backend) {
     let cases = env_or("ENTITLEMENTS_MODEL_CASES", 8) as u32;
     let max_steps = env_or("ENTITLEMENTS_MODEL_STEPS", 40).max(1) as usize;
@@ -99,12 +145,8 @@ fn run(backend: Backend) {
     let started = Instant::now();
     let mut runner = TestRunner::new(config);
     let result = runner.run(&ops::history(max_steps.div_ceil(2), max_steps), |history| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let outcome = rt.block_on(play(backend, &history, &stats, survey));
+        let rt = runtime();
+        let outcome = rt.block_on(play(backend, &history, &stats, survey, &focused));
         rt.shutdown_timeout(Duration::from_secs(5));
         let mut s = stats.lock().expect("stats");
         s.histories += 1;
@@ -160,6 +202,7 @@ async fn play(
     history: &[Op],
     stats: &Mutex<Stats>,
     survey: bool,
+    focus: &dyn Fn(&str) -> bool,
 ) -> Result<(), Divergence> {
     let app = TestApp::spawn(backend).await;
     let replica = app.replica().await;
@@ -242,7 +285,7 @@ async fn play(
         )
         .await;
         wrong.extend(more);
-        wrong.retain(|m| focused(&m.kind));
+        wrong.retain(|m| focus(&m.kind));
         {
             let mut s = stats.lock().expect("stats");
             s.checks += (n + m) as u64;
@@ -292,7 +335,7 @@ async fn play(
     )
     .await;
     stats.lock().expect("stats").checks += n as u64;
-    wrong.retain(|m| focused(&m.kind));
+    wrong.retain(|m| focus(&m.kind));
     if !wrong.is_empty() {
         let d = check_divergence(backend, &shown, end, &wrong, &model);
         if !survey {

@@ -272,16 +272,23 @@ async fn play(
             token = t;
         }
         // Both replicas, the second no older than what the first answered from.
-        let (mut wrong, n, through) =
-            checks::compare(&app, &tokens.checker, &model, &token, "", "replica 1").await;
+        let (mut wrong, n, through) = checks::compare(
+            &app,
+            &tokens.checker,
+            &model,
+            (&token, ""),
+            "replica 1",
+            true,
+        )
+        .await;
         seen = through;
         let (more, m, _) = checks::compare(
             &replica,
             &tokens.checker,
             &model,
-            &token,
-            &seen,
+            (&token, &seen),
             "replica 2",
+            false,
         )
         .await;
         wrong.extend(more);
@@ -329,9 +336,9 @@ async fn play(
         &cold,
         &tokens.checker,
         &model,
-        &token,
-        &seen,
+        (&token, &seen),
         "cold replica",
+        false,
     )
     .await;
     stats.lock().expect("stats").checks += n as u64;

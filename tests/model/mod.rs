@@ -15,7 +15,7 @@
 //!    keep their powers;
 //! 3. a check's answer never depends on the checks asked before it.
 //!
-//! Knobs (environment): ENTITLEMENTS_MODEL_CASES (histories per backend, default 8),
+//! Knobs (environment): ENTITLEMENTS_MODEL_CASES (histories per backend, default 6),
 //! ENTITLEMENTS_MODEL_STEPS (most random steps per history, default 40; at least half that),
 //! ENTITLEMENTS_MODEL_SHRINK_ITERS / ENTITLEMENTS_MODEL_SHRINK_SECS (bound shrinking),
 //! ENTITLEMENTS_MODEL_SURVEY=1 (do not fail: tally every divergence over all histories),
@@ -129,7 +129,7 @@ fn known(backend: Backend) {
 }
 
 fn run(backend: Backend) {
-    let cases = env_or("ENTITLEMENTS_MODEL_CASES", 8) as u32;
+    let cases = env_or("ENTITLEMENTS_MODEL_CASES", 6) as u32;
     let max_steps = env_or("ENTITLEMENTS_MODEL_STEPS", 40).max(1) as usize;
     let survey = std::env::var("ENTITLEMENTS_MODEL_SURVEY").is_ok_and(|v| v == "1");
     let config = Config {

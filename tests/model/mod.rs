@@ -3,8 +3,16 @@
 //! over a small universe, plays each against a real server and a second replica on the same
 //! database, and after every step asks every check of the universe on both replicas and
 //! compares each answer with an independent in-memory model of the rules (`reference.rs`,
-//! `workflow.rs`). Every mutation's success or failure, gRPC code and ErrorInfo reason is
-//! compared too. At the end of a history a cold replica must answer exactly as the warm ones.
+//! `operators.rs`, `workflow.rs`: no service code). Every mutation's success or failure, gRPC
+//! code and ErrorInfo reason is compared too, and the lists' contents. At the end of a history
+//! a cold replica must answer exactly as the warm ones, and the verification emails sent must
+//! be the model's. `known.rs` keeps the short histories of divergences found so far.
+//!
+//! How it reads the servers: the first replica is asked with the last mutation's consistency
+//! token, the unknown ICN in a batch of its own first (see `checks::compare`); the second
+//! replica with that token and the one the first answered with. After a clock move the
+//! checks come at once (a deadline must hold before the sweeper runs), then the runner waits
+//! for the sweeper to record the expiries, so that no later call races it.
 //!
 //! The model follows the TARGET semantics:
 //! 1. a pending request past its deadline counts as EXPIRED from that instant, in checks and
@@ -23,6 +31,10 @@
 //! to shrink one known divergence at a time), ENTITLEMENTS_MODEL_VERBOSE=1 (print every
 //! history played).
 //! Shrunk failures are saved in tests/model/regressions.txt and replayed first.
+//!
+//! Run: `cargo test --test e2e model -- --nocapture` (prints a summary line per backend);
+//! a long survey: `ENTITLEMENTS_MODEL_CASES=200 ENTITLEMENTS_MODEL_SURVEY=1 cargo test
+//! --test e2e model::sqlite -- --nocapture`.
 
 mod checks;
 mod exec;

@@ -1,7 +1,5 @@
 //! The universe a history plays in, the operations it is made of, and how proptest draws them.
 
-use std::fmt;
-
 use proptest::prelude::*;
 use proptest::sample::select;
 
@@ -39,17 +37,6 @@ pub enum Actor {
     /// number) when it is played, or else person n. Biases histories towards people who may
     /// act, so that the paths past the authorization checks are walked often.
     Admin(usize),
-}
-
-impl fmt::Display for Actor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Actor::Person(p) => f.write_str(PEOPLE[*p]),
-            Actor::Operator => f.write_str("operator"),
-            Actor::Checker => f.write_str("checker"),
-            Actor::Admin(n) => write!(f, "admin#{n}"),
-        }
-    }
 }
 
 /// Which access request an operation names: the n-th newest of the history (modulo their
@@ -144,114 +131,6 @@ pub enum Op {
         by: Actor,
         icn: usize,
     },
-}
-
-pub fn duration(ms: Ms) -> String {
-    let sign = if ms < 0 { "-" } else { "+" };
-    let a = ms.abs();
-    if a % DAY == 0 && a > 0 {
-        format!("{sign}{}d", a / DAY)
-    } else if a % HOUR == 0 && a > 0 {
-        format!("{sign}{}h", a / HOUR)
-    } else {
-        format!("{sign}{}min", a / MINUTE)
-    }
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let role = |tc: bool| if tc { "TC" } else { "AU" };
-        match self {
-            Op::Advance(ms) => write!(f, "clock {}", duration(*ms)),
-            Op::CreateAccount { by, icn } => write!(f, "{by}: CreateAccount {}", ICNS[*icn]),
-            Op::SetStatus { by, icn, suspend } => write!(
-                f,
-                "{by}: SetAccountStatus {} {}",
-                ICNS[*icn],
-                if *suspend { "SUSPENDED" } else { "ACTIVE" }
-            ),
-            Op::AddStc {
-                by,
-                icn,
-                person,
-                alt_email,
-            } => write!(
-                f,
-                "{by}: AddSiteTechnicalContact {} {} <{}>",
-                ICNS[*icn],
-                PEOPLE[*person],
-                email(*person, *alt_email)
-            ),
-            Op::RemoveStc { by, icn, person } => {
-                write!(
-                    f,
-                    "{by}: RemoveSiteTechnicalContact {} {}",
-                    ICNS[*icn], PEOPLE[*person]
-                )
-            }
-            Op::UpsertContract {
-                by,
-                icn,
-                contract,
-                products,
-                start,
-                end,
-                x24,
-            } => write!(
-                f,
-                "{by}: UpsertSupportContract {} {} products={:?} [now{}, now{}) 24x7={x24}",
-                ICNS[*icn],
-                CONTRACT_IDS[*contract],
-                PRODUCT_LISTS[*products],
-                duration(*start),
-                duration(*end)
-            ),
-            Op::RequestAccess {
-                by,
-                icn,
-                right_country,
-                tc,
-            } => write!(
-                f,
-                "{by}: RequestAccess {} {} {}",
-                ICNS[*icn],
-                if *right_country {
-                    COUNTRIES[*icn]
-                } else {
-                    WRONG_COUNTRY
-                },
-                role(*tc)
-            ),
-            Op::Approve { by, req, grant } => {
-                write!(f, "{by}: ApproveRequest {req:?} grant={grant:?}")
-            }
-            Op::Deny { by, req } => write!(f, "{by}: DenyRequest {req:?}"),
-            Op::Withdraw { by, req } => write!(f, "{by}: WithdrawRequest {req:?}"),
-            Op::UpdateRole {
-                by,
-                icn,
-                person,
-                tc,
-            } => write!(
-                f,
-                "{by}: UpdateMemberRole {} {} -> {}",
-                ICNS[*icn],
-                PEOPLE[*person],
-                role(*tc)
-            ),
-            Op::RemoveMember { by, icn, person } => {
-                write!(f, "{by}: RemoveMember {} {}", ICNS[*icn], PEOPLE[*person])
-            }
-            Op::VerifyEmail { by, right_code } => write!(
-                f,
-                "{by}: VerifyEmail {} code",
-                if *right_code { "right" } else { "wrong" }
-            ),
-            Op::SendVerification { by } => write!(f, "{by}: SendVerificationEmail"),
-            Op::ListMembers { by, icn } => write!(f, "{by}: ListMembers {}", ICNS[*icn]),
-            Op::ListRequests { by, icn } => write!(f, "{by}: ListAccessRequests {}", ICNS[*icn]),
-        }
-    }
 }
 
 fn person() -> impl Strategy<Value = usize> {

@@ -1,11 +1,16 @@
-//! Comparing answers and telling the story of a divergence readably.
+//! Comparing answers and telling the story of a divergence readably: how operations, actors
+//! and the model's state are written in a failure message.
+
+use std::fmt;
 
 use crate::support::Backend;
 
 use super::checks;
 use super::exec::Detail as Got;
-use super::ops::{ACTING_PEOPLE, ICNS};
-use super::ops::{Op, PEOPLE};
+use super::ops::{
+    ACTING_PEOPLE, Actor, CONTRACT_IDS, COUNTRIES, DAY, HOUR, ICNS, MINUTE, Ms, Op, PEOPLE,
+    PRODUCT_LISTS, WRONG_COUNTRY, email,
+};
 use super::reference::{Detail, Expect, LiveCode, Model};
 
 /// One divergence: a short kind (for the tally) and the full story.
@@ -186,4 +191,123 @@ impl Model {
 
 fn code_note(c: &LiveCode) -> String {
     format!(",code#{}(wrong={})", c.nth, c.wrong_tries)
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Person(p) => f.write_str(PEOPLE[*p]),
+            Actor::Operator => f.write_str("operator"),
+            Actor::Checker => f.write_str("checker"),
+            Actor::Admin(n) => write!(f, "admin#{n}"),
+        }
+    }
+}
+
+pub fn duration(ms: Ms) -> String {
+    let sign = if ms < 0 { "-" } else { "+" };
+    let a = ms.abs();
+    if a % DAY == 0 && a > 0 {
+        format!("{sign}{}d", a / DAY)
+    } else if a % HOUR == 0 && a > 0 {
+        format!("{sign}{}h", a / HOUR)
+    } else {
+        format!("{sign}{}min", a / MINUTE)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let role = |tc: bool| if tc { "TC" } else { "AU" };
+        match self {
+            Op::Advance(ms) => write!(f, "clock {}", duration(*ms)),
+            Op::CreateAccount { by, icn } => write!(f, "{by}: CreateAccount {}", ICNS[*icn]),
+            Op::SetStatus { by, icn, suspend } => write!(
+                f,
+                "{by}: SetAccountStatus {} {}",
+                ICNS[*icn],
+                if *suspend { "SUSPENDED" } else { "ACTIVE" }
+            ),
+            Op::AddStc {
+                by,
+                icn,
+                person,
+                alt_email,
+            } => write!(
+                f,
+                "{by}: AddSiteTechnicalContact {} {} <{}>",
+                ICNS[*icn],
+                PEOPLE[*person],
+                email(*person, *alt_email)
+            ),
+            Op::RemoveStc { by, icn, person } => {
+                write!(
+                    f,
+                    "{by}: RemoveSiteTechnicalContact {} {}",
+                    ICNS[*icn], PEOPLE[*person]
+                )
+            }
+            Op::UpsertContract {
+                by,
+                icn,
+                contract,
+                products,
+                start,
+                end,
+                x24,
+            } => write!(
+                f,
+                "{by}: UpsertSupportContract {} {} products={:?} [now{}, now{}) 24x7={x24}",
+                ICNS[*icn],
+                CONTRACT_IDS[*contract],
+                PRODUCT_LISTS[*products],
+                duration(*start),
+                duration(*end)
+            ),
+            Op::RequestAccess {
+                by,
+                icn,
+                right_country,
+                tc,
+            } => write!(
+                f,
+                "{by}: RequestAccess {} {} {}",
+                ICNS[*icn],
+                if *right_country {
+                    COUNTRIES[*icn]
+                } else {
+                    WRONG_COUNTRY
+                },
+                role(*tc)
+            ),
+            Op::Approve { by, req, grant } => {
+                write!(f, "{by}: ApproveRequest {req:?} grant={grant:?}")
+            }
+            Op::Deny { by, req } => write!(f, "{by}: DenyRequest {req:?}"),
+            Op::Withdraw { by, req } => write!(f, "{by}: WithdrawRequest {req:?}"),
+            Op::UpdateRole {
+                by,
+                icn,
+                person,
+                tc,
+            } => write!(
+                f,
+                "{by}: UpdateMemberRole {} {} -> {}",
+                ICNS[*icn],
+                PEOPLE[*person],
+                role(*tc)
+            ),
+            Op::RemoveMember { by, icn, person } => {
+                write!(f, "{by}: RemoveMember {} {}", ICNS[*icn], PEOPLE[*person])
+            }
+            Op::VerifyEmail { by, right_code } => write!(
+                f,
+                "{by}: VerifyEmail {} code",
+                if *right_code { "right" } else { "wrong" }
+            ),
+            Op::SendVerification { by } => write!(f, "{by}: SendVerificationEmail"),
+            Op::ListMembers { by, icn } => write!(f, "{by}: ListMembers {}", ICNS[*icn]),
+            Op::ListRequests { by, icn } => write!(f, "{by}: ListAccessRequests {}", ICNS[*icn]),
+        }
+    }
 }

@@ -146,8 +146,8 @@ fn run(backend: Backend) {
     let survey = std::env::var("ENTITLEMENTS_MODEL_SURVEY").is_ok_and(|v| v == "1");
     let config = Config {
         cases,
-        max_shrink_iters: env_or("ENTITLEMENTS_MODEL_SHRINK_ITERS", 300) as u32,
-        max_shrink_time: 1000 * env_or("ENTITLEMENTS_MODEL_SHRINK_SECS", 240) as u32,
+        max_shrink_iters: env_or("ENTITLEMENTS_MODEL_SHRINK_ITERS", 200) as u32,
+        max_shrink_time: 1000 * env_or("ENTITLEMENTS_MODEL_SHRINK_SECS", 60) as u32,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
             "tests/model/regressions.txt",
         ))),

@@ -269,26 +269,23 @@ fn setup_block() -> impl Strategy<Value = Vec<Op>> {
     ]
 }
 
-/// A whole history: mostly the accounts created first, up to 5 setup blocks, then `min..=max`
-/// random steps.
+/// A whole history: one or two accounts created, up to 5 setup blocks, then `min..=max`
+/// random steps. The parts are drawn steps first: proptest shrinks a tuple in that order, and
+/// vectors (which shrink by dropping operations) shrink best.
 pub fn history(min: usize, max: usize) -> impl Strategy<Value = Vec<Op>> {
-    let create = |icn| Op::CreateAccount {
-        by: Actor::Operator,
-        icn,
-    };
     (
-        prop::bool::weighted(0.9),
-        prop::bool::weighted(0.5),
-        prop::collection::vec(setup_block(), 0..=5),
         prop::collection::vec(op(), min..=max),
+        prop::collection::vec(setup_block(), 0..=5),
+        prop::collection::vec(real_icn(), 1..=2),
     )
-        .prop_map(move |(a, b, setup, steps)| {
-            let accounts = [a.then(|| create(0)), b.then(|| create(1))];
-            let setup = setup.into_iter().flatten();
-            accounts
-                .into_iter()
-                .flatten()
-                .chain(setup)
+        .prop_map(|(steps, setup, mut accounts)| {
+            accounts.dedup();
+            let create = accounts.into_iter().map(|icn| Op::CreateAccount {
+                by: Actor::Operator,
+                icn,
+            });
+            create
+                .chain(setup.into_iter().flatten())
                 .chain(steps)
                 .collect()
         })

@@ -10,6 +10,7 @@ mod feed;
 mod flow;
 mod input;
 mod members;
+mod model;
 mod ops;
 mod reasons;
 mod requests;

@@ -1,0 +1,113 @@
+//! Hand-kept short histories that once diverged, played by the same runner as the random
+//! ones. Unlike proptest's saved seeds, they do not depend on how histories are drawn. Each
+//! one counts only the divergence it is about, so that one bug does not hide another.
+
+use super::ops::{Actor, DAY, Grant, Op, ReqRef};
+
+const OP: Actor = Actor::Operator;
+const ANA: Actor = Actor::Person(0);
+const BEN: Actor = Actor::Person(1);
+const DEE: Actor = Actor::Person(3);
+
+fn admin_of_a() -> Vec<Op> {
+    vec![
+        Op::CreateAccount { by: OP, icn: 0 },
+        Op::AddStc {
+            by: OP,
+            icn: 0,
+            person: 0,
+            alt_email: false,
+        },
+        Op::VerifyEmail {
+            by: ANA,
+            right_code: true,
+        },
+    ]
+}
+
+fn with(mut prefix: Vec<Op>, rest: &[Op]) -> Vec<Op> {
+    prefix.extend_from_slice(rest);
+    prefix
+}
+
+/// (what it shows, the kind of divergence it is about, the history)
+pub fn histories() -> Vec<(&'static str, &'static str, Vec<Op>)> {
+    let ben_asks = Op::RequestAccess {
+        by: BEN,
+        icn: 0,
+        right_country: true,
+        tc: false,
+    };
+    let suspend = Op::SetStatus {
+        by: OP,
+        icn: 0,
+        suspend: true,
+    };
+    let approve = Op::Approve {
+        by: ANA,
+        req: ReqRef::Newest(0),
+        grant: Grant::Requested,
+    };
+    vec![
+        (
+            "a check of an unknown ICN must not make a verified person look unverified",
+            "server DECISION_REASON_EMAIL_NOT_VERIFIED",
+            admin_of_a(),
+        ),
+        (
+            "a pending request is expired from its deadline, swept or not",
+            "check: model DECISION_REASON_NOT_A_MEMBER",
+            vec![
+                Op::CreateAccount { by: OP, icn: 1 },
+                Op::RequestAccess {
+                    by: ANA,
+                    icn: 1,
+                    right_country: true,
+                    tc: false,
+                },
+                Op::Advance(30 * DAY),
+            ],
+        ),
+        (
+            "a non-administrator reading a suspended account is told they are not one",
+            "ListMembers",
+            vec![
+                Op::CreateAccount { by: OP, icn: 0 },
+                suspend.clone(),
+                Op::ListMembers { by: DEE, icn: 0 },
+            ],
+        ),
+        (
+            "an administrator may not deny a request on a suspended account",
+            "DenyRequest",
+            with(
+                admin_of_a(),
+                &[
+                    ben_asks.clone(),
+                    suspend.clone(),
+                    Op::Deny {
+                        by: ANA,
+                        req: ReqRef::Newest(0),
+                    },
+                ],
+            ),
+        ),
+        (
+            "an administrator may not remove a member of a suspended account",
+            "RemoveMember",
+            with(
+                admin_of_a(),
+                &[
+                    ben_asks,
+                    approve,
+                    suspend,
+                    Op::RemoveMember {
+                        by: ANA,
+                        icn: 0,
+                        person: 1,
+                    },
+                ],
+            ),
+        ),
+    ]
+}

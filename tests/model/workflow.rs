@@ -1,0 +1,376 @@
+//! The reference model, continued: the access-request workflow, administrators' work on
+//! members, their reads, and email verification.
+
+use tonic::Code;
+
+use super::ops::{ACTING_PEOPLE, Actor, Grant, Op, PEOPLE, ReqRef, email};
+use super::reference::{
+    Detail, Expect, MAX_WRONG_TRIES, Membership, Model, REQUEST_TTL, Request, Role, State, fail,
+};
+
+impl Model {
+    /// The request an operation names, if any was issued.
+    pub fn resolve(&self, r: ReqRef) -> Option<usize> {
+        match r {
+            ReqRef::Newest(n) if !self.requests.is_empty() => {
+                Some(self.requests.len() - 1 - n % self.requests.len())
+            }
+            _ => None,
+        }
+    }
+
+    /// The operation with a drawn `Actor::Admin(n)` replaced by who that is now.
+    pub fn concrete(&self, op: &Op) -> Op {
+        let icn = match *op {
+            Op::Approve { req, .. } | Op::Deny { req, .. } => {
+                self.resolve(req).map(|i| self.requests[i].icn)
+            }
+            Op::UpdateRole { icn, .. }
+            | Op::RemoveMember { icn, .. }
+            | Op::ListMembers { icn, .. }
+            | Op::ListRequests { icn, .. } => Some(icn),
+            _ => None,
+        };
+        op.with_actor(|a| match a {
+            Actor::Admin(n) => {
+                let admins: Vec<usize> = (0..ACTING_PEOPLE)
+                    .filter(|&p| icn.is_some_and(|i| self.is_admin(i, Actor::Person(p))))
+                    .collect();
+                Actor::Person(if admins.is_empty() {
+                    n
+                } else {
+                    admins[n % admins.len()]
+                })
+            }
+            other => other,
+        })
+    }
+
+    /// A person's token refreshes their record: their own address replaces one an operator
+    /// gave, and then has to be verified again (the code sent to the other address dies).
+    fn sync(&mut self, person: usize) {
+        let p = &mut self.people[person];
+        if p.alt_email {
+            p.alt_email = false;
+            p.verified = false;
+            p.code = None;
+        }
+    }
+
+    pub fn request_access(
+        &mut self,
+        by: Actor,
+        icn: usize,
+        right_country: bool,
+        role: Role,
+    ) -> Expect {
+        let Some(account) = &self.accounts[icn] else {
+            return fail(Code::NotFound, "ACCOUNT_NOT_FOUND");
+        };
+        // An ICN is only valid with its own country; a wrong one looks like no account.
+        if !right_country {
+            return fail(Code::NotFound, "ACCOUNT_NOT_FOUND");
+        }
+        if account.suspended {
+            return fail(Code::FailedPrecondition, "ACCOUNT_SUSPENDED");
+        }
+        let Actor::Person(person) = by else {
+            return fail(Code::FailedPrecondition, "EMAIL_CLAIM_REQUIRED");
+        };
+        if self.active_role(icn, person).is_some() {
+            // Nothing is written, not even the refreshed person record.
+            return fail(Code::AlreadyExists, "ALREADY_A_MEMBER");
+        }
+        self.sync(person);
+        let open = self
+            .requests
+            .iter()
+            .position(|r| r.icn == icn && r.person == person && self.state_of(r) == State::Pending);
+        if let Some(i) = open {
+            return Expect::Ok(Detail::SameRequest(i));
+        }
+        self.requests.push(Request {
+            icn,
+            person,
+            requested: role,
+            state: State::Pending,
+            updated: self.now,
+            expires: self.now + REQUEST_TTL,
+        });
+        if !self.people[person].verified {
+            self.send_code(person);
+        }
+        Expect::Ok(Detail::NewRequest(self.requests.len() - 1))
+    }
+
+    /// Who may decide a request, in the order the service checks: the request exists, it is
+    /// not the caller's own, the caller is an active administrator of its account with a
+    /// verified email, and the account is active.
+    fn decidable(&self, by: Actor, req: ReqRef) -> Result<usize, Expect> {
+        let i = self
+            .resolve(req)
+            .ok_or_else(|| fail(Code::NotFound, "ACCESS_REQUEST_NOT_FOUND"))?;
+        let r = &self.requests[i];
+        if by == Actor::Person(r.person) {
+            return Err(fail(Code::PermissionDenied, "SELF_DECISION"));
+        }
+        if !self.is_admin(r.icn, by) {
+            return Err(fail(Code::PermissionDenied, "NOT_AN_ADMINISTRATOR"));
+        }
+        if !self.verified(by) {
+            return Err(fail(
+                Code::PermissionDenied,
+                "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
+            ));
+        }
+        if self.accounts[r.icn].as_ref().is_some_and(|a| a.suspended) {
+            return Err(fail(Code::FailedPrecondition, "ACCOUNT_SUSPENDED"));
+        }
+        match self.state_of(r) {
+            State::Pending => Ok(i),
+            State::Expired => Err(fail(Code::FailedPrecondition, "REQUEST_EXPIRED")),
+            _ => Err(fail(Code::FailedPrecondition, "REQUEST_NOT_PENDING")),
+        }
+    }
+
+    pub fn approve(&mut self, by: Actor, req: ReqRef, grant: Grant) -> Expect {
+        let i = match self.decidable(by, req) {
+            Ok(i) => i,
+            Err(e) => return e,
+        };
+        let requested = self.requests[i].requested;
+        let granted = match grant {
+            Grant::Requested => requested,
+            Grant::AuthorizedUser => Role::AuthorizedUser,
+            Grant::TechnicalContact => Role::TechnicalContact,
+        };
+        // The requested role or a lower one, and only roles a person may ask for.
+        if granted > requested || granted < Role::AuthorizedUser {
+            return fail(Code::InvalidArgument, "INVALID_ARGUMENT");
+        }
+        let (icn, person) = (self.requests[i].icn, self.requests[i].person);
+        self.requests[i].state = State::Approved;
+        self.requests[i].updated = self.now;
+        // Never lower a role someone already holds (an operator may have made them an STC).
+        let role = self
+            .active_role(icn, person)
+            .map_or(granted, |r| r.max(granted));
+        self.members.insert(
+            (icn, person),
+            Membership {
+                role,
+                removed_at: None,
+            },
+        );
+        Expect::Ok(Detail::Done)
+    }
+
+    pub fn deny(&mut self, by: Actor, req: ReqRef) -> Expect {
+        match self.decidable(by, req) {
+            Ok(i) => {
+                self.requests[i].state = State::Denied;
+                self.requests[i].updated = self.now;
+                Expect::Ok(Detail::Done)
+            }
+            Err(e) => e,
+        }
+    }
+
+    pub fn withdraw(&mut self, by: Actor, req: ReqRef) -> Expect {
+        let Some(i) = self.resolve(req) else {
+            return fail(Code::NotFound, "ACCESS_REQUEST_NOT_FOUND");
+        };
+        if by != Actor::Person(self.requests[i].person) {
+            return fail(Code::PermissionDenied, "NOT_YOUR_REQUEST");
+        }
+        if self.state_of(&self.requests[i]) != State::Pending {
+            return fail(Code::FailedPrecondition, "REQUEST_NOT_PENDING");
+        }
+        self.requests[i].state = State::Withdrawn;
+        self.requests[i].updated = self.now;
+        Expect::Ok(Detail::Done)
+    }
+
+    /// Administrators' writes on members: the account exists; the caller is an active,
+    /// verified administrator of an active account, or an operator (on any account).
+    fn may_administer(&self, by: Actor, icn: usize) -> Result<(), Expect> {
+        let Some(account) = &self.accounts[icn] else {
+            return Err(fail(Code::NotFound, "ACCOUNT_NOT_FOUND"));
+        };
+        if self.is_admin(icn, by) {
+            if !self.verified(by) {
+                return Err(fail(
+                    Code::PermissionDenied,
+                    "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
+                ));
+            }
+            if account.suspended {
+                return Err(fail(Code::FailedPrecondition, "ACCOUNT_SUSPENDED"));
+            }
+            return Ok(());
+        }
+        if by == Actor::Operator {
+            return Ok(());
+        }
+        Err(fail(Code::PermissionDenied, "NOT_AN_ADMINISTRATOR"))
+    }
+
+    /// The member an administrator acts on: not themself, an active member, not an STC.
+    fn target(&self, by: Actor, icn: usize, person: usize) -> Result<Role, Expect> {
+        if by == Actor::Person(person) {
+            return Err(fail(Code::PermissionDenied, "SELF_MODIFICATION"));
+        }
+        match self.active_role(icn, person) {
+            None => Err(fail(Code::NotFound, "MEMBER_NOT_FOUND")),
+            Some(Role::SiteTechnicalContact) => Err(fail(
+                Code::PermissionDenied,
+                "SITE_TECHNICAL_CONTACT_PROTECTED",
+            )),
+            Some(role) => Ok(role),
+        }
+    }
+
+    pub fn update_role(&mut self, by: Actor, icn: usize, person: usize, role: Role) -> Expect {
+        if let Err(e) = self
+            .may_administer(by, icn)
+            .and_then(|()| self.target(by, icn, person))
+        {
+            return e;
+        }
+        self.members.insert(
+            (icn, person),
+            Membership {
+                role,
+                removed_at: None,
+            },
+        );
+        Expect::Ok(Detail::Done)
+    }
+
+    pub fn remove_member(&mut self, by: Actor, icn: usize, person: usize) -> Expect {
+        if let Err(e) = self
+            .may_administer(by, icn)
+            .and_then(|()| self.target(by, icn, person))
+        {
+            return e;
+        }
+        self.remove(icn, person);
+        Expect::Ok(Detail::Done)
+    }
+
+    /// Reads of an account's members and requests: operators, and its active, verified
+    /// administrators while it is active.
+    fn may_read(&self, by: Actor, icn: usize) -> Result<(), Expect> {
+        let Some(account) = &self.accounts[icn] else {
+            return Err(fail(Code::NotFound, "ACCOUNT_NOT_FOUND"));
+        };
+        if by == Actor::Operator {
+            return Ok(());
+        }
+        if !self.is_admin(icn, by) {
+            return Err(fail(Code::PermissionDenied, "NOT_AN_ADMINISTRATOR"));
+        }
+        if !self.verified(by) {
+            return Err(fail(
+                Code::PermissionDenied,
+                "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
+            ));
+        }
+        if account.suspended {
+            return Err(fail(Code::FailedPrecondition, "ACCOUNT_SUSPENDED"));
+        }
+        Ok(())
+    }
+
+    pub fn list_members(&self, by: Actor, icn: usize) -> Expect {
+        if let Err(e) = self.may_read(by, icn) {
+            return e;
+        }
+        let mut members: Vec<(usize, Role)> = (0..PEOPLE.len())
+            .filter_map(|p| self.active_role(icn, p).map(|r| (p, r)))
+            .collect();
+        members.sort_by_key(|(p, _)| PEOPLE[*p]);
+        Expect::Ok(Detail::Members(members))
+    }
+
+    pub fn list_requests(&self, by: Actor, icn: usize) -> Expect {
+        if let Err(e) = self.may_read(by, icn) {
+            return e;
+        }
+        let requests = (0..self.requests.len())
+            .rev()
+            .filter(|&i| self.requests[i].icn == icn)
+            .map(|i| (i, self.state_of(&self.requests[i])))
+            .collect();
+        Expect::Ok(Detail::Requests(requests))
+    }
+
+    /// The live code of a person as (address, n-th email to it), to type it in.
+    pub fn live_code(&self, by: Actor) -> Option<(String, usize)> {
+        match by {
+            Actor::Person(p) => self.people[p]
+                .code
+                .as_ref()
+                .map(|c| (email(p, c.alt_email), c.nth)),
+            _ => None,
+        }
+    }
+
+    pub fn verify_email(&mut self, by: Actor, right_code: bool) -> Expect {
+        // A service token has no email claim and is nobody the service sent a code to.
+        let Actor::Person(person) = by else {
+            return fail(Code::FailedPrecondition, "NO_VERIFICATION_PENDING");
+        };
+        self.sync(person);
+        let now = self.now;
+        let p = &mut self.people[person];
+        let Some(code) = &mut p.code else {
+            return if p.verified {
+                fail(Code::FailedPrecondition, "EMAIL_ALREADY_VERIFIED")
+            } else {
+                fail(Code::FailedPrecondition, "NO_VERIFICATION_PENDING")
+            };
+        };
+        if code.alt_email != p.alt_email {
+            return fail(Code::FailedPrecondition, "VERIFICATION_CODE_SUPERSEDED");
+        }
+        if code.wrong_tries >= MAX_WRONG_TRIES {
+            return fail(Code::FailedPrecondition, "VERIFICATION_CODE_LOCKED");
+        }
+        if now >= code.expires {
+            return fail(Code::FailedPrecondition, "VERIFICATION_CODE_EXPIRED");
+        }
+        if !right_code {
+            code.wrong_tries += 1;
+            return fail(Code::InvalidArgument, "VERIFICATION_CODE_INVALID");
+        }
+        p.verified = true;
+        p.code = None;
+        Expect::Ok(Detail::Done)
+    }
+
+    pub fn send_verification(&mut self, by: Actor) -> Expect {
+        let Actor::Person(person) = by else {
+            return fail(Code::FailedPrecondition, "EMAIL_CLAIM_REQUIRED");
+        };
+        self.sync(person);
+        if self.people[person].verified {
+            return fail(Code::FailedPrecondition, "EMAIL_ALREADY_VERIFIED");
+        }
+        if self.send_code(person) {
+            Expect::Ok(Detail::Done)
+        } else {
+            fail(Code::ResourceExhausted, "VERIFICATION_EMAIL_RATE_LIMITED")
+        }
+    }
+
+    /// Requests past their deadline that the service should record as EXPIRED.
+    pub fn overdue(&self) -> Vec<usize> {
+        (0..self.requests.len())
+            .filter(|&i| {
+                self.requests[i].state == State::Pending
+                    && self.state_of(&self.requests[i]) == State::Expired
+            })
+            .collect()
+    }
+}

@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
 
-use crate::support::{Backend, Clock, TestApp, db::postgres_skipped};
+use crate::support::{Backend, Clock, TestApp};
 use exec::Tokens;
 use ops::Op;
 use reference::Model;
@@ -88,10 +88,11 @@ fn sqlite() {
 }
 
 #[test]
+#[cfg_attr(
+    skip_postgres,
+    ignore = "ENTITLEMENTS_SKIP_POSTGRES=1: not run on PostgreSQL"
+)]
 fn postgres() {
-    if postgres_skipped() {
-        return;
-    }
     run(Backend::Postgres);
 }
 
@@ -101,10 +102,11 @@ fn known_sqlite() {
 }
 
 #[test]
+#[cfg_attr(
+    skip_postgres,
+    ignore = "ENTITLEMENTS_SKIP_POSTGRES=1: not run on PostgreSQL"
+)]
 fn known_postgres() {
-    if postgres_skipped() {
-        return;
-    }
     known(Backend::Postgres);
 }
 

@@ -128,10 +128,10 @@ pub fn authorize(actor: &Actor<'_>, op: &Operation<'_>) -> Result<(), Refusal> {
             }
         }
         Operation::RequestAccess { account } => {
-            if !actor.has_email {
-                Err(Refusal::EmailClaimRequired)
-            } else if account == AccountStatus::Suspended {
+            if account == AccountStatus::Suspended {
                 Err(Refusal::AccountSuspended)
+            } else if !actor.has_email {
+                Err(Refusal::EmailClaimRequired)
             } else {
                 Ok(())
             }

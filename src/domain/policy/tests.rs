@@ -84,7 +84,7 @@ fn a_person_with_an_email_asks_for_access_to_an_active_account() {
     expect(Who::Person, op(Active), Ok(()));
     expect(Who::Person, op(Suspended), Err(AccountSuspended));
     expect(Who::NoEmail, op(Active), Err(EmailClaimRequired));
-    expect(Who::NoEmail, op(Suspended), Err(EmailClaimRequired));
+    expect(Who::NoEmail, op(Suspended), Err(AccountSuspended));
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, OnceCell, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -89,12 +89,14 @@ pub async fn run(
         );
 
     let stop_for_server = stop_tx.clone();
-    let server =
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing calls in flight");
-            let _ = stop_for_server.send(true);
-        });
+    // TCP_NODELAY: without it a response that spans two segments waits for the client's
+    // delayed ACK (seen: a 40-check batch took about 44 ms on loopback, a 20-check one 1.3 ms).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = router.serve_with_incoming_shutdown(incoming, async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing calls in flight");
+        let _ = stop_for_server.send(true);
+    });
     tracing::info!(%addr, "listening on {addr}; NOT_SERVING until the database is ready");
     let dev = config.dev;
     if config.dev {

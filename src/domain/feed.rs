@@ -63,6 +63,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_name_their_kind_account_and_person() {
+        let icn = Icn::from_trusted("1".into());
+        let ana = WebId::from_trusted("ana".into());
+        let account = ChangeKey::Account(icn.clone());
+        let member = ChangeKey::Member(icn.clone(), ana.clone());
+        let person = ChangeKey::Person(ana.clone());
+        assert_eq!(
+            [account.kind(), member.kind(), person.kind()],
+            ["ACCOUNT", "MEMBER", "PERSON"]
+        );
+        assert_eq!(account.icn(), Some(&icn));
+        assert_eq!(member.icn(), Some(&icn));
+        assert_eq!(person.icn(), None);
+        assert_eq!(account.web_id(), None);
+        assert_eq!(member.web_id(), Some(&ana));
+        assert_eq!(person.web_id(), Some(&ana));
+    }
+
+    #[test]
     fn tokens_round_trip() {
         assert_eq!(decode_token(&encode_token(42)), Some(42));
         assert_eq!(decode_token("42"), None);

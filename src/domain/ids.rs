@@ -211,22 +211,68 @@ mod tests {
     #[test]
     fn email_shape() {
         assert!(Email::parse("ana@example.com").is_ok());
+        assert!(
+            Email::parse("a@b.c").is_ok(),
+            "the shortest domain: three bytes"
+        );
         assert!(Email::parse("ana@localhost").is_err());
         assert!(Email::parse("ana example.com").is_err());
         assert!(Email::parse("@example.com").is_err());
+        assert!(Email::parse("ana@.c").is_err());
+        for bad in [
+            "",
+            "ana",
+            "ana@.example.com",
+            "ana@example.com.",
+            "ana@example\ncom",
+            "<ana@example.com>",
+            "ana@exa\u{7}mple.com",
+        ] {
+            let bad = bad.replace("\\n", "\n").replace("\\u{7}", "\u{7}");
+            assert!(Email::parse(&bad).is_err(), "{bad:?}");
+        }
+        // At most 254 bytes in all.
+        let domain = format!("{}.com", "d".repeat(240));
+        assert_eq!(format!("abcdefghi@{domain}").len(), 254);
+        assert!(
+            Email::parse(&format!("abcdefghi@{domain}")).is_ok(),
+            "254 bytes"
+        );
+        assert!(
+            Email::parse(&format!("abcdefghij@{domain}")).is_err(),
+            "255 bytes"
+        );
     }
 
     #[test]
     fn web_id_rejects_spaces_and_huge_values() {
         assert!(WebId::parse("ana.lopez").is_ok());
         assert!(WebId::parse("ana lopez").is_err());
+        assert!(WebId::parse(&"x".repeat(255)).is_ok(), "at the bound");
         assert!(WebId::parse(&"x".repeat(256)).is_err());
     }
 
     #[test]
     fn text_is_bounded() {
         assert!(parse_text(&"x".repeat(1 << 20), 200, false).is_err());
+        assert!(
+            parse_text(&"x".repeat(200), 200, false).is_ok(),
+            "at the bound"
+        );
         assert_eq!(parse_text("  why  ", 200, true), Ok("why".to_owned()));
         assert!(parse_text("   ", 200, true).is_err());
+        assert_eq!(
+            parse_text("two\nlines", 200, true),
+            Ok("two\nlines".to_owned())
+        );
+        assert!(parse_text("bell\u{7}", 200, true).is_err());
+    }
+
+    #[test]
+    fn request_ids_print_as_they_parse() {
+        let id = AccessRequestId::new_v7();
+        assert_eq!(AccessRequestId::parse(&id.to_string()), Ok(id));
+        assert!(AccessRequestId::parse("").is_err());
+        assert!(AccessRequestId::parse("not-a-uuid").is_err());
     }
 }

@@ -200,8 +200,15 @@ mod tests {
             role: Role::AuthorizedUser,
             created_at: 0,
             updated_at: 0,
-            removed_at: Some(1),
+            removed_at: None,
         };
-        assert!(!m.is_active());
+        assert!(m.is_active());
+        assert!(
+            !Membership {
+                removed_at: Some(1),
+                ..m
+            }
+            .is_active()
+        );
     }
 }

@@ -125,3 +125,24 @@ impl From<super::policy::Refusal> for Reason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::policy::Refusal;
+
+    #[test]
+    fn reasons_print_their_wire_text_and_are_distinct() {
+        assert_eq!(
+            Reason::NotAnAdministrator.to_string(),
+            "NOT_AN_ADMINISTRATOR"
+        );
+        let texts: std::collections::HashSet<&str> =
+            Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(texts.len(), Reason::ALL.len());
+        assert_eq!(
+            Reason::from(Refusal::SelfDecision).as_str(),
+            "SELF_DECISION"
+        );
+    }
+}

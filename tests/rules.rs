@@ -204,9 +204,38 @@ async fn verified_administrators_hear_of_requests(backend: Backend) {
     assert_eq!(about("stc1@example.com", &second.access_request_id), 0);
 }
 
+/// After its deadline a request is over, swept or not: asking again opens a new one, and the
+/// old one can no longer be withdrawn.
+async fn a_request_past_its_deadline_is_over(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    let old = request(&app, "ana", pb::Role::AuthorizedUser).await;
+    app.clock.advance(31 * 24 * 3600 * 1000);
+    let new = request(&app, "ana", pb::Role::AuthorizedUser).await;
+    assert_ne!(new.access_request_id, old.access_request_id);
+    assert_eq!(new.state, pb::AccessRequestState::Pending as i32);
+    let withdraw = app
+        .access()
+        .withdraw_request(authed(
+            pb::WithdrawRequestRequest {
+                access_request_id: old.access_request_id,
+                reason: String::new(),
+            },
+            &app.person("ana"),
+        ))
+        .await;
+    let s = withdraw.expect_err("the old request is over");
+    assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
+    assert!(
+        ["REQUEST_EXPIRED", "REQUEST_NOT_PENDING"].contains(&reason(&s).as_str()),
+        "{s:?}"
+    );
+}
+
 crate::both_backends!(
     a_suspended_account_is_not_administered,
     an_unverified_administrator_changes_no_member,
     an_approval_never_lowers_a_role,
     verified_administrators_hear_of_requests,
+    a_request_past_its_deadline_is_over,
 );

@@ -137,6 +137,10 @@ impl AccessRequest {
         if self.state != AccessRequestState::Pending {
             return Err(TransitionError::NotPending(self.state.as_str()));
         }
+        // Past its deadline it is expired, recorded or not: nothing is left to withdraw.
+        if self.is_overdue(now) {
+            return Err(TransitionError::Expired);
+        }
         self.state = AccessRequestState::Withdrawn;
         self.decided_by = Some(self.web_id.clone());
         self.decision_reason = reason;
@@ -215,6 +219,18 @@ mod tests {
             Err(TransitionError::NotPending("DENIED"))
         );
         assert_eq!(r.expire(2_000), Err(TransitionError::NotPending("DENIED")));
+    }
+
+    #[test]
+    fn an_overdue_request_cannot_be_withdrawn() {
+        let r = req(Role::AuthorizedUser);
+        assert_eq!(
+            r.clone().withdraw(None, 11_000),
+            Err(TransitionError::Expired)
+        );
+        let mut r = r;
+        assert_eq!(r.withdraw(Some("changed my mind".into()), 10_999), Ok(()));
+        assert_eq!(r.state, AccessRequestState::Withdrawn);
     }
 
     #[test]

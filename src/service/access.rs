@@ -52,9 +52,15 @@ impl Services {
                 "you are already a member of this account",
             ));
         }
-        if let Some(existing) = w.tx().pending_request(icn, &caller.web_id).await? {
-            // Asking twice is not two requests: answer with the one that is open.
-            return w.done(view(existing, Some(person), &account)).await;
+        if let Some(mut existing) = w.tx().pending_request(icn, &caller.web_id).await? {
+            if !existing.is_overdue(w.now()) {
+                // Asking twice is not two requests: answer with the one that is open.
+                return w.done(view(existing, Some(person), &account)).await;
+            }
+            // Past its deadline but not swept yet: record the expiry, then ask anew.
+            if existing.expire(w.now()).is_ok() {
+                self.record_expiry(&mut w, &existing, &account).await?;
+            }
         }
         let request = AccessRequest::new(
             icn.clone(),

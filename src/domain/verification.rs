@@ -203,16 +203,33 @@ mod tests {
 
     #[test]
     fn resends_are_rate_limited() {
-        let (first, _) = issue(None, 0).unwrap();
-        assert_eq!(issue(Some(&first), 1_000).unwrap_err(), RetryAfter(59_000));
+        // A real instant, not 0: differences of times must be differences.
+        let t0: Millis = 1_764_633_600_000;
+        let (first, _) = issue(None, t0).unwrap();
+        assert_eq!(
+            issue(Some(&first), t0 + 1_000).unwrap_err(),
+            RetryAfter(59_000)
+        );
         let mut prev = first;
         for i in 1..5 {
-            let (row, _) = issue(Some(&prev), i * 60_000).unwrap();
+            let (row, _) = issue(Some(&prev), t0 + i * 60_000).unwrap();
             prev = row;
         }
         assert_eq!(prev.sends_in_window, 5);
-        assert!(issue(Some(&prev), 5 * 60_000).is_err());
+        assert_eq!(
+            issue(Some(&prev), t0 + 5 * 60_000).unwrap_err(),
+            RetryAfter(3_600_000 - 5 * 60_000)
+        );
         // A new window opens an hour after the first send.
-        assert!(issue(Some(&prev), 3_600_000).is_ok());
+        let (row, _) = issue(Some(&prev), t0 + 3_600_000).unwrap();
+        assert_eq!((row.window_start, row.sends_in_window), (t0 + 3_600_000, 1));
+    }
+
+    #[test]
+    fn pasted_codes_may_carry_spaces_dashes_and_lower_case() {
+        let (mut row, code) = issue(None, 0).unwrap();
+        let pasted = format!(" {}-{} ", &code[..4], &code[4..]).to_lowercase();
+        assert_eq!(normalize(&pasted), code);
+        assert_eq!(row.check(&pasted, 10), CodeCheck::Valid);
     }
 }

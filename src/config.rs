@@ -83,6 +83,13 @@ pub struct ServeArgs {
     /// Log JSON lines instead of human-readable text.
     #[arg(long, env = "ENTITLEMENTS_LOG_JSON")]
     pub log_json: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off when not given).
+    #[arg(long, env = "ENTITLEMENTS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often the database's figures behind the metrics (outbox, pending requests, feed
+    /// head) are read, in milliseconds.
+    #[arg(long, env = "ENTITLEMENTS_METRICS_SAMPLE_MS", default_value_t = 10_000)]
+    pub metrics_sample_ms: u64,
 }
 
 pub enum MailSetup {
@@ -104,6 +111,9 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub expiry_sweep: Duration,
     pub dev: bool,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_sample: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +206,8 @@ impl ServeArgs {
             max_message_bytes: self.max_message_bytes,
             expiry_sweep: Duration::from_secs(60),
             dev: self.dev,
+            metrics_listen: self.metrics_listen,
+            metrics_sample: Duration::from_millis(self.metrics_sample_ms.max(100)),
         })
     }
 }

@@ -83,11 +83,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let telemetry = entitlements::telemetry::init("entitlements", args.log_json)?;
             let config = args.into_config()?;
+            let metrics = entitlements::telemetry::metrics::init(
+                "entitlements",
+                config.metrics_listen.is_some(),
+            )?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
             let result =
                 entitlements::run(config, listener, Arc::new(SystemClock), shutdown_signal()).await;
+            drop(metrics);
             telemetry.shutdown();
             result
         }

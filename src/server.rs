@@ -12,7 +12,8 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::telemetry::rpc::RpcLayer;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, MailSetup};
@@ -26,6 +27,11 @@ const SERVICE_NAMES: [&str; 3] = [
     "entitlement.v1.EntitlementService",
     "entitlement.v1.AccountAdminService",
 ];
+
+const REFLECTION_METHOD: &str = "grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+
+/// The health service name that is SERVING whenever the process answers.
+pub const LIVENESS: &str = "liveness";
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
@@ -43,6 +49,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
+    // For liveness probes: the process answers. Readiness (the services above) also needs the
+    // database and a loaded cache; a database outage must not get every replica restarted.
+    reporter
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -57,19 +68,25 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
+    let metrics_listener = match config.metrics_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} for metrics"))?,
+        ),
+        None => None,
+    };
+    let mut methods = crate::telemetry::rpc::methods_of(&[
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ]);
+    methods.push(REFLECTION_METHOD.to_owned());
     let router = Server::builder()
         .timeout(config.request_timeout)
         .concurrency_limit_per_connection(config.concurrency_limit)
         .load_shed(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .trace_fn(|req| {
-            let span = tracing::info_span!("rpc", rpc = %req.uri().path(), otel.kind = "server");
-            if req.headers().contains_key("traceparent") {
-                let md = tonic::metadata::MetadataMap::from_headers(req.headers().clone());
-                let _ = span.set_parent(crate::telemetry::extract_parent(&md));
-            }
-            span
-        })
+        .layer(RpcLayer::new(methods.iter().map(String::as_str)))
         .add_service(health)
         .add_service(reflection)
         .add_service(
@@ -97,7 +114,7 @@ pub async fn run(
         tracing::info!("shutting down: finishing calls in flight");
         let _ = stop_for_server.send(true);
     });
-    tracing::info!(%addr, "listening on {addr}; NOT_SERVING until the database is ready");
+    tracing::info!(%addr, "listening on {addr}; NOT_SERVING until the database answers and the cache is loaded");
     let dev = config.dev;
     if config.dev {
         tracing::warn!(
@@ -105,6 +122,14 @@ pub async fn run(
         );
     }
 
+    let metrics_task = metrics_listener.map(|l| {
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::telemetry::metrics::serve(l, stop).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        })
+    });
     let backend = start_backend(config, clock, cell, reporter.clone(), stop_rx.clone());
     tokio::pin!(server);
     let tasks = tokio::select! {
@@ -114,7 +139,7 @@ pub async fn run(
     tracing::info!(%addr, dev, "entitlements serving gRPC on {addr}");
     let served = server.await;
     let _ = stop_tx.send(true);
-    for t in tasks {
+    for t in tasks.into_iter().chain(metrics_task) {
         // Background tasks stop at the signal; the mail worker finishes the message in hand.
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
@@ -150,15 +175,28 @@ async fn start_backend(
         MailSetup::Dir(dir) => MailTransport::dir(dir).context("--mail-dir")?,
     };
     let wake = Arc::new(Notify::new());
-    let (services, feed_task) = Services::start(
-        store.clone(),
-        clock.clone(),
-        config.service.clone(),
-        wake.clone(),
-        stop.clone(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("starting the change feed: {e}"))?;
+    let mut delay = Duration::from_millis(200);
+    let (services, feed_task) = loop {
+        match Services::start(
+            store.clone(),
+            clock.clone(),
+            config.service.clone(),
+            wake.clone(),
+            stop.clone(),
+        )
+        .await
+        {
+            Ok(started) => break started,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "loading the cache failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return Ok(Vec::new()),
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
     let _ = cell.set(services.clone());
     let mut tasks = vec![feed_task];
     tasks.push(crate::service::spawn_feed_trimmer(
@@ -178,10 +216,22 @@ async fn start_backend(
     });
     tasks.push(worker.spawn(wake, stop.clone()));
     tasks.push(spawn_expiry_sweeper(
-        services,
+        services.clone(),
         config.expiry_sweep,
         stop.clone(),
     ));
+    tasks.push(crate::service::spawn_ops_sampler(
+        services.clone(),
+        config.metrics_sample,
+        stop.clone(),
+    ));
+    let observers = crate::telemetry::metrics::observe_service(&services);
+    let mut until_stop = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        // The callbacks stay registered while their handles live: until the server stops.
+        let _observers = observers;
+        let _ = until_stop.wait_for(|s| *s).await;
+    }));
     tasks.push(spawn_health_monitor(store, reporter.clone(), stop));
     set_health(&reporter, ServingStatus::Serving).await;
     Ok(tasks)

@@ -18,4 +18,5 @@ mod restart;
 mod rules;
 mod store_keys;
 mod store_suite;
+mod telemetry;
 mod verification;

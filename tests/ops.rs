@@ -150,6 +150,8 @@ async fn database_down_means_not_serving_and_unavailable() {
         concurrency_limit: 64,
         max_message_bytes: 1 << 20,
         log_json: false,
+        metrics_listen: None,
+        metrics_sample_ms: 10_000,
     };
     let config = args.into_config().unwrap();
     let key = entitlements::auth::dev::DevKey::load_or_create(dir.path()).unwrap();

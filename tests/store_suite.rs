@@ -367,7 +367,179 @@ async fn the_change_feed_is_gapless_and_commit_ordered(backend: Backend) {
     );
 }
 
+/// Collects a snapshot as the cache would keep it.
+#[derive(Default)]
+struct Collected {
+    accounts: std::collections::HashMap<String, (AccountStatus, Vec<Contract>)>,
+    persons: std::collections::HashMap<String, bool>,
+    members: std::collections::HashMap<
+        (String, String),
+        (
+            Option<entitlements::domain::MemberStatus>,
+            Option<entitlements::domain::LatestRequest>,
+        ),
+    >,
+}
+
+impl entitlements::store::SnapshotSink for Collected {
+    fn account(&mut self, icn: Icn, status: AccountStatus, contracts: std::sync::Arc<[Contract]>) {
+        self.accounts
+            .insert(icn.as_str().to_owned(), (status, contracts.to_vec()));
+    }
+    fn person(&mut self, web_id: WebId, verified: bool) {
+        self.persons.insert(web_id.as_str().to_owned(), verified);
+    }
+    fn member(
+        &mut self,
+        icn: Icn,
+        web_id: WebId,
+        membership: Option<entitlements::domain::MemberStatus>,
+        latest_request: Option<entitlements::domain::LatestRequest>,
+    ) {
+        let key = (icn.as_str().to_owned(), web_id.as_str().to_owned());
+        assert!(
+            self.members
+                .insert(key, (membership, latest_request))
+                .is_none(),
+            "each pair once"
+        );
+    }
+}
+
+const ALL: entitlements::store::SnapshotLimits = entitlements::store::SnapshotLimits {
+    accounts: u64::MAX >> 1,
+    persons: u64::MAX >> 1,
+    members: u64::MAX >> 1,
+};
+
+/// What a replica loads before it serves equals, part for part, what a check reads one pair
+/// at a time: every kind of pair (member, removed member, requester only, several requests,
+/// none), suspended and active accounts, verified and unverified persons.
+async fn a_snapshot_holds_what_checks_read(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    seed(&store).await;
+    let other = Icn::parse("77").unwrap();
+    let country = CountryCode::parse("US").unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_account(&Account {
+        icn: other.clone(),
+        status: AccountStatus::Suspended,
+        ..account()
+    })
+    .await
+    .unwrap();
+    for (i, ends) in [(1, 100), (2, 200)] {
+        tx.upsert_contract(&Contract {
+            icn: icn(),
+            contract_id: ContractId::parse(&format!("C{i}")).unwrap(),
+            product_ids: vec![ProductId::parse("db2").unwrap()],
+            starts_at: 0,
+            ends_at: ends,
+            includes_24x7: i == 2,
+            updated_at: 1,
+        })
+        .await
+        .unwrap();
+    }
+    let member = |w: &str, at: &Icn, removed: Option<i64>| Membership {
+        icn: at.clone(),
+        web_id: web(w),
+        role: Role::AuthorizedUser,
+        created_at: 1,
+        updated_at: 2,
+        removed_at: removed,
+    };
+    tx.upsert_membership(&member("ana", &icn(), None))
+        .await
+        .unwrap();
+    tx.upsert_membership(&member("bob", &icn(), Some(3)))
+        .await
+        .unwrap();
+    tx.upsert_membership(&member("ana", &other, None))
+        .await
+        .unwrap();
+    let mut denied = AccessRequest::new(
+        icn(),
+        web("cy"),
+        country.clone(),
+        Role::AuthorizedUser,
+        4,
+        1000,
+    );
+    denied.deny("no".into(), web("ana"), 5).unwrap();
+    tx.insert_request(&denied).await.unwrap();
+    tx.commit(6).await.unwrap();
+    // A later request of the same pair is the one that counts.
+    let mut tx = store.begin().await.unwrap();
+    let later = AccessRequest::new(
+        icn(),
+        web("cy"),
+        country.clone(),
+        Role::TechnicalContact,
+        7,
+        1000,
+    );
+    tx.insert_request(&later).await.unwrap();
+    tx.insert_request(&AccessRequest::new(
+        other.clone(),
+        web("bob"),
+        country,
+        Role::AuthorizedUser,
+        8,
+        1000,
+    ))
+    .await
+    .unwrap();
+    tx.commit(9).await.unwrap();
+
+    let mut got = Collected::default();
+    let info = store.snapshot(ALL, &mut got).await.unwrap();
+    assert_eq!(info.revision, store.feed_bounds().await.unwrap().head);
+    assert_eq!((info.accounts, info.persons, info.members), (2, 3, 5));
+    for a in [icn(), other.clone(), Icn::parse("43").unwrap()] {
+        for w in ["ana", "bob", "cy", "nobody"] {
+            let fresh = store.check_facts(&a, &web(w)).await.unwrap();
+            let acc = got.accounts.get(a.as_str());
+            assert_eq!(acc.map(|x| x.0), fresh.account_status, "{a:?}");
+            assert_eq!(
+                acc.map(|x| x.1.clone()).unwrap_or_default(),
+                fresh.contracts.to_vec()
+            );
+            assert_eq!(
+                got.persons.get(w).copied().unwrap_or(false),
+                fresh.email_verified,
+                "{w}"
+            );
+            let m = got.members.get(&(a.as_str().to_owned(), w.to_owned()));
+            assert_eq!(
+                m.copied().unwrap_or((None, None)),
+                (fresh.membership, fresh.latest_request),
+                "{a:?} {w}"
+            );
+        }
+    }
+    assert_eq!(
+        got.members[&(icn().as_str().to_owned(), "cy".to_owned())]
+            .1
+            .map(|r| r.state),
+        Some(AccessRequestState::Pending),
+        "the later request"
+    );
+
+    // Capped parts stop at their cap.
+    let mut few = Collected::default();
+    let capped = entitlements::store::SnapshotLimits {
+        accounts: 1,
+        persons: 2,
+        members: 3,
+    };
+    let info = store.snapshot(capped, &mut few).await.unwrap();
+    assert_eq!((info.accounts, info.persons, info.members), (1, 2, 3));
+    assert_eq!(few.members.len(), 3);
+}
+
 crate::both_backends!(
+    a_snapshot_holds_what_checks_read,
     the_change_feed_is_gapless_and_commit_ordered,
     a_dropped_transaction_leaves_nothing,
     one_pending_request_per_person_and_account,

@@ -31,6 +31,41 @@ pub enum DecisionReason {
     SeverityNotCovered,
 }
 
+impl DecisionReason {
+    pub const ALL: [DecisionReason; 12] = [
+        Self::Granted,
+        Self::UnknownAccount,
+        Self::AccountSuspended,
+        Self::NotAMember,
+        Self::RequestPending,
+        Self::RequestDenied,
+        Self::AccessRevoked,
+        Self::EmailNotVerified,
+        Self::RoleInsufficient,
+        Self::NoActiveContract,
+        Self::ProductNotCovered,
+        Self::SeverityNotCovered,
+    ];
+
+    /// The wire name without its `DECISION_REASON_` prefix, as metrics and traces show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Granted => "GRANTED",
+            Self::UnknownAccount => "UNKNOWN_ACCOUNT",
+            Self::AccountSuspended => "ACCOUNT_SUSPENDED",
+            Self::NotAMember => "NOT_A_MEMBER",
+            Self::RequestPending => "REQUEST_PENDING",
+            Self::RequestDenied => "REQUEST_DENIED",
+            Self::AccessRevoked => "ACCESS_REVOKED",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
+            Self::RoleInsufficient => "ROLE_INSUFFICIENT",
+            Self::NoActiveContract => "NO_ACTIVE_CONTRACT",
+            Self::ProductNotCovered => "PRODUCT_NOT_COVERED",
+            Self::SeverityNotCovered => "SEVERITY_NOT_COVERED",
+        }
+    }
+}
+
 /// What a decision needs of a membership row (active or removed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberStatus {

@@ -157,8 +157,12 @@ impl MailWorker {
                 report.released += 1;
                 continue;
             }
+            // One span per delivery, a root of its own: it happens after the call that
+            // queued the message has answered.
             let span = tracing::info_span!(
-                "outbox_delivery",
+                "mail.deliver",
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
                 outbox_id = msg.id,
                 kind = %msg.kind,
                 attempt = msg.attempts
@@ -187,6 +191,7 @@ impl MailWorker {
                 true
             }
             Err(e) => {
+                tracing::Span::current().record("otel.status_code", "ERROR");
                 let now = self.clock.now_ms();
                 let delay = retry_delay_ms(msg.attempts);
                 // Up to 10% jitter so replicas retrying after a shared outage do not stampede.

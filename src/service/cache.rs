@@ -23,6 +23,7 @@ use crate::domain::{
     AccountStatus, ChangeKey, ChangeRecord, CheckFacts, Contract, Icn, LatestRequest, MemberStatus,
     WebId,
 };
+use crate::store::{SnapshotInfo, SnapshotLimits, SnapshotSink, Store, StoreError};
 
 #[derive(Debug, Clone)]
 struct AccountFacts {
@@ -122,11 +123,12 @@ impl FactsCache {
     }
 
     /// Keeps facts read from the database after `epoch_before` was taken, unless an
-    /// invalidation ran since: then they may be older than what the feed applied.
-    pub fn put(&self, icn: &Icn, web_id: &WebId, facts: &CheckFacts, epoch_before: u64) {
+    /// invalidation ran since: then they may be older than what the feed applied. Returns
+    /// whether they were kept.
+    pub fn put(&self, icn: &Icn, web_id: &WebId, facts: &CheckFacts, epoch_before: u64) -> bool {
         let _writers = self.writers();
         if self.epoch() != epoch_before {
-            return;
+            return false;
         }
         self.accounts.insert(
             self.keys.account(icn),
@@ -144,6 +146,19 @@ impl FactsCache {
                 latest_request: facts.latest_request,
             },
         );
+        true
+    }
+
+    /// Loads a snapshot of everything checks read, up to each part's capacity. Runs before the
+    /// replica serves and before the feed follows (from the snapshot's revision), so no fill
+    /// or invalidation can race it.
+    pub async fn warm(&self, store: &dyn Store) -> Result<SnapshotInfo, StoreError> {
+        let limits = SnapshotLimits {
+            accounts: self.accounts.capacity(),
+            persons: self.persons.capacity(),
+            members: self.members.capacity(),
+        };
+        store.snapshot(limits, &mut Loader(self)).await
     }
 
     pub fn apply(&self, changes: &[ChangeRecord]) {
@@ -165,6 +180,39 @@ impl FactsCache {
         self.accounts.clear();
         self.persons.clear();
         self.members.clear();
+    }
+}
+
+struct Loader<'a>(&'a FactsCache);
+
+impl SnapshotSink for Loader<'_> {
+    fn account(&mut self, icn: Icn, status: AccountStatus, contracts: Arc<[Contract]>) {
+        let facts = AccountFacts {
+            status: Some(status),
+            contracts,
+        };
+        let c = self.0;
+        c.accounts.insert(c.keys.account(&icn), Arc::new(facts));
+    }
+
+    fn person(&mut self, web_id: WebId, verified: bool) {
+        let c = self.0;
+        c.persons.insert(c.keys.person(&web_id), verified);
+    }
+
+    fn member(
+        &mut self,
+        icn: Icn,
+        web_id: WebId,
+        membership: Option<MemberStatus>,
+        latest_request: Option<LatestRequest>,
+    ) {
+        let c = self.0;
+        let facts = MemberFacts {
+            membership,
+            latest_request,
+        };
+        c.members.insert(c.keys.member(&icn, &web_id), facts);
     }
 }
 

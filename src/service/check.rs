@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument as _;
+
 use super::{Caller, ServiceResult, Services};
 use crate::domain::decision::CheckInput;
 use crate::domain::policy::Operation;
@@ -31,14 +33,33 @@ impl Services {
         at_least: Option<Revision>,
     ) -> ServiceResult<(Decision, Revision)> {
         self.authorize_check(caller, req)?;
-        let (facts, revision) = self.facts(&req.icn, &req.web_id, at_least).await?;
+        // A span per decision is only worth its cost where a trace backend reads it.
+        let span = if crate::telemetry::exporting() {
+            tracing::info_span!(
+                "check",
+                entitlements.decision.reason = tracing::field::Empty,
+                entitlements.cache.hit = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let (facts, revision, hit) = self
+            .facts(&req.icn, &req.web_id, at_least)
+            .instrument(span.clone())
+            .await?;
         let input = CheckInput {
             action: req.action,
             product: req.product.as_ref(),
             severity: req.severity,
         };
         // The time is read after the facts: a contract ends at its instant, cached or not.
-        Ok((decide(&facts, &input, self.now()), revision))
+        let decision = decide(&facts, &input, self.now());
+        let counters = &self.inner.counters;
+        counters.looked_up(hit);
+        counters.decided(decision.reason);
+        span.record("entitlements.decision.reason", decision.reason.as_str());
+        span.record("entitlements.cache.hit", hit);
+        Ok((decision, revision))
     }
 
     pub(super) fn authorize_check(&self, caller: &Caller, req: &CheckRequest) -> ServiceResult<()> {
@@ -55,7 +76,7 @@ impl Services {
         icn: &Icn,
         web_id: &WebId,
         at_least: Option<Revision>,
-    ) -> ServiceResult<(CheckFacts, Revision)> {
+    ) -> ServiceResult<(CheckFacts, Revision, bool)> {
         let feed = &self.inner.feed;
         let cache = &self.inner.cache;
         // A replica that can't read the feed can't know what its cache missed: read through.
@@ -68,13 +89,22 @@ impl Services {
         }
         let applied = feed.applied();
         if cache_ok && let Some(f) = cache.get(icn, web_id) {
-            return Ok((f, applied));
+            return Ok((f, applied, true));
         }
+        let fill = tracing::info_span!(
+            "cache.fill",
+            entitlements.cache.stored = tracing::field::Empty
+        );
         let epoch = cache.epoch();
-        let facts = self.store().check_facts(icn, web_id).await?;
-        cache.put(icn, web_id, &facts, epoch);
+        let facts = self
+            .store()
+            .check_facts(icn, web_id)
+            .instrument(fill.clone())
+            .await?;
+        let stored = cache.put(icn, web_id, &facts, epoch);
+        fill.record("entitlements.cache.stored", stored);
         // Read after `applied` was taken, so it reflects at least that, and at least the
         // token (the database had committed it before the token was handed out).
-        Ok((facts, applied.max(at_least.unwrap_or(0))))
+        Ok((facts, applied.max(at_least.unwrap_or(0)), false))
     }
 }

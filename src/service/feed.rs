@@ -46,15 +46,16 @@ pub struct Feed {
 const BATCH: u32 = 1000;
 
 impl Feed {
-    /// Starts following from the current head: the cache starts empty, so nothing older matters.
-    pub async fn start(
+    /// Starts following after revision `from`: what the cache already reflects (the revision
+    /// of the snapshot it was loaded from; for an empty cache, any revision will do).
+    pub fn start(
         store: SharedStore,
         cache: Arc<FactsCache>,
         config: FeedConfig,
+        from: Revision,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<(Arc<Feed>, tokio::task::JoinHandle<()>), StoreError> {
-        let head = store.feed_bounds().await?.head;
-        let (applied, _) = watch::channel(head);
+    ) -> (Arc<Feed>, tokio::task::JoinHandle<()>) {
+        let (applied, _) = watch::channel(from);
         let (changes, _) = broadcast::channel(1024);
         let feed = Arc::new(Feed {
             store,
@@ -68,7 +69,7 @@ impl Feed {
             stopping: shutdown.clone(),
         });
         let task = tokio::spawn(feed.clone().follow(shutdown));
-        Ok((feed, task))
+        (feed, task)
     }
 
     pub fn applied(&self) -> Revision {
@@ -79,6 +80,12 @@ impl Feed {
     pub fn is_fresh(&self) -> bool {
         let age = self.elapsed_ms() - self.last_ok_ms.load(Ordering::SeqCst);
         age <= i64::try_from(self.config.max_staleness.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// How long ago the feed was last read to its end.
+    pub fn staleness(&self) -> Duration {
+        let age = self.elapsed_ms() - self.last_ok_ms.load(Ordering::SeqCst);
+        Duration::from_millis(u64::try_from(age).unwrap_or(0))
     }
 
     /// Waits (up to `timeout`) until revision `r` is applied; wakes the follower first.

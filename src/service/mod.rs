@@ -10,6 +10,7 @@ mod error;
 mod expiry;
 mod feed;
 mod members;
+mod stats;
 mod verify;
 mod watch;
 mod write;
@@ -25,6 +26,7 @@ pub use error::{ServiceError, ServiceResult};
 pub use expiry::spawn_expiry_sweeper;
 pub use feed::{FEED_RETENTION_MS, Feed, FeedConfig, spawn_feed_trimmer};
 pub use members::MyAccess;
+pub use stats::{ServiceStats, spawn_ops_sampler};
 pub use watch::WatchBatch;
 
 use crate::clock::{Millis, SharedClock};
@@ -106,6 +108,7 @@ struct Inner {
     mail_wake: Arc<Notify>,
     feed: Arc<Feed>,
     cache: Arc<FactsCache>,
+    counters: stats::Counters,
 }
 
 /// A mutation's result and the revision that makes it visible (its consistency token).
@@ -116,7 +119,8 @@ pub struct Written<T> {
 }
 
 impl Services {
-    /// Starts following the change feed; the returned task stops at `shutdown`.
+    /// Loads the cache from a snapshot, then follows the change feed from the snapshot's
+    /// revision, so no change is missed in between; the returned task stops at `shutdown`.
     pub async fn start(
         store: SharedStore,
         clock: SharedClock,
@@ -125,7 +129,24 @@ impl Services {
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> ServiceResult<(Self, tokio::task::JoinHandle<()>)> {
         let cache = Arc::new(FactsCache::new(config.cache));
-        let (feed, task) = Feed::start(store.clone(), cache.clone(), config.feed, shutdown).await?;
+        let started = std::time::Instant::now();
+        let loaded = cache.warm(&*store).await?;
+        let warm_seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            revision = loaded.revision,
+            accounts = loaded.accounts,
+            persons = loaded.persons,
+            members = loaded.members,
+            seconds = warm_seconds,
+            "cache loaded"
+        );
+        let (feed, task) = Feed::start(
+            store.clone(),
+            cache.clone(),
+            config.feed,
+            loaded.revision,
+            shutdown,
+        );
         let inner = Inner {
             store,
             clock,
@@ -133,7 +154,9 @@ impl Services {
             mail_wake,
             feed,
             cache,
+            counters: stats::Counters::default(),
         };
+        inner.counters.warmed(warm_seconds);
         Ok((
             Self {
                 inner: Arc::new(inner),

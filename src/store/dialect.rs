@@ -11,6 +11,8 @@ use crate::domain::Revision;
 pub(crate) trait Dialect: sqlx::Database {
     /// What `Store::backend` reports.
     const BACKEND: &'static str;
+    /// `db.system.name` of the OpenTelemetry database conventions.
+    const SYSTEM_NAME: &'static str;
     /// Appended to the reads a write transaction decides on. Empty on SQLite, whose
     /// `BEGIN IMMEDIATE` already holds the only write lock.
     const LOCK_ROWS: &'static str;
@@ -26,6 +28,11 @@ pub(crate) trait Dialect: sqlx::Database {
 
     /// Starts a transaction that may write.
     fn begin_write(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, StoreError>> + Send;
+
+    /// Starts a read-only transaction whose reads all see one snapshot of the database.
+    fn begin_snapshot(
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, StoreError>> + Send;
 

@@ -18,8 +18,9 @@ pub use error::StoreError;
 use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
-    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord,
-    ChangeRecord, CheckFacts, Contract, Icn, MemberView, Membership, Person, Revision, WebId,
+    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
+    AuditRecord, ChangeRecord, CheckFacts, Contract, Icn, LatestRequest, MemberStatus, MemberView,
+    Membership, Person, Revision, WebId,
 };
 use crate::mail::{OutboxSource, OutgoingEmail};
 use sql::SqlStore;
@@ -61,9 +62,63 @@ pub struct Page<T, K> {
     pub next: Option<K>,
 }
 
+/// The connection pool as a metric reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    pub used: u32,
+    pub idle: u32,
+    pub max: u32,
+    pub waiting: u64,
+}
+
+/// What operators watch that only the database knows, read in one go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpsStats {
+    /// The newest committed revision of the change feed.
+    pub head: Revision,
+    /// Emails not yet delivered, and the earliest time one of them was due.
+    pub outbox_backlog: i64,
+    pub outbox_oldest_due: Option<Millis>,
+    /// Pending requests created less than a day ago, one to seven days ago, and earlier.
+    pub pending_requests: [i64; 3],
+}
+
+/// How many rows of each part of a snapshot to read at most: what the cache can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotLimits {
+    pub accounts: u64,
+    pub persons: u64,
+    pub members: u64,
+}
+
+/// What a snapshot read: the revision it reflects and the rows of each part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub revision: Revision,
+    pub accounts: u64,
+    pub persons: u64,
+    pub members: u64,
+}
+
+/// Receives a snapshot's rows as they stream in, so a large data set is never held twice.
+pub trait SnapshotSink: Send {
+    fn account(&mut self, icn: Icn, status: AccountStatus, contracts: Arc<[Contract]>);
+    fn person(&mut self, web_id: WebId, verified: bool);
+    fn member(
+        &mut self,
+        icn: Icn,
+        web_id: WebId,
+        membership: Option<MemberStatus>,
+        latest_request: Option<LatestRequest>,
+    );
+}
+
 #[async_trait]
 pub trait Store: OutboxSource + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
+    fn pool_stats(&self) -> PoolStats;
+    /// Counts for the operators' gauges, as of `now`.
+    async fn ops_stats(&self, now: Millis) -> Result<OpsStats, StoreError>;
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     /// Starts a write transaction: SQLite `BEGIN IMMEDIATE`, PostgreSQL READ COMMITTED with
@@ -119,6 +174,14 @@ pub trait Store: OutboxSource + Send + Sync + 'static {
     async fn trim_changes(&self, before: Millis) -> Result<u64, StoreError>;
     /// A wake-up for new revisions (PostgreSQL LISTEN/NOTIFY); None where only polling works.
     async fn change_signal(&self) -> Result<Option<Box<dyn ChangeSignal>>, StoreError>;
+    /// Streams what checks read (accounts with their contracts, persons, memberships and
+    /// latest requests) from one consistent read, and returns the revision it reflects: a
+    /// cache loaded from it and then fed the changes after that revision misses nothing.
+    async fn snapshot(
+        &self,
+        limits: SnapshotLimits,
+        sink: &mut dyn SnapshotSink,
+    ) -> Result<SnapshotInfo, StoreError>;
     /// Pending requests whose deadline has passed, oldest first.
     async fn overdue_requests(
         &self,

@@ -15,6 +15,7 @@ const CHANNEL: &str = "entitlements_changes";
 
 impl Dialect for Postgres {
     const BACKEND: &'static str = "postgres";
+    const SYSTEM_NAME: &'static str = "postgresql";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
@@ -49,6 +50,18 @@ impl Dialect for Postgres {
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError> {
         Ok(pool.begin().await?)
+    }
+
+    async fn begin_snapshot(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError> {
+        let mut tx = pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        // Streaming a million rows into the cache can outlast the session's 15 s limit,
+        // which is meant for statements that hang, not for this one read.
+        sqlx::query("SET LOCAL statement_timeout = '300s'")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     async fn announce(

@@ -315,24 +315,13 @@ impl FactsRow {
             .status
             .map(|s| AccountStatus::from_db(&s).ok_or_else(|| corrupt("status", &s)))
             .transpose()?;
-        let membership = self
-            .role
-            .as_deref()
-            .map(|r| {
-                role(r).map(|role| MemberStatus {
-                    role,
-                    removed_at: self.removed_at,
-                })
-            })
-            .transpose()?;
-        let latest_request = match (self.req_state, self.req_updated_at, self.req_expires_at) {
-            (Some(s), Some(changed_at), Some(expires_at)) => Some(LatestRequest {
-                state: AccessRequestState::from_db(&s).ok_or_else(|| corrupt("state", &s))?,
-                changed_at,
-                expires_at,
-            }),
-            _ => None,
-        };
+        let (membership, latest_request) = member_facts(
+            self.role.as_deref(),
+            self.removed_at,
+            self.req_state.as_deref(),
+            self.req_updated_at,
+            self.req_expires_at,
+        )?;
         Ok(CheckFacts {
             account_status,
             membership,
@@ -340,6 +329,67 @@ impl FactsRow {
             email_verified: self.email_verified_at.is_some(),
             contracts,
         })
+    }
+}
+
+/// The member part of the facts: the membership row and the latest request, each if present.
+fn member_facts(
+    role_text: Option<&str>,
+    removed_at: Option<i64>,
+    req_state: Option<&str>,
+    req_updated_at: Option<i64>,
+    req_expires_at: Option<i64>,
+) -> Result<(Option<MemberStatus>, Option<LatestRequest>), StoreError> {
+    let membership = role_text
+        .map(|r| role(r).map(|role| MemberStatus { role, removed_at }))
+        .transpose()?;
+    let latest_request = match (req_state, req_updated_at, req_expires_at) {
+        (Some(s), Some(changed_at), Some(expires_at)) => Some(LatestRequest {
+            state: AccessRequestState::from_db(s).ok_or_else(|| corrupt("state", s))?,
+            changed_at,
+            expires_at,
+        }),
+        _ => None,
+    };
+    Ok((membership, latest_request))
+}
+
+/// One account of a cache snapshot.
+#[derive(FromRow)]
+pub(crate) struct SnapshotAccountRow {
+    pub icn: String,
+    pub status: String,
+}
+
+impl SnapshotAccountRow {
+    pub(crate) fn status(&self) -> Result<AccountStatus, StoreError> {
+        AccountStatus::from_db(&self.status).ok_or_else(|| corrupt("status", &self.status))
+    }
+}
+
+/// One (account, person) pair of a cache snapshot: a membership, a request, or both.
+#[derive(FromRow)]
+pub(crate) struct SnapshotMemberRow {
+    pub icn: String,
+    pub web_id: String,
+    pub role: Option<String>,
+    pub removed_at: Option<i64>,
+    pub req_state: Option<String>,
+    pub req_updated_at: Option<i64>,
+    pub req_expires_at: Option<i64>,
+}
+
+impl SnapshotMemberRow {
+    pub(crate) fn facts(
+        &self,
+    ) -> Result<(Option<MemberStatus>, Option<LatestRequest>), StoreError> {
+        member_facts(
+            self.role.as_deref(),
+            self.removed_at,
+            self.req_state.as_deref(),
+            self.req_updated_at,
+            self.req_expires_at,
+        )
     }
 }
 

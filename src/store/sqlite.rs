@@ -16,6 +16,7 @@ use crate::domain::Revision;
 
 impl Dialect for Sqlite {
     const BACKEND: &'static str = "sqlite";
+    const SYSTEM_NAME: &'static str = "sqlite";
     const LOCK_ROWS: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
 
@@ -51,6 +52,11 @@ impl Dialect for Sqlite {
 
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError> {
         Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// In WAL mode a deferred transaction keeps the snapshot of its first read until it ends.
+    async fn begin_snapshot(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError> {
+        Ok(pool.begin().await?)
     }
 
     /// No one could hear it: see `listen`.

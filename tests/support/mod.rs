@@ -121,6 +121,33 @@ impl TestApp {
         app
     }
 
+    /// A server this test did not start in-process (a child process) at `addr`, on `db`,
+    /// signing tokens with the dev key under `data_dir` and writing mail there.
+    pub async fn attach(
+        addr: std::net::SocketAddr,
+        db: Arc<TestDb>,
+        data_dir: Arc<tempfile::TempDir>,
+    ) -> TestApp {
+        let key = Arc::new(DevKey::load_or_create(data_dir.path()).expect("dev key"));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect_lazy();
+        let mail = MailKind::Dir(data_dir.path().join("mail"));
+        let app = TestApp {
+            addr,
+            channel,
+            clock: ManualClock::new(SystemClock.now_ms()),
+            data_dir,
+            db,
+            key,
+            stop: None,
+            handle: None,
+            mail,
+        };
+        app.wait_serving().await;
+        app
+    }
+
     /// Another replica: its own server on the same database, keys, mail directory and clock.
     pub async fn replica(&self) -> TestApp {
         Self::start(
@@ -287,6 +314,8 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
         concurrency_limit: 1024,
         max_message_bytes: opts.max_message_bytes,
         log_json: false,
+        metrics_listen: None,
+        metrics_sample_ms: 10_000,
     };
     let c = args.into_config().expect("config");
     assert!(matches!(c.mail, MailSetup::Dir(_) | MailSetup::Smtp(_)));

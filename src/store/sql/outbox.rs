@@ -43,6 +43,7 @@ where
         Ok(out)
     }
 
+    #[tracing::instrument(name = "UPDATE outbox", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "UPDATE", db.collection.name = "outbox", db.query.summary = "UPDATE outbox"))]
     async fn mark_sent(&self, id: i64, now: Millis) -> Result<(), OutboxError> {
         sqlx::query(text::MARK_SENT)
             .bind(id)
@@ -53,6 +54,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "UPDATE outbox", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "UPDATE", db.collection.name = "outbox", db.query.summary = "UPDATE outbox"))]
     async fn mark_failed(
         &self,
         id: i64,

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::{SqlStore, SqlTx, feed, fetch_limit, page_next, text};
+use super::{SqlStore, SqlTx, feed, fetch_limit, page_next, snapshot, text};
 use crate::clock::Millis;
 use crate::domain::{
     AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord, ChangeRecord,
@@ -14,9 +14,12 @@ use crate::mail::OutboxSource;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
     AccountRow, AuditRow, ChangeRow, ContractRow, FactsRow, MemberViewRow, PersonRow,
-    RequestViewRow,
+    RequestViewRow, SnapshotAccountRow, SnapshotMemberRow,
 };
-use crate::store::{ChangeSignal, FeedBounds, Page, Store, StoreError, WriteTx};
+use crate::store::{
+    ChangeSignal, FeedBounds, OpsStats, Page, PoolStats, SnapshotInfo, SnapshotLimits,
+    SnapshotSink, Store, StoreError, WriteTx,
+};
 
 #[async_trait]
 impl<D> Store for SqlStore<D>
@@ -35,6 +38,8 @@ where
     (String,): for<'r> FromRow<'r, D::Row>,
     (Option<i64>,): for<'r> FromRow<'r, D::Row>,
     (i64, i64): for<'r> FromRow<'r, D::Row>,
+    (i64, Option<i64>): for<'r> FromRow<'r, D::Row>,
+    (i64, i64, i64): for<'r> FromRow<'r, D::Row>,
     AccountRow: for<'r> FromRow<'r, D::Row>,
     ContractRow: for<'r> FromRow<'r, D::Row>,
     FactsRow: for<'r> FromRow<'r, D::Row>,
@@ -43,9 +48,39 @@ where
     MemberViewRow: for<'r> FromRow<'r, D::Row>,
     AuditRow: for<'r> FromRow<'r, D::Row>,
     ChangeRow: for<'r> FromRow<'r, D::Row>,
+    (String, Option<i64>): for<'r> FromRow<'r, D::Row>,
+    SnapshotAccountRow: for<'r> FromRow<'r, D::Row>,
+    SnapshotMemberRow: for<'r> FromRow<'r, D::Row>,
 {
     fn backend(&self) -> &'static str {
         D::BACKEND
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        SqlStore::pool_stats(self)
+    }
+
+    async fn ops_stats(&self, now: Millis) -> Result<OpsStats, StoreError> {
+        let mut conn = self.conn().await?;
+        let (head, _): (i64, i64) = sqlx::query_as(text::FEED_BOUNDS)
+            .fetch_one(&mut *conn)
+            .await?;
+        let (outbox_backlog, outbox_oldest_due): (i64, Option<i64>) =
+            sqlx::query_as(text::OUTBOX_STATS)
+                .fetch_one(&mut *conn)
+                .await?;
+        const DAY: Millis = 24 * 3600 * 1000;
+        let (fresh, week, older): (i64, i64, i64) = sqlx::query_as(text::PENDING_BY_AGE)
+            .bind(now - DAY)
+            .bind(now - 7 * DAY)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(OpsStats {
+            head,
+            outbox_backlog,
+            outbox_oldest_due,
+            pending_requests: [fresh, week, older],
+        })
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -53,38 +88,44 @@ where
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.conn().await?)
+            .await?;
         Ok(())
     }
 
+    #[tracing::instrument(name = "BEGIN", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "BEGIN", db.query.summary = "BEGIN"))]
     async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError> {
-        let tx = D::begin_write(&self.pool).await?;
+        let tx = self.waited(D::begin_write(&self.pool)).await?;
         Ok(Box::new(SqlTx { tx }))
     }
 
+    #[tracing::instrument(name = "SELECT accounts", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "accounts", db.query.summary = "SELECT accounts"))]
     async fn account(&self, icn: &Icn) -> Result<Option<Account>, StoreError> {
         let row: Option<AccountRow> = sqlx::query_as(&text::account_by_icn(""))
             .bind(icn.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(Account::try_from).transpose()
     }
 
+    #[tracing::instrument(name = "SELECT contracts", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "contracts", db.query.summary = "SELECT contracts"))]
     async fn contracts(&self, icn: &Icn) -> Result<Vec<Contract>, StoreError> {
         let rows: Vec<ContractRow> = sqlx::query_as(&text::contracts_of())
             .bind(icn.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.into_iter().map(Contract::try_from).collect()
     }
 
+    #[tracing::instrument(name = "SELECT accounts persons memberships access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.query.summary = "SELECT accounts persons memberships access_requests"))]
     async fn check_facts(&self, icn: &Icn, web_id: &WebId) -> Result<CheckFacts, StoreError> {
         // Each part is read on its own, never inferred from another's absence: the cache
         // keeps every part under its own key, so a part it keeps must be one it read.
         let row: FactsRow = sqlx::query_as(text::CHECK_FACTS)
             .bind(icn.as_str())
             .bind(web_id.as_str())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.conn().await?)
             .await?;
         let contracts = match row.status {
             Some(_) => self.contracts(icn).await?.into(),
@@ -93,25 +134,28 @@ where
         row.into_facts(contracts)
     }
 
+    #[tracing::instrument(name = "SELECT persons", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "persons", db.query.summary = "SELECT persons"))]
     async fn person(&self, web_id: &WebId) -> Result<Option<Person>, StoreError> {
         let row: Option<PersonRow> = sqlx::query_as(text::PERSON_BY_WEB_ID)
             .bind(web_id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row.map(Person::from))
     }
 
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
     async fn request_view(
         &self,
         id: AccessRequestId,
     ) -> Result<Option<AccessRequestView>, StoreError> {
         let row: Option<RequestViewRow> = sqlx::query_as(&text::request_view_by_id())
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(AccessRequestView::try_from).transpose()
     }
 
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
     async fn list_requests(
         &self,
         icn: &Icn,
@@ -124,7 +168,7 @@ where
             .bind(state.map(|s| s.as_str()))
             .bind(before.map(|b| b.to_string()))
             .bind(fetch_limit(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let mut items = rows
             .into_iter()
@@ -134,6 +178,7 @@ where
         Ok(Page { items, next })
     }
 
+    #[tracing::instrument(name = "SELECT memberships persons", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.query.summary = "SELECT memberships persons"))]
     async fn list_members(
         &self,
         icn: &Icn,
@@ -144,7 +189,7 @@ where
             .bind(icn.as_str())
             .bind(after.as_ref().map(|a| a.as_str()))
             .bind(fetch_limit(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let mut items = rows
             .into_iter()
@@ -154,22 +199,25 @@ where
         Ok(Page { items, next })
     }
 
+    #[tracing::instrument(name = "SELECT memberships persons", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.query.summary = "SELECT memberships persons"))]
     async fn site_technical_contacts(&self, icn: &Icn) -> Result<Vec<MemberView>, StoreError> {
         let rows: Vec<MemberViewRow> = sqlx::query_as(&text::site_technical_contacts())
             .bind(icn.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.into_iter().map(MemberView::try_from).collect()
     }
 
+    #[tracing::instrument(name = "SELECT memberships", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "memberships", db.query.summary = "SELECT memberships"))]
     async fn memberships_of(&self, web_id: &WebId) -> Result<Vec<MemberView>, StoreError> {
         let rows: Vec<MemberViewRow> = sqlx::query_as(&text::memberships_of())
             .bind(web_id.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.into_iter().map(MemberView::try_from).collect()
     }
 
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
     async fn requests_of(
         &self,
         web_id: &WebId,
@@ -178,11 +226,12 @@ where
         let rows: Vec<RequestViewRow> = sqlx::query_as(&text::requests_of())
             .bind(web_id.as_str())
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.into_iter().map(AccessRequestView::try_from).collect()
     }
 
+    #[tracing::instrument(name = "SELECT audit_events", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "audit_events", db.query.summary = "SELECT audit_events"))]
     async fn list_audit(
         &self,
         icn: Option<&Icn>,
@@ -193,7 +242,7 @@ where
             .bind(icn.map(|i| i.as_str()))
             .bind(before)
             .bind(fetch_limit(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let mut items: Vec<AuditRecord> = rows.into_iter().map(AuditRecord::from).collect();
         let next = page_next(&mut items, limit, |e| e.id);
@@ -216,6 +265,15 @@ where
         feed::trim(&self.pool, before).await
     }
 
+    #[tracing::instrument(name = "SELECT accounts contracts persons memberships access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.query.summary = "SELECT accounts contracts persons memberships access_requests"))]
+    async fn snapshot(
+        &self,
+        limits: SnapshotLimits,
+        sink: &mut dyn SnapshotSink,
+    ) -> Result<SnapshotInfo, StoreError> {
+        snapshot::load(&self.pool, limits, sink).await
+    }
+
     async fn change_signal(&self) -> Result<Option<Box<dyn ChangeSignal>>, StoreError> {
         D::listen(&self.pool).await
     }
@@ -228,7 +286,7 @@ where
         let ids: Vec<String> = sqlx::query_scalar(text::OVERDUE_REQUESTS)
             .bind(now)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         ids.iter()
             .map(|s| {

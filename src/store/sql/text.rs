@@ -246,3 +246,42 @@ pub(super) const DELETE_CHANGES_THROUGH: &str = "DELETE FROM change_log WHERE re
 
 pub(super) const MARK_TRIMMED_THROUGH: &str =
     "UPDATE feed_head SET trimmed_through = $1 WHERE id = 1 AND trimmed_through < $1";
+
+// Cache snapshot: everything a check reads, loaded by a replica before it serves. Each part
+// is capped at what the cache can hold (`$1`).
+
+pub(super) const SNAPSHOT_ACCOUNTS: &str = "SELECT icn, status FROM accounts LIMIT $1";
+
+/// In the order `contracts_of` gives, so a loaded entry equals a filled one.
+pub(super) fn snapshot_contracts() -> String {
+    format!("SELECT {CONTRACT_COLS} FROM contracts ORDER BY icn, contract_id")
+}
+
+pub(super) const SNAPSHOT_PERSONS: &str = "SELECT web_id, email_verified_at FROM persons LIMIT $1";
+
+/// Every (account, person) pair with a membership or a request: the membership row and the
+/// latest request (as `CHECK_FACTS` picks it: highest id), each if present.
+pub(super) const SNAPSHOT_MEMBERS: &str = "WITH latest AS (\
+    SELECT icn, web_id, state, updated_at, expires_at FROM (\
+    SELECT icn, web_id, state, updated_at, expires_at, \
+    ROW_NUMBER() OVER (PARTITION BY icn, web_id ORDER BY id DESC) AS rn \
+    FROM access_requests) AS numbered WHERE rn = 1) \
+    SELECT m.icn, m.web_id, m.role, m.removed_at, l.state AS req_state, \
+    l.updated_at AS req_updated_at, l.expires_at AS req_expires_at \
+    FROM memberships m LEFT JOIN latest l ON l.icn = m.icn AND l.web_id = m.web_id \
+    UNION ALL \
+    SELECT l.icn, l.web_id, NULL, NULL, l.state, l.updated_at, l.expires_at FROM latest l \
+    WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.icn = l.icn AND m.web_id = l.web_id) \
+    LIMIT $1";
+
+// Operators' gauges.
+
+pub(super) const OUTBOX_STATS: &str =
+    "SELECT COUNT(*), MIN(next_attempt_at) FROM outbox WHERE sent_at IS NULL";
+
+/// Pending requests newer than `$1`, between `$2` and `$1`, and older than `$2`.
+pub(super) const PENDING_BY_AGE: &str = "SELECT \
+    COALESCE(SUM(CASE WHEN created_at > $1 THEN 1 ELSE 0 END), 0), \
+    COALESCE(SUM(CASE WHEN created_at <= $1 AND created_at > $2 THEN 1 ELSE 0 END), 0), \
+    COALESCE(SUM(CASE WHEN created_at <= $2 THEN 1 ELSE 0 END), 0) \
+    FROM access_requests WHERE state = 'PENDING'";

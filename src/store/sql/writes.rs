@@ -40,6 +40,7 @@ where
     VerificationRow: for<'r> FromRow<'r, D::Row>,
     ChangeKeyRow: for<'r> FromRow<'r, D::Row>,
 {
+    #[tracing::instrument(name = "SELECT accounts", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "accounts", db.query.summary = "SELECT accounts"))]
     async fn account_for_update(&mut self, icn: &Icn) -> Result<Option<Account>, StoreError> {
         let row: Option<AccountRow> = sqlx::query_as(&text::account_by_icn(D::LOCK_ROWS))
             .bind(icn.as_str())
@@ -48,6 +49,7 @@ where
         row.map(Account::try_from).transpose()
     }
 
+    #[tracing::instrument(name = "INSERT accounts", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "accounts", db.query.summary = "INSERT accounts"))]
     async fn insert_account(&mut self, a: &Account) -> Result<(), StoreError> {
         sqlx::query(&text::insert_account())
             .bind(a.icn.as_str())
@@ -62,6 +64,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "UPDATE accounts", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "UPDATE", db.collection.name = "accounts", db.query.summary = "UPDATE accounts"))]
     async fn update_account(&mut self, a: &Account) -> Result<(), StoreError> {
         sqlx::query(text::UPDATE_ACCOUNT)
             .bind(a.icn.as_str())
@@ -74,6 +77,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "SELECT persons", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "persons", db.query.summary = "SELECT persons"))]
     async fn person(&mut self, web_id: &WebId) -> Result<Option<Person>, StoreError> {
         let row: Option<PersonRow> = sqlx::query_as(text::PERSON_BY_WEB_ID)
             .bind(web_id.as_str())
@@ -82,6 +86,7 @@ where
         Ok(row.map(Person::from))
     }
 
+    #[tracing::instrument(name = "INSERT persons", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "persons", db.query.summary = "INSERT persons"))]
     async fn upsert_person(&mut self, p: &Person) -> Result<(), StoreError> {
         sqlx::query(text::UPSERT_PERSON)
             .bind(p.web_id.as_str())
@@ -96,6 +101,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "SELECT memberships", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "memberships", db.query.summary = "SELECT memberships"))]
     async fn membership_for_update(
         &mut self,
         icn: &Icn,
@@ -109,6 +115,7 @@ where
         row.map(Membership::try_from).transpose()
     }
 
+    #[tracing::instrument(name = "INSERT memberships", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "memberships", db.query.summary = "INSERT memberships"))]
     async fn upsert_membership(&mut self, m: &Membership) -> Result<(), StoreError> {
         sqlx::query(text::UPSERT_MEMBERSHIP)
             .bind(m.icn.as_str())
@@ -122,6 +129,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "SELECT memberships", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "memberships", db.query.summary = "SELECT memberships"))]
     async fn count_active_stcs(&mut self, icn: &Icn) -> Result<i64, StoreError> {
         let n: i64 = sqlx::query_scalar(text::COUNT_ACTIVE_STCS)
             .bind(icn.as_str())
@@ -130,6 +138,7 @@ where
         Ok(n)
     }
 
+    #[tracing::instrument(name = "SELECT memberships persons", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.query.summary = "SELECT memberships persons"))]
     async fn administrators(&mut self, icn: &Icn) -> Result<Vec<(Membership, Person)>, StoreError> {
         let rows: Vec<MemberViewRow> = sqlx::query_as(&text::administrators())
             .bind(icn.as_str())
@@ -145,6 +154,7 @@ where
         Ok(out)
     }
 
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
     async fn request_for_update(
         &mut self,
         id: AccessRequestId,
@@ -156,6 +166,7 @@ where
         row.map(AccessRequest::try_from).transpose()
     }
 
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
     async fn pending_request(
         &mut self,
         icn: &Icn,
@@ -169,6 +180,7 @@ where
         row.map(AccessRequest::try_from).transpose()
     }
 
+    #[tracing::instrument(name = "INSERT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "access_requests", db.query.summary = "INSERT access_requests"))]
     async fn insert_request(&mut self, r: &AccessRequest) -> Result<(), StoreError> {
         sqlx::query(text::INSERT_REQUEST)
             .bind(r.id.to_string())
@@ -188,6 +200,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "UPDATE access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "UPDATE", db.collection.name = "access_requests", db.query.summary = "UPDATE access_requests"))]
     async fn update_request(&mut self, r: &AccessRequest) -> Result<(), StoreError> {
         sqlx::query(text::UPDATE_REQUEST)
             .bind(r.id.to_string())
@@ -201,6 +214,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "SELECT verification_codes", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "verification_codes", db.query.summary = "SELECT verification_codes"))]
     async fn verification(
         &mut self,
         web_id: &WebId,
@@ -212,6 +226,7 @@ where
         Ok(row.map(VerificationCode::from))
     }
 
+    #[tracing::instrument(name = "INSERT verification_codes", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "verification_codes", db.query.summary = "INSERT verification_codes"))]
     async fn put_verification(&mut self, c: &VerificationCode) -> Result<(), StoreError> {
         sqlx::query(&text::upsert_verification())
             .bind(c.web_id.as_str())
@@ -228,6 +243,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "DELETE verification_codes", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "DELETE", db.collection.name = "verification_codes", db.query.summary = "DELETE verification_codes"))]
     async fn delete_verification(&mut self, web_id: &WebId) -> Result<(), StoreError> {
         sqlx::query(text::DELETE_VERIFICATION)
             .bind(web_id.as_str())
@@ -236,6 +252,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "INSERT contracts", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "contracts", db.query.summary = "INSERT contracts"))]
     async fn upsert_contract(&mut self, c: &Contract) -> Result<(), StoreError> {
         sqlx::query(&text::upsert_contract())
             .bind(c.icn.as_str())
@@ -250,6 +267,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "INSERT audit_events", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "audit_events", db.query.summary = "INSERT audit_events"))]
     async fn insert_audit(&mut self, e: &AuditRecord) -> Result<i64, StoreError> {
         let id: i64 = sqlx::query_scalar(text::INSERT_AUDIT)
             .bind(e.at)
@@ -267,6 +285,7 @@ where
         Ok(id)
     }
 
+    #[tracing::instrument(name = "INSERT outbox", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "outbox", db.query.summary = "INSERT outbox"))]
     async fn enqueue_email(&mut self, m: &OutgoingEmail, now: Millis) -> Result<(), StoreError> {
         sqlx::query(text::ENQUEUE_EMAIL)
             .bind(m.kind)
@@ -279,6 +298,7 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "COMMIT", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "COMMIT", db.query.summary = "COMMIT"))]
     async fn commit(self: Box<Self>, now: Millis) -> Result<Option<Revision>, StoreError> {
         feed::commit(self.tx, now).await
     }

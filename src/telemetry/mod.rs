@@ -6,7 +6,11 @@
 //! exist, but no span data is recorded. With the endpoint set, spans are batched and exported
 //! over OTLP/gRPC.
 
+pub mod metrics;
+pub mod rpc;
+
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -25,10 +29,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 const DEFAULT_FILTER: &str = "info,entitlements=info,h2=warn,hyper=warn,tower=warn,sqlx=warn";
-const ENDPOINT_VARS: [&str; 2] = [
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-];
+const TRACES_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 /// Spans of the transport stack the exporter itself runs on; exporting them would have the
 /// exporter trace its own exports.
 const TRANSPORT_TARGETS: [&str; 7] = [
@@ -41,6 +42,22 @@ const TRANSPORT_TARGETS: [&str; 7] = [
     "opentelemetry",
 ];
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Set once spans are exported: detail that only a trace backend would read (a span per
+/// decision on the hot path) is recorded only then.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans leave the process (OTLP export configured and initialised).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// True when the standard variables ask for OTLP export (of traces, or of every signal).
+pub fn otlp_configured(signal_var: &str) -> bool {
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", signal_var]
+        .iter()
+        .any(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()))
+}
 
 /// Flushes and shuts down the tracer provider on [`TelemetryGuard::shutdown`] or drop; keep it
 /// alive until the server has stopped.
@@ -99,9 +116,7 @@ pub fn init(service_name: &str, json_logs: bool) -> anyhow::Result<TelemetryGuar
             .with_context(|| format!("RUST_LOG={directives:?} is not a valid filter"))?,
         _ => EnvFilter::try_new(DEFAULT_FILTER)?,
     };
-    let export = ENDPOINT_VARS
-        .iter()
-        .any(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()));
+    let export = otlp_configured(TRACES_ENDPOINT_VAR);
     let provider = tracer_provider(service_name, export)?;
 
     let installed = tracing_subscriber::registry()
@@ -127,16 +142,32 @@ pub fn init(service_name: &str, json_logs: bool) -> anyhow::Result<TelemetryGuar
     }
     global::set_text_map_propagator(TraceContextPropagator::new());
     global::set_tracer_provider(provider.clone());
+    EXPORTING.store(export, Ordering::Relaxed);
     tracing::debug!(otlp_export = export, "telemetry initialised");
     Ok(TelemetryGuard {
         provider: Some(provider),
     })
 }
 
+/// The process's resource: the standard detectors (`OTEL_SERVICE_NAME`,
+/// `OTEL_RESOURCE_ATTRIBUTES`, SDK and telemetry attributes), with `default_name` as the
+/// service name only where neither variable names one.
+pub fn resource(default_name: &str) -> Resource {
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.trim().is_empty())
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| {
+            v.split(',')
+                .any(|kv| kv.trim_start().starts_with("service.name="))
+        });
+    let builder = Resource::builder();
+    if named {
+        builder.build()
+    } else {
+        builder.with_service_name(default_name.to_owned()).build()
+    }
+}
+
 fn tracer_provider(service_name: &str, export: bool) -> anyhow::Result<SdkTracerProvider> {
-    let resource = Resource::builder()
-        .with_service_name(service_name.to_owned())
-        .build();
+    let resource = resource(service_name);
     let builder = SdkTracerProvider::builder().with_resource(resource);
     if !export {
         return Ok(builder.with_sampler(Sampler::AlwaysOff).build());
@@ -184,6 +215,23 @@ pub fn trace_id_from_current_span() -> Option<String> {
 /// the global propagator (set by [`init`]).
 pub fn extract_parent(metadata: &tonic::metadata::MetadataMap) -> Context {
     global::get_text_map_propagator(|p| p.extract(&MetadataExtractor(metadata)))
+}
+
+/// The caller's trace context from the W3C headers of an HTTP/2 request.
+pub fn extract_parent_from_headers(headers: &http::HeaderMap) -> Context {
+    global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
 }
 
 struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);

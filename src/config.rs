@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::auth::dev::{DEV_ISSUER, DevKey};
 use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, DEFAULT_LEEWAY_SECS, JwksSource};
 use crate::mail::{MailBrand, Mailbox, default_from};
-use crate::service::ServiceConfig;
+use crate::service::{CacheCapacity, ServiceConfig};
 
 #[derive(clap::Args, Clone)]
 pub struct DbArgs {
@@ -90,6 +90,15 @@ pub struct ServeArgs {
     /// head) are read, in milliseconds.
     #[arg(long, env = "ENTITLEMENTS_METRICS_SAMPLE_MS", default_value_t = 10_000)]
     pub metrics_sample_ms: u64,
+    /// Most accounts the check cache holds (loaded at start, then filled on demand).
+    #[arg(long, env = "ENTITLEMENTS_CACHE_ACCOUNTS", default_value_t = CacheCapacity::default().accounts)]
+    pub cache_accounts: usize,
+    /// Most persons the check cache holds.
+    #[arg(long, env = "ENTITLEMENTS_CACHE_PERSONS", default_value_t = CacheCapacity::default().persons)]
+    pub cache_persons: usize,
+    /// Most (account, person) pairs the check cache holds.
+    #[arg(long, env = "ENTITLEMENTS_CACHE_MEMBERS", default_value_t = CacheCapacity::default().members)]
+    pub cache_members: usize,
 }
 
 pub enum MailSetup {
@@ -198,6 +207,11 @@ impl ServeArgs {
                 brand: MailBrand {
                     portal_url: self.portal_url.clone(),
                     ..MailBrand::default()
+                },
+                cache: CacheCapacity {
+                    accounts: self.cache_accounts.max(1),
+                    persons: self.cache_persons.max(1),
+                    members: self.cache_members.max(1),
                 },
                 ..ServiceConfig::default()
             },

@@ -152,6 +152,9 @@ async fn database_down_means_not_serving_and_unavailable() {
         log_json: false,
         metrics_listen: None,
         metrics_sample_ms: 10_000,
+        cache_accounts: 200_000,
+        cache_persons: 1_500_000,
+        cache_members: 1_500_000,
     };
     let config = args.into_config().unwrap();
     let key = entitlements::auth::dev::DevKey::load_or_create(dir.path()).unwrap();

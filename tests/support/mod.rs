@@ -316,6 +316,9 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
         log_json: false,
         metrics_listen: None,
         metrics_sample_ms: 10_000,
+        cache_accounts: 200_000,
+        cache_persons: 1_500_000,
+        cache_members: 1_500_000,
     };
     let c = args.into_config().expect("config");
     assert!(matches!(c.mail, MailSetup::Dir(_) | MailSetup::Smtp(_)));

@@ -155,7 +155,43 @@ async fn a_new_email_address_must_be_verified_again(backend: Backend) {
     assert_eq!(mine.email, "ana@new.example.com");
 }
 
+/// The resend limit is the person's: alternating the token's address used to start a new
+/// window on every change (10 of 10 sends went out).
+async fn the_resend_limit_belongs_to_the_person_not_the_address(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    app.verification_code("ana@example.com", 1).await;
+    let addresses = ["ana@other.example.com", "ana@example.com"];
+    let mut sent = 1;
+    let mut refused = 0;
+    for i in 0..9 {
+        app.clock.advance(61_000);
+        let token = app.token("ana", Some(addresses[i % 2]), &[]);
+        match app
+            .access()
+            .send_verification_email(authed(pb::SendVerificationEmailRequest {}, &token))
+            .await
+        {
+            Ok(r) => {
+                assert_eq!(r.into_inner().email, addresses[i % 2]);
+                sent += 1;
+            }
+            Err(s) => {
+                assert_eq!(reason(&s), "VERIFICATION_EMAIL_RATE_LIMITED", "{s:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (sent, refused),
+        (5, 5),
+        "five sends an hour, whatever the address"
+    );
+}
+
 crate::both_backends!(
+    the_resend_limit_belongs_to_the_person_not_the_address,
     codes_die_after_five_wrong_tries,
     resends_replace_codes_and_are_rate_limited,
     codes_expire_after_a_day,

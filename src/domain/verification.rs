@@ -15,6 +15,9 @@ const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 pub const CODE_LEN: usize = 8;
 pub const MAX_WRONG_ATTEMPTS: i64 = 5;
 
+/// How often codes may be sent. The counts are the person's (Web ID), not an address's: a
+/// person whose address changes keeps their history, or alternating two addresses would
+/// send without limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendPolicy {
     pub code_ttl_ms: Millis,
@@ -84,7 +87,8 @@ pub fn normalize(input: &str) -> String {
 pub struct RetryAfter(pub Millis);
 
 impl VerificationCode {
-    /// Issues a new code for `email`, enforcing the send rate against the previous code row.
+    /// Issues a new code for `email`, enforcing the send rate against the person's previous
+    /// code row, whichever address that one went to.
     /// Returns the row to store and the plaintext code to email (never stored).
     pub fn issue(
         web_id: WebId,
@@ -223,6 +227,22 @@ mod tests {
         // A new window opens an hour after the first send.
         let (row, _) = issue(Some(&prev), t0 + 3_600_000).unwrap();
         assert_eq!((row.window_start, row.sends_in_window), (t0 + 3_600_000, 1));
+    }
+
+    #[test]
+    fn a_new_address_does_not_reset_the_send_history() {
+        let t0: Millis = 1_764_633_600_000;
+        let (first, _) = issue(None, t0).unwrap();
+        let (moved, _) = VerificationCode::issue(
+            WebId::from_trusted("ana".into()),
+            Email::from_trusted("ana@new.example".into()),
+            Some(&first),
+            &SendPolicy::default(),
+            t0 + 60_000,
+        )
+        .unwrap();
+        assert_eq!(moved.email.as_str(), "ana@new.example");
+        assert_eq!((moved.window_start, moved.sends_in_window), (t0, 2));
     }
 
     #[test]

@@ -187,7 +187,10 @@ impl Services {
     }
 
     /// Creates or refreshes the caller's person record from their token. A changed address
-    /// is no longer verified, and a code sent to the old address stops working.
+    /// is no longer verified, and a code sent to the old address stops working: the code row
+    /// names the address it proves, so `verify_email` refuses it as superseded. The row itself
+    /// stays, because it also holds the person's send history: the resend limit belongs to
+    /// the person, and deleting the row here let alternating addresses reset it.
     async fn sync_person(&self, w: &mut Write<'_>, caller: &Caller) -> ServiceResult<Person> {
         let Some(email) = caller.email.clone() else {
             return Err(Refusal::EmailClaimRequired.into());
@@ -207,7 +210,6 @@ impl Services {
                 if changed {
                     p.email = email;
                     p.email_verified_at = None;
-                    tx.delete_verification(&caller.web_id).await?;
                 }
                 if !caller.given_name.is_empty() {
                     p.given_name = caller.given_name.clone();

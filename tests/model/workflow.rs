@@ -47,13 +47,13 @@ impl Model {
     }
 
     /// A person's token refreshes their record: their own address replaces one an operator
-    /// gave, and then has to be verified again (the code sent to the other address dies).
+    /// gave, and then has to be verified again. The code sent to the other address no longer
+    /// verifies (SUPERSEDED), but its send history stays: the resend limit is the person's.
     fn sync(&mut self, person: usize) {
         let p = &mut self.people[person];
         if p.alt_email {
             p.alt_email = false;
             p.verified = false;
-            p.code = None;
         }
     }
 

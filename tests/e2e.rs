@@ -16,6 +16,7 @@ mod reasons;
 mod requests;
 mod restart;
 mod rules;
+mod stc;
 mod store_keys;
 mod store_suite;
 mod telemetry;

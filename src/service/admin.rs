@@ -10,13 +10,31 @@ use crate::domain::{
 };
 use crate::store::{Page, StoreError};
 
-/// What an operator gives to designate an STC.
+/// What an operator gives to designate an STC. The address and names are used only when the
+/// person is new to the service.
 #[derive(Debug, Clone)]
 pub struct NewStc {
     pub web_id: WebId,
     pub email: Email,
     pub given_name: String,
     pub family_name: String,
+}
+
+impl NewStc {
+    /// The fields given that differ from the existing person's (an empty name gives nothing).
+    fn not_applied_to(&self, p: &Person) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        if self.email != p.email {
+            fields.push("email");
+        }
+        if !self.given_name.is_empty() && self.given_name != p.given_name {
+            fields.push("given_name");
+        }
+        if !self.family_name.is_empty() && self.family_name != p.family_name {
+            fields.push("family_name");
+        }
+        fields
+    }
 }
 
 impl Services {
@@ -111,6 +129,11 @@ impl Services {
 
     /// Designates an STC: creates the person if new, promotes an existing member, and sends a
     /// verification code when the address is not verified yet.
+    ///
+    /// An existing person keeps their address, names and verification: those come from their
+    /// own tokens, and an operator's copy (from the CRM) may be stale. Applying it used to blank
+    /// their names and revoke their verification, cutting them off on every other account.
+    /// What the operator gave but was not applied is recorded in the audit trail instead.
     pub async fn add_site_technical_contact(
         &self,
         caller: &Caller,
@@ -124,32 +147,37 @@ impl Services {
         let account = w.lock_account(icn).await?;
         let existing = w.tx().membership_for_update(icn, &stc.web_id).await?;
         let person = match w.tx().person(&stc.web_id).await? {
-            Some(p) if p.email == stc.email => Person {
-                given_name: stc.given_name.clone(),
-                family_name: stc.family_name.clone(),
-                updated_at: now,
-                ..p
-            },
-            // A different address than the one we know: it has to be verified again.
-            Some(p) => Person {
-                email: stc.email.clone(),
-                given_name: stc.given_name.clone(),
-                family_name: stc.family_name.clone(),
-                email_verified_at: None,
-                updated_at: now,
-                ..p
-            },
-            None => Person {
-                web_id: stc.web_id.clone(),
-                email: stc.email.clone(),
-                given_name: stc.given_name.clone(),
-                family_name: stc.family_name.clone(),
-                email_verified_at: None,
-                created_at: now,
-                updated_at: now,
-            },
+            Some(p) => {
+                let ignored = stc.not_applied_to(&p);
+                if !ignored.is_empty() {
+                    w.audit(Event {
+                        action: "person.identity_not_applied",
+                        target_type: "person",
+                        target_id: stc.web_id.to_string(),
+                        icn: Some(icn),
+                        before: None,
+                        after: Some(audit::identity_not_applied(&p, &stc, &ignored)),
+                        reason: Some(
+                            "an existing person's address and names come from their own token",
+                        ),
+                    });
+                }
+                p
+            }
+            None => {
+                let p = Person {
+                    web_id: stc.web_id.clone(),
+                    email: stc.email.clone(),
+                    given_name: stc.given_name.clone(),
+                    family_name: stc.family_name.clone(),
+                    email_verified_at: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                w.tx().upsert_person(&p).await?;
+                p
+            }
         };
-        w.tx().upsert_person(&person).await?;
         let before = existing
             .as_ref()
             .filter(|m| m.is_active())

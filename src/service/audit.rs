@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::Caller;
+use super::{Caller, NewStc};
 use crate::clock::Millis;
 use crate::domain::{AccessRequest, Account, AuditRecord, Contract, Icn, Membership, Person};
 
@@ -34,6 +34,19 @@ pub(crate) fn membership(m: &Membership) -> Value {
 pub(crate) fn person(p: &Person) -> Value {
     json!({
         "web_id": p.web_id.as_str(), "email": p.email.as_str(), "email_verified": p.email_verified(),
+    })
+}
+
+/// An operator named an existing person as an STC with other details than theirs: what was
+/// kept, what was given, and which fields were therefore not applied.
+pub(crate) fn identity_not_applied(kept: &Person, given: &NewStc, fields: &[&str]) -> Value {
+    json!({
+        "kept": person(kept),
+        "given": {
+            "email": given.email.as_str(), "given_name": given.given_name,
+            "family_name": given.family_name,
+        },
+        "not_applied": fields,
     })
 }
 

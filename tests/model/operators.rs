@@ -50,11 +50,12 @@ impl Model {
         if let Err(e) = Self::operator_only(by).and_then(|()| self.account_mut(icn).map(|_| ())) {
             return e;
         }
-        // A different address than the one known has to be verified again (its code stays).
+        // The operator's address is used only for someone new; a known person keeps their
+        // own address, names and verification.
         let p = &mut self.people[person];
-        if p.alt_email != alt_email {
+        if !p.known {
+            p.known = true;
             p.alt_email = alt_email;
-            p.verified = false;
         }
         if self.active_role(icn, person) == Some(Role::SiteTechnicalContact) {
             return Expect::Ok(Detail::Done);

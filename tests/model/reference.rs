@@ -121,7 +121,10 @@ pub struct LiveCode {
 
 #[derive(Debug, Clone, Default)]
 pub struct Person {
-    /// The operator may have given another address than the person's own token carries.
+    /// The service has a record of them (their own call or an operator's made one).
+    pub known: bool,
+    /// The operator may have given another address than the person's own token carries
+    /// (only for someone new to the service: a known person's address is their own).
     pub alt_email: bool,
     pub verified: bool,
     pub code: Option<LiveCode>,

@@ -51,6 +51,7 @@ impl Model {
     /// verifies (SUPERSEDED), but its send history stays: the resend limit is the person's.
     fn sync(&mut self, person: usize) {
         let p = &mut self.people[person];
+        p.known = true;
         if p.alt_email {
             p.alt_email = false;
             p.verified = false;

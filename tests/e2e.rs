@@ -6,6 +6,7 @@ mod support;
 
 mod cache;
 mod concurrency;
+mod decider;
 mod feed;
 mod flow;
 mod input;

@@ -18,6 +18,9 @@
 //!   and members, and change or remove its members.
 //! - Nobody decides their own request; an administrator does not change their own membership;
 //!   an STC is changed or removed only by an operator (as an STC).
+//!
+//! And one rule of what a reader is shown ([`shows_decider`]): a person reading their own
+//! request sees the decision and its reason, but not which administrator made it.
 
 use super::ids::WebId;
 use super::model::AccountStatus;
@@ -176,6 +179,16 @@ pub fn authorize(actor: &Actor<'_>, op: &Operation<'_>) -> Result<(), Refusal> {
         }
         Operation::OwnProfile => Ok(()),
     }
+}
+
+/// Whether `reader` is shown that `decider` decided a request made by `requester`. The
+/// requester learns the outcome and the reason given, not the administrator's Web ID: a
+/// denied person has no need of it, and it would point them at a colleague to pressure.
+/// Everyone else who can read a request at all (its account's administrators, operators)
+/// sees it, operators even on their own requests; and anyone sees their own name (a
+/// requester who withdrew).
+pub fn shows_decider(reader: &Actor<'_>, requester: &WebId, decider: &WebId) -> bool {
+    reader.operator || reader.web_id != requester || reader.web_id == decider
 }
 
 fn operator(actor: &Actor<'_>) -> Result<(), Refusal> {

@@ -1,9 +1,9 @@
 //! The request workflow: ask, approve, deny, withdraw.
 
 use super::audit::{self, Event};
-use super::write::Write;
+use super::write::{Write, actor};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
-use crate::domain::policy::Operation;
+use crate::domain::policy::{self, Operation};
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, CountryCode,
     Icn, Membership, Person, Reason, Role, TransitionError,
@@ -55,7 +55,7 @@ impl Services {
         if let Some(mut existing) = w.tx().pending_request(icn, &caller.web_id).await? {
             if !existing.is_overdue(w.now()) {
                 // Asking twice is not two requests: answer with the one that is open.
-                return w.done(view(existing, Some(person), &account)).await;
+                return w.done(view(caller, existing, Some(person), &account)).await;
             }
             // Past its deadline but not swept yet: record the expiry, then ask anew.
             if existing.expire(w.now()).is_ok() {
@@ -94,7 +94,7 @@ impl Services {
         });
         self.notify_new_request(&mut w, &request, &person, &account)
             .await?;
-        w.done(view(request, Some(person), &account)).await
+        w.done(view(caller, request, Some(person), &account)).await
     }
 
     async fn existing_pending(
@@ -108,7 +108,7 @@ impl Services {
             .into_iter()
             .find(|v| &v.request.icn == icn && v.request.state == AccessRequestState::Pending);
         match pending {
-            Some(v) => Ok(v),
+            Some(v) => Ok(read_by(caller, v)),
             None => Err(ServiceError::Aborted {
                 reason: Reason::ConcurrentUpdate,
                 message: "a concurrent change won; retry the call".to_owned(),
@@ -225,7 +225,7 @@ impl Services {
                 p.email_verified(),
             ));
         }
-        w.done(view(request, requester, &account)).await
+        w.done(view(caller, request, requester, &account)).await
     }
 
     pub async fn deny_request(
@@ -261,7 +261,7 @@ impl Services {
                 reason,
             ));
         }
-        w.done(view(request, requester, &account)).await
+        w.done(view(caller, request, requester, &account)).await
     }
 
     pub async fn withdraw_request(
@@ -296,7 +296,10 @@ impl Services {
             .request_view(id)
             .await?
             .ok_or_else(|| ServiceError::Internal("withdrawn request vanished".to_owned()))?;
-        Ok(Written { value, revision })
+        Ok(Written {
+            value: read_by(caller, value),
+            revision,
+        })
     }
 }
 
@@ -347,10 +350,30 @@ async fn transition_failed<T>(
     }
 }
 
-fn view(request: AccessRequest, requester: Option<Person>, account: &Account) -> AccessRequestView {
-    AccessRequestView {
-        request,
-        requester,
-        company_name: account.company_name.clone(),
+fn view(
+    caller: &Caller,
+    request: AccessRequest,
+    requester: Option<Person>,
+    account: &Account,
+) -> AccessRequestView {
+    read_by(
+        caller,
+        AccessRequestView {
+            request,
+            requester,
+            company_name: account.company_name.clone(),
+        },
+    )
+}
+
+/// A request as `caller` is shown it: the policy's read-side rule on who decided.
+pub(super) fn read_by(caller: &Caller, mut v: AccessRequestView) -> AccessRequestView {
+    let r = &v.request;
+    if r.decided_by
+        .as_ref()
+        .is_some_and(|d| !policy::shows_decider(&actor(caller), &r.web_id, d))
+    {
+        v.request.decided_by = None;
     }
+    v
 }

@@ -1,5 +1,6 @@
 //! What administrators see and do with their account's people, and the "My agreements" page.
 
+use super::access::read_by;
 use super::audit::{self, Event};
 use super::write::{Write, account_not_found};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
@@ -31,7 +32,7 @@ impl Services {
         Ok(MyAccess {
             person,
             memberships,
-            requests,
+            requests: requests.into_iter().map(|v| read_by(caller, v)).collect(),
         })
     }
 
@@ -59,10 +60,12 @@ impl Services {
         limit: u32,
     ) -> ServiceResult<Page<AccessRequestView, AccessRequestId>> {
         self.authorize_read(caller, icn).await?;
-        Ok(self
+        let mut page = self
             .store()
             .list_requests(icn, state, before, limit)
-            .await?)
+            .await?;
+        page.items = page.items.into_iter().map(|v| read_by(caller, v)).collect();
+        Ok(page)
     }
 
     pub async fn list_members(

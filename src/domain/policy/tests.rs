@@ -225,6 +225,22 @@ fn administrators_change_other_members_but_never_an_stc_or_themselves() {
 }
 
 #[test]
+fn the_requester_is_not_shown_who_decided() {
+    let (a, b) = (ana(), ben());
+    // "ana" reads her own request decided by "ben": the outcome, not the administrator.
+    for who in [Who::Person, Who::NoEmail, Who::Checker] {
+        assert!(!shows_decider(&actor(who, &a), &a, &b), "{who:?}");
+    }
+    // Her own name when she withdrew it herself.
+    assert!(shows_decider(&actor(Who::Person, &a), &a, &a));
+    // Administrators (and the decider) reading someone else's request, and operators.
+    assert!(shows_decider(&actor(Who::Person, &a), &b, &a));
+    assert!(shows_decider(&actor(Who::Person, &a), &b, &b));
+    assert!(shows_decider(&actor(Who::Operator, &a), &b, &b));
+    assert!(shows_decider(&actor(Who::Operator, &a), &a, &b));
+}
+
+#[test]
 fn anyone_acts_on_their_own_profile() {
     for who in [Who::Person, Who::NoEmail, Who::Operator, Who::Checker] {
         expect(who, Operation::OwnProfile, Ok(()));

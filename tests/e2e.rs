@@ -21,4 +21,5 @@ mod stc;
 mod store_keys;
 mod store_suite;
 mod telemetry;
+mod text;
 mod verification;

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use unicode_properties::general_category::{GeneralCategory, UnicodeGeneralCategory};
+
 /// Why a value was refused; the transport layer adds the field name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -72,6 +74,22 @@ impl Icn {
     }
 }
 
+/// Characters that text from outside may not carry into records, emails and logs: controls
+/// (general category Cc), invisible format characters (Cf: the bidi embeddings, overrides and
+/// isolates U+202A-U+202E and U+2066-U+2069, zero-width characters, the BOM, ...) and the line
+/// and paragraph separators U+2028/U+2029 (Zl, Zp), which mail readers may break lines at
+/// although `\n` is not there. Bidi controls can make a name read as something else; line
+/// breaks can forge a line of our own text.
+pub fn is_unsafe_char(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
+}
+
 /// Printable, no control characters, bounded: shared by identifiers that come from other systems.
 fn parse_token_like(s: &str, max: usize) -> Result<String, ParseError> {
     if s.is_empty() {
@@ -80,8 +98,8 @@ fn parse_token_like(s: &str, max: usize) -> Result<String, ParseError> {
     if s.len() > max {
         return err(format!("must be at most {max} bytes"));
     }
-    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return err("must not contain spaces or control characters");
+    if s.chars().any(|c| is_unsafe_char(c) || c.is_whitespace()) {
+        return err("must not contain spaces, control or formatting characters");
     }
     Ok(s.to_owned())
 }
@@ -135,7 +153,7 @@ impl Email {
             || domain.starts_with('.')
             || domain.ends_with('.')
             || s.chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
+                .any(|c| c.is_whitespace() || is_unsafe_char(c) || c == '<' || c == '>');
         if bad {
             return err("must be an email address");
         }
@@ -168,9 +186,24 @@ impl fmt::Display for AccessRequestId {
     }
 }
 
-/// Free text from a person (names, reasons): bounded and without control characters other
-/// than newlines, so it is safe in emails and logs.
+/// One line of text from a caller (a name, a company name, a code): bounded, trimmed, and
+/// without any character [`is_unsafe_char`] names, not even a newline.
+pub fn parse_line(s: &str, max_chars: usize, required: bool) -> Result<String, ParseError> {
+    checked_text(s, max_chars, required, |_| false)
+}
+
+/// Free text from a caller that may run over several lines (a reason): as [`parse_line`], but
+/// `\n` separates lines. Emails quote such text line by line.
 pub fn parse_text(s: &str, max_chars: usize, required: bool) -> Result<String, ParseError> {
+    checked_text(s, max_chars, required, |c| c == '\n')
+}
+
+fn checked_text(
+    s: &str,
+    max_chars: usize,
+    required: bool,
+    allowed: impl Fn(char) -> bool,
+) -> Result<String, ParseError> {
     let t = s.trim();
     if required && t.is_empty() {
         return err("is required");
@@ -178,10 +211,35 @@ pub fn parse_text(s: &str, max_chars: usize, required: bool) -> Result<String, P
     if t.chars().count() > max_chars {
         return err(format!("must be at most {max_chars} characters"));
     }
-    if t.chars().any(|c| c.is_control() && c != '\n') {
-        return err("must not contain control characters");
+    if t.chars().any(|c| is_unsafe_char(c) && !allowed(c)) {
+        return err("must not contain control, formatting or line separator characters");
     }
     Ok(t.to_owned())
+}
+
+/// Text the caller cannot correct, made safe instead of refused: names in a token's claims come
+/// from the identity provider's profile, which the person may not be able to edit, and refusing
+/// the token would lock them out of everything. Invisible format characters are dropped, other
+/// unsafe characters become spaces, runs of whitespace one space; at most `max_chars` remain.
+pub fn sanitize_line(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = match c.general_category() {
+            GeneralCategory::Format => continue,
+            _ if is_unsafe_char(c) || c.is_whitespace() => ' ',
+            _ => c,
+        };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim_end()
+        .chars()
+        .take(max_chars)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -266,6 +324,73 @@ mod tests {
             Ok("two\nlines".to_owned())
         );
         assert!(parse_text("bell\u{7}", 200, true).is_err());
+    }
+
+    /// The characters of the finding, and their kin by general category.
+    const UNSAFE: &[char] = &[
+        '\u{2028}', '\u{2029}', // Zl, Zp
+        '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}',
+        '\u{202E}', // bidi embeddings, overrides
+        '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', // bidi isolates
+        '\u{200B}', '\u{200E}', '\u{FEFF}', '\u{AD}', // more Cf
+        '\u{0}', '\u{7}', '\t', '\r', '\n', '\u{85}', '\u{9F}', // Cc
+    ];
+
+    #[test]
+    fn lines_refuse_controls_formats_and_separators() {
+        for &c in UNSAFE {
+            let s = format!("Ana{c}Lima");
+            assert!(parse_line(&s, 200, true).is_err(), "{c:?}");
+            assert!(is_unsafe_char(c), "{c:?}");
+        }
+        for ok in [
+            "José Müller",
+            "王小明",
+            "Ana-María O'Neil",
+            "Zoë  Smith",
+            "ACME (Deutschland) GmbH",
+        ] {
+            assert_eq!(parse_line(ok, 200, true).as_deref(), Ok(ok));
+        }
+        assert_eq!(parse_line("  Ana  ", 200, true).as_deref(), Ok("Ana"));
+    }
+
+    #[test]
+    fn multi_line_text_allows_newlines_only() {
+        assert!(parse_text("one\ntwo", 200, true).is_ok());
+        for &c in UNSAFE.iter().filter(|c| **c != '\n') {
+            assert!(
+                parse_text(&format!("one{c}two"), 200, true).is_err(),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn identifiers_refuse_format_characters() {
+        for id in ["ana\u{202E}", "\u{2066}ana", "a\u{200B}b"] {
+            assert!(WebId::parse(id).is_err(), "{id:?}");
+            assert!(ProductId::parse(id).is_err(), "{id:?}");
+        }
+        assert!(Email::parse("ana\u{202E}@example.com").is_err());
+    }
+
+    #[test]
+    fn claim_names_are_cleaned_not_refused() {
+        assert_eq!(sanitize_line("Eve\u{202E}nimdA", 200), "EvenimdA");
+        assert_eq!(sanitize_line(" Ana\u{2028}\tLima\r\n", 200), "Ana Lima");
+        assert_eq!(
+            sanitize_line("\u{2066}Bob\u{2069}  Builder", 200),
+            "Bob Builder"
+        );
+        assert_eq!(sanitize_line("José", 200), "José");
+        assert_eq!(sanitize_line(&"é".repeat(300), 200), "é".repeat(200));
+        assert_eq!(sanitize_line("ab  cd", 3), "ab");
+        for &c in UNSAFE {
+            let clean = sanitize_line(&format!("x{c}y"), 200);
+            assert!(!clean.chars().any(is_unsafe_char), "{c:?} -> {clean:?}");
+            assert!(parse_line(&clean, 200, true).is_ok(), "{clean:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use tonic::{Request, Response, Status};
 
-use super::convert::{self as cv, field, text};
+use super::convert::{self as cv, field, line, text};
 use super::{Api, svc};
 use crate::domain::feed::encode_token;
 use crate::domain::{AccessRequestId, CountryCode, Icn, WebId};
@@ -92,7 +92,7 @@ impl AccessService for Api {
         req: Request<pb::VerifyEmailRequest>,
     ) -> Result<Response<pb::VerifyEmailResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let code = text("code", &req.into_inner().code, 64, true)?;
+        let code = line("code", &req.into_inner().code, 64, true)?;
         let verified = svc(s.verify_email(&caller, &code).await)?;
         Ok(Response::new(pb::VerifyEmailResponse {
             email_verified: verified.value,

@@ -1,6 +1,6 @@
 use tonic::{Request, Response, Status};
 
-use super::convert::{self as cv, field, text};
+use super::convert::{self as cv, field, line, text};
 use super::{Api, svc};
 use crate::domain::feed::encode_token;
 use crate::domain::{Contract, ContractId, CountryCode, Email, Icn, ProductId, Reason, WebId};
@@ -22,7 +22,7 @@ impl AccountAdminService for Api {
         let (caller, s) = self.enter(&req).await?;
         let m = req.into_inner();
         let icn = field("icn", &m.icn, Icn::parse)?;
-        let company = text("company_name", &m.company_name, 200, true)?;
+        let company = line("company_name", &m.company_name, 200, true)?;
         let country = field("country_code", &m.country_code, CountryCode::parse)?;
         let account = svc(s.create_account(&caller, &icn, &company, &country).await)?;
         Ok(Response::new(pb::CreateAccountResponse {
@@ -71,8 +71,8 @@ impl AccountAdminService for Api {
         let stc = NewStc {
             web_id: field("web_id", &m.web_id, WebId::parse)?,
             email: field("email", &m.email, Email::parse)?,
-            given_name: text("given_name", &m.given_name, 200, false)?,
-            family_name: text("family_name", &m.family_name, 200, false)?,
+            given_name: line("given_name", &m.given_name, 200, false)?,
+            family_name: line("family_name", &m.family_name, 200, false)?,
         };
         let view = svc(s.add_site_technical_contact(&caller, &icn, stc).await)?;
         Ok(Response::new(pb::AddSiteTechnicalContactResponse {

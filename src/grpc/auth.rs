@@ -12,7 +12,7 @@ use tonic::Request;
 
 use super::status::status;
 use crate::auth::{Authenticator, Principal, SCOPE_ADMIN, SCOPE_CHECK};
-use crate::domain::{Email, Reason, WebId, ids::parse_text};
+use crate::domain::{Email, Reason, WebId, ids::sanitize_line};
 use crate::service::{Caller, Identity};
 
 const SLOTS: usize = 16;
@@ -131,12 +131,12 @@ fn identity(principal: &Principal) -> Result<Identity, tonic::Status> {
         .map(Email::parse)
         .transpose()
         .map_err(|e| bad_claim("email", e.0))?;
-    let name = |v: &Option<String>, claim: &str| {
-        parse_text(v.as_deref().unwrap_or(""), 200, false).map_err(|e| bad_claim(claim, e.0))
-    };
+    // Names are made safe, not refused: they come from the identity provider's profile, which
+    // the person may not be able to correct (see `sanitize_line`).
+    let name = |v: &Option<String>| sanitize_line(v.as_deref().unwrap_or(""), 200);
     Ok(Identity {
-        given_name: name(&principal.given_name, "given_name")?,
-        family_name: name(&principal.family_name, "family_name")?,
+        given_name: name(&principal.given_name),
+        family_name: name(&principal.family_name),
         web_id,
         email,
         operator: principal.has_scope(SCOPE_ADMIN),

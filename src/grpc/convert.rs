@@ -22,6 +22,14 @@ pub fn field<T>(
     parse(value).map_err(|e| invalid_field(name, Reason::InvalidArgument, &e.0))
 }
 
+/// One line of text (a name, a company name, a code): see `ids::parse_line`.
+pub fn line(name: &str, value: &str, max_chars: usize, required: bool) -> Result<String, Status> {
+    field(name, value, |v| {
+        crate::domain::ids::parse_line(v, max_chars, required)
+    })
+}
+
+/// Text that may have several lines (a reason): see `ids::parse_text`.
 pub fn text(name: &str, value: &str, max_chars: usize, required: bool) -> Result<String, Status> {
     field(name, value, |v| {
         crate::domain::ids::parse_text(v, max_chars, required)

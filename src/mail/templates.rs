@@ -2,13 +2,15 @@
 //!
 //! Values that come from people (names, company names, reasons) are flattened to one line
 //! before they are interpolated, so nobody can forge a line such as `Verification code:` or a
-//! fake instruction into a message that goes to someone else.
+//! fake instruction into a message that goes to someone else, nor reorder what it shows with
+//! bidi controls.
 
 use std::fmt::Display;
 
 use super::OutgoingEmail;
 pub use super::utc::format_utc;
 use crate::clock::Millis;
+use crate::domain::ids::sanitize_line;
 
 /// Who the emails say they come from and where people go to act on them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,14 +381,11 @@ impl Text {
     }
 }
 
-/// One line, no control characters: see the module comment.
+/// One line, without control, bidi or separator characters: see the module comment. The edge
+/// refuses them in what callers send and cleans names from tokens, so this guards against
+/// records written before it did.
 fn flat<T: Display + ?Sized>(s: &T) -> String {
-    let flat: String = s
-        .to_string()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    flat.trim().to_owned()
+    sanitize_line(&s.to_string(), usize::MAX)
 }
 
 #[cfg(test)]

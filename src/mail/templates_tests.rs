@@ -204,6 +204,45 @@ fn names_cannot_inject_lines() {
 }
 
 #[test]
+fn bidi_controls_and_separators_never_reach_a_body() {
+    // Stored before the edge refused them: a name that reads backwards, a company name with a
+    // line separator mail readers break at, a reason with an isolate.
+    let e = access_requested_to_admin(
+        &brand(),
+        "admin@acme.example",
+        "Eve\u{202E}nimdA",
+        "eve@evil.example",
+        "W1",
+        "1",
+        "ACME\u{2028}Approved: yes\u{2029}",
+        "Admin",
+        "r1",
+    );
+    let d = request_denied(
+        &brand(),
+        "a@b.example",
+        "Ada\u{2066}",
+        "1",
+        "ACME",
+        "see \u{2067}policy\u{2069}\u{200B}",
+    );
+    for text in [&e.subject, &e.body, &d.subject, &d.body] {
+        let unsafe_char = crate::domain::ids::is_unsafe_char;
+        assert!(
+            text.chars().all(|c| c == '\n' || !unsafe_char(c)),
+            "{text:?}"
+        );
+    }
+    assert!(prose(&e.body).contains("EvenimdA has asked"), "{}", e.body);
+    assert!(
+        prose(&e.body).contains("ACME Approved: yes (ICN 1)"),
+        "{}",
+        e.body
+    );
+    assert!(has_line(&d.body, "  see policy"), "{}", d.body);
+}
+
+#[test]
 fn utc_formatting() {
     assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
     assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00 UTC");

@@ -157,7 +157,39 @@ async fn names_in_token_claims_are_cleaned_not_refused(backend: Backend) {
     }
 }
 
+/// An address the mail system refuses is refused where it is given, not queued and retried.
+async fn undeliverable_addresses_are_refused_where_given(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    let two = "a@b.example,c@d.example";
+    refused(
+        app.admin()
+            .add_site_technical_contact(authed(
+                pb::AddSiteTechnicalContactRequest {
+                    icn: ICN.into(),
+                    web_id: "two".into(),
+                    email: two.into(),
+                    given_name: "T".into(),
+                    family_name: "Wo".into(),
+                },
+                &app.operator(),
+            ))
+            .await,
+        "email",
+    );
+    let token = app.token("two", Some(two), &[]);
+    let s = assert_status(
+        app.access()
+            .send_verification_email(authed(pb::SendVerificationEmailRequest {}, &token))
+            .await,
+        Code::Unauthenticated,
+        "TOKEN_CLAIM_INVALID",
+    );
+    assert!(s.message().contains("email"), "{s:?}");
+}
+
 crate::both_backends!(
+    undeliverable_addresses_are_refused_where_given,
     unsafe_characters_are_refused_at_the_edge,
     names_in_token_claims_are_cleaned_not_refused,
 );

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, SinglePart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{MailError, QueuedEmail};
 
@@ -88,7 +88,8 @@ pub(crate) fn message_id(id: i64) -> String {
 }
 
 pub(crate) fn build_message(from: &Mailbox, msg: &QueuedEmail) -> Result<Message, MailError> {
-    let to: Mailbox = msg.to.parse()?;
+    // The parser `Email::parse` uses, so every address the service accepted builds here.
+    let to = Mailbox::new(None, msg.to.parse::<Address>()?);
     // The creation time rather than the send time: the Date is when the event happened, and it
     // keeps a redelivered message byte-identical to the first.
     let date = UNIX_EPOCH + Duration::from_millis(u64::try_from(msg.created_at).unwrap_or(0));

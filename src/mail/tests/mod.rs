@@ -227,6 +227,33 @@ async fn non_ascii_body_travels_as_8bit_with_lines_intact() {
     assert_eq!(eml_file_name(&msg), format!("{T0}-7.eml"));
 }
 
+proptest::proptest! {
+    /// One parser for both: whatever `Email::parse` lets into the database, the transport can
+    /// address a message to (an address it refused was retried forever).
+    #[test]
+    fn every_address_the_service_accepts_builds_a_message(
+        to in r#"[a-z0-9.+,;:<>"()\[\] _'-]{1,12}@[a-z0-9.,;_\[\]-]{1,16}"#
+    ) {
+        if crate::domain::Email::parse(&to).is_ok() {
+            let msg = QueuedEmail {
+                id: 1,
+                to: to.clone(),
+                subject: "s".into(),
+                body: "b".into(),
+                kind: "k".into(),
+                attempts: 1,
+                created_at: T0,
+            };
+            proptest::prop_assert!(build_message(&default_from(), &msg).is_ok(), "{to:?}");
+        }
+    }
+}
+
+#[test]
+fn the_address_of_the_finding_is_refused_where_it_is_given() {
+    assert!(crate::domain::Email::parse("a@b.example,c@d.example").is_err());
+}
+
 #[tokio::test]
 async fn invalid_recipient_is_a_failure_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();

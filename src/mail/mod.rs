@@ -72,7 +72,7 @@ pub struct OutboxError(pub String);
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error("invalid recipient address: {0}")]
-    Address(#[from] lettre::address::AddressError),
+    Recipient(String),
     #[error("building message: {0}")]
     Build(#[from] lettre::error::Error),
     #[error("smtp: {0}")]

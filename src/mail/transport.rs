@@ -6,9 +6,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, SinglePart};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{MailError, QueuedEmail};
+use crate::domain::ids::mail_recipient;
 
 /// Per network operation: long enough for a slow relay, short enough that a dead one does not
 /// hold a claimed batch for most of its lease.
@@ -89,7 +90,7 @@ pub(crate) fn message_id(id: i64) -> String {
 
 pub(crate) fn build_message(from: &Mailbox, msg: &QueuedEmail) -> Result<Message, MailError> {
     // The parser `Email::parse` uses, so every address the service accepted builds here.
-    let to = Mailbox::new(None, msg.to.parse::<Address>()?);
+    let to = mail_recipient(&msg.to).map_err(|e| MailError::Recipient(e.0))?;
     // The creation time rather than the send time: the Date is when the event happened, and it
     // keeps a redelivered message byte-identical to the first.
     let date = UNIX_EPOCH + Duration::from_millis(u64::try_from(msg.created_at).unwrap_or(0));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::auth::dev::{DEV_ISSUER, DevKey};
 use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, DEFAULT_LEEWAY_SECS, JwksSource};
 use crate::mail::{MailBrand, Mailbox, default_from};
+use crate::private_fs;
 use crate::service::{CacheCapacity, ServiceConfig};
 
 #[derive(clap::Args, Clone)]
@@ -146,6 +147,10 @@ impl ServeArgs {
                 )
             }
             (None, true) => {
+                // Before the dev key goes in: the data directory is made private if it is new.
+                private_fs::create_dir_all(&self.db.data_dir).map_err(|e| {
+                    ConfigError(format!("cannot create {}: {e}", self.db.data_dir.display()))
+                })?;
                 let key = DevKey::load_or_create(&self.db.data_dir).map_err(|e| {
                     ConfigError(format!("dev key under {}: {e}", self.db.data_dir.display()))
                 })?;

@@ -10,6 +10,7 @@ pub mod ctl;
 pub mod domain;
 pub mod grpc;
 pub mod mail;
+pub mod private_fs;
 pub mod proto;
 pub mod server;
 pub mod service;

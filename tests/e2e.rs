@@ -13,6 +13,7 @@ mod input;
 mod members;
 mod model;
 mod ops;
+mod private_files;
 mod reasons;
 mod requests;
 mod restart;

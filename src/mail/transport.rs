@@ -10,6 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{MailError, QueuedEmail};
 use crate::domain::ids::mail_recipient;
+use crate::private_fs;
 
 /// Per network operation: long enough for a slow relay, short enough that a dead one does not
 /// hold a claimed batch for most of its lease.
@@ -46,10 +47,11 @@ impl MailTransport {
         Ok(Self::Smtp(transport))
     }
 
-    /// Creates `path` (and parents) if missing.
+    /// Creates `path` (and parents) if missing, private to the service's user: the files in
+    /// it are delivered mail, verification codes included.
     pub fn dir(path: impl Into<PathBuf>) -> Result<Self, MailError> {
         let path = path.into();
-        std::fs::create_dir_all(&path).map_err(|source| MailError::Io {
+        private_fs::create_dir_all(&path).map_err(|source| MailError::Io {
             path: path.clone(),
             source,
         })?;
@@ -129,7 +131,8 @@ fn plain_body(text: &str) -> Body {
 }
 
 /// Temp file in the same directory, then rename: a reader never sees half a message, and a
-/// crash leaves at most a stray temp file.
+/// crash leaves at most a stray temp file. The file is private (0600) from its creation: it may
+/// hold a verification code.
 fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), MailError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -142,7 +145,7 @@ fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), MailE
     // Random suffix: two replicas redelivering the same row must not share a temp file.
     let tmp = dir.join(format!(".{file_name}.{:016x}.tmp", rand::random::<u64>()));
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut file = private_fs::create_new_file(&tmp).map_err(io_err(&tmp))?;
         file.write_all(bytes).map_err(io_err(&tmp))?;
         file.sync_all().map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, target).map_err(io_err(target))

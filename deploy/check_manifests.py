@@ -17,7 +17,7 @@ GRPC_PORT = 50051
 METRICS_PORT = 9464
 API_SERVICE = "entitlement.v1.EntitlementService"
 LIVENESS_SERVICE = "liveness"
-SECRET_KEYS = ("ENTITLEMENTS_DATABASE_URL", "ENTITLEMENTS_SMTP_URL")
+SECRET_KEYS = ("ENTITLEMENTS_DATABASE_URL", "ENTITLEMENTS_SMTP_URL", "ENTITLEMENTS_MAIL_KEY")
 
 
 def matches(selector, labels):
@@ -161,7 +161,7 @@ def check(docs, min_replicas):
         if "--dev" in (c.get("args") or []) + (c.get("command") or []):
             errors.append(f"container {c['name']}: --dev in a cluster")
     if not any("secretRef" in ref for ref in container.get("envFrom", [])):
-        errors.append("the server reads no Secret (ENTITLEMENTS_DATABASE_URL, ENTITLEMENTS_SMTP_URL)")
+        errors.append("the server reads no Secret (" + ", ".join(SECRET_KEYS) + ")")
 
     # The migration Job runs `migrate` with the server's image, once.
     if job_container.get("args") != ["migrate"]:

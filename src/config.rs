@@ -1,13 +1,14 @@
 //! Flags and `ENTITLEMENTS_*` environment variables, validated once into a `Config`.
-//! Secrets (the SMTP URL's password) are never printed.
+//! Secrets (the SMTP URL's password, the mail key) are never printed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::dev::{DEV_ISSUER, DevKey};
 use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, DEFAULT_LEEWAY_SECS, JwksSource};
-use crate::mail::{MailBrand, Mailbox, default_from};
+use crate::mail::{MailBrand, MailKeys, Mailbox, default_from};
 use crate::private_fs;
 use crate::service::{CacheCapacity, ServiceConfig};
 
@@ -55,6 +56,11 @@ pub struct ServeArgs {
     /// Sender of every email, e.g. "IBM Support <no-reply@example.com>".
     #[arg(long, env = "ENTITLEMENTS_MAIL_FROM")]
     pub mail_from: Option<String>,
+    /// Key sealing the email waiting in the outbox: base64 of 32 random bytes
+    /// (`openssl rand -base64 32`); several, comma-separated, during a rotation (the first
+    /// seals, all open). Required outside --dev, where it defaults to <data-dir>/dev-mail-key.
+    #[arg(long, env = "ENTITLEMENTS_MAIL_KEY", hide_env_values = true)]
+    pub mail_key: Option<String>,
     /// Where people go to act on an email (shown in the emails).
     #[arg(
         long,
@@ -187,6 +193,26 @@ impl ServeArgs {
                 ));
             }
         };
+        let mail_keys = match (&self.mail_key, self.dev) {
+            (Some(spec), _) => {
+                MailKeys::parse(spec).map_err(|e| ConfigError(format!("--mail-key: {e}")))?
+            }
+            (None, true) => MailKeys::load_or_create(&self.db.data_dir).map_err(|e| {
+                ConfigError(format!(
+                    "dev mail key under {}: {e}",
+                    self.db.data_dir.display()
+                ))
+            })?,
+            (None, false) => {
+                return Err(ConfigError(
+                    "refusing to start: no --mail-key (ENTITLEMENTS_MAIL_KEY) to seal queued email with, \
+                     so verification codes would wait in the database in clear. Make one with \
+                     `openssl rand -base64 32`, keep it with the other secrets, and give every \
+                     replica the same."
+                        .to_owned(),
+                ));
+            }
+        };
         let mail_from = match &self.mail_from {
             Some(s) => s
                 .parse()
@@ -218,6 +244,7 @@ impl ServeArgs {
                     persons: self.cache_persons.max(1),
                     members: self.cache_members.max(1),
                 },
+                mail_keys: Arc::new(mail_keys),
                 ..ServiceConfig::default()
             },
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),

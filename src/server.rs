@@ -205,7 +205,7 @@ async fn start_backend(
         stop.clone(),
     ));
     let worker = crate::mail::MailWorker::new(
-        store.clone(),
+        Arc::new(services.clone()),
         Arc::new(transport),
         config.mail_from.clone(),
         clock,

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod at_rest;
 mod cache;
 mod concurrency;
 mod decider;

@@ -1,5 +1,5 @@
 //! What the service writes to disk is its user's alone, whatever the umask: the data
-//! directory, the SQLite database with its WAL and shared-memory files, the dev key, the mail
+//! directory, the SQLite database with its WAL and shared-memory files, the dev keys, the mail
 //! directory and every delivered `.eml` (which holds a verification code).
 
 use std::io::{BufRead, BufReader};
@@ -139,7 +139,9 @@ async fn files_the_service_creates_are_private(backend: Backend) {
 
     assert_eq!(mode(&data), 0o700, "data directory");
     assert_eq!(mode(&mail), 0o700, "mail directory");
-    assert_eq!(mode(&data.join("dev-signing-key.pem")), 0o600, "dev key");
+    for file in ["dev-mail-key", "dev-signing-key.pem"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
     for eml in eml_files(&mail) {
         assert_eq!(mode(&eml), 0o600, "{}", eml.display());
     }

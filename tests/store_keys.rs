@@ -5,7 +5,7 @@
 use entitlements::domain::{
     AccessRequest, AccountStatus, ChangeKey, Contract, ContractId, CountryCode, Membership, Role,
 };
-use entitlements::mail::OutgoingEmail;
+use entitlements::mail::SealedEmail;
 use entitlements::store::{SharedStore, WriteTx};
 
 use crate::store_suite::{account, icn, open, person, web};
@@ -132,11 +132,9 @@ async fn every_write_a_check_can_see_yields_its_change_key(backend: Backend) {
     let head = store.feed_bounds().await.unwrap().head;
     let mut tx = store.begin().await.unwrap();
     tx.enqueue_email(
-        &OutgoingEmail {
-            to: "a@example.com".into(),
-            subject: "s".into(),
-            body: "b".into(),
+        &SealedEmail {
             kind: "k",
+            sealed: "v1.sealed".into(),
         },
         1,
     )

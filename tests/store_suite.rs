@@ -4,7 +4,7 @@ use entitlements::domain::{
     AccessRequest, AccessRequestState, Account, AccountStatus, Contract, ContractId, CountryCode,
     Email, Icn, Membership, Person, ProductId, Role, WebId,
 };
-use entitlements::mail::OutgoingEmail;
+use entitlements::mail::SealedEmail;
 use entitlements::store::{SharedStore, StoreError};
 
 use crate::support::*;
@@ -66,11 +66,9 @@ async fn a_dropped_transaction_leaves_nothing(backend: Backend) {
         tx.insert_account(&account()).await.unwrap();
         tx.upsert_person(&person("ana", false)).await.unwrap();
         tx.enqueue_email(
-            &OutgoingEmail {
-                to: "a@example.com".into(),
-                subject: "s".into(),
-                body: "b".into(),
+            &SealedEmail {
                 kind: "k",
+                sealed: "v1.sealed".into(),
             },
             1,
         )
@@ -207,12 +205,10 @@ async fn check_facts_read_everything_a_decision_needs(backend: Backend) {
 async fn outbox_claims_lease_and_retries(backend: Backend) {
     let (store, _db, _dir) = open(backend).await;
     let mut tx = store.begin().await.unwrap();
-    for i in 0..3 {
-        let m = OutgoingEmail {
-            to: format!("p{i}@example.com"),
-            subject: "s".into(),
-            body: format!("body {i}"),
+    for i in 0..4 {
+        let m = SealedEmail {
             kind: "k",
+            sealed: format!("v1.key.sealed-{i}"),
         };
         tx.enqueue_email(&m, 100).await.unwrap();
     }
@@ -224,8 +220,11 @@ async fn outbox_claims_lease_and_retries(backend: Backend) {
     let a = store.claim_due(100, 1000, 2).await.unwrap();
     assert_eq!(a.len(), 2);
     assert_eq!(a[0].attempts, 1);
+    // Stored sealed: no recipient or subject in clear.
+    assert_eq!((a[0].to.as_str(), a[0].subject.as_str()), ("", ""));
+    assert_eq!(a[0].body, "v1.key.sealed-0");
     let b = store.claim_due(100, 1000, 10).await.unwrap();
-    assert_eq!(b.len(), 1, "claimed messages are leased to one worker");
+    assert_eq!(b.len(), 2, "claimed messages are leased to one worker");
     store.mark_sent(a[0].id, 150).await.unwrap();
     store
         .mark_failed(a[1].id, 500, "relay said 451")
@@ -236,7 +235,10 @@ async fn outbox_claims_lease_and_retries(backend: Backend) {
     assert_eq!(c[0].attempts, 2);
     // A lease that ran out (the worker died) makes the message due again.
     let d = store.claim_due(1000, 3000, 10).await.unwrap();
-    assert_eq!(d.iter().map(|m| m.id).collect::<Vec<_>>(), vec![b[0].id]);
+    assert_eq!(
+        d.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![b[0].id, b[1].id]
+    );
     assert_eq!(d[0].body, b[0].body);
 }
 
@@ -273,11 +275,9 @@ async fn the_change_feed_is_gapless_and_commit_ordered(backend: Backend) {
     // A transaction that changes nothing a check sees takes no revision.
     let mut tx = store.begin().await.unwrap();
     tx.enqueue_email(
-        &OutgoingEmail {
-            to: "a@example.com".into(),
-            subject: "s".into(),
-            body: "b".into(),
+        &SealedEmail {
             kind: "k",
+            sealed: "v1.sealed".into(),
         },
         1,
     )

@@ -271,7 +271,12 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
 }
 
 fn serve_args(url: &str, jwks: &std::path::Path, dir: &std::path::Path) -> Vec<String> {
+    use base64::Engine;
+    // Outside dev mode the server seals queued email with a key it is given.
+    let mail_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     [
+        "--mail-key",
+        &mail_key,
         "--database-url",
         url,
         "--auth-jwks",

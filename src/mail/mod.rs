@@ -1,11 +1,13 @@
 //! Outgoing email through a transactional outbox.
 //!
 //! The service writes each email into the `outbox` table in the same transaction as the change
-//! that causes it; [`MailWorker`] claims due rows under a lease and delivers them through a
-//! [`MailTransport`]. Delivery is at-least-once: a message whose sender died after claiming is
-//! re-claimed when its lease runs out, and a stable Message-ID / file name makes a redelivery
-//! recognisable rather than a new message.
+//! that causes it, sealed (`seal`: nothing of it is stored in clear); [`MailWorker`] claims due
+//! rows under a lease, opens them and delivers them through a [`MailTransport`]. Delivery is
+//! at-least-once: a message whose sender died after claiming is re-claimed when its lease runs
+//! out, and a stable Message-ID / file name makes a redelivery recognisable rather than a new
+//! message.
 
+mod seal;
 pub mod templates;
 mod transport;
 mod utc;
@@ -18,11 +20,12 @@ pub use lettre::message::Mailbox;
 
 use crate::clock::Millis;
 
+pub use seal::{DEV_KEY_FILE, KeyError, MailContent, MailKeys, SealError, Unreadable};
 pub use templates::MailBrand;
 pub use transport::{MailTransport, SMTP_TIMEOUT};
 pub use worker::{MailWorker, RoundReport, WorkerConfig, retry_delay_ms};
 
-/// What the service layer enqueues (it is stored in the outbox table by the store).
+/// What the service layer enqueues: a rendered message, sealed before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingEmail {
     pub to: String,
@@ -32,20 +35,41 @@ pub struct OutgoingEmail {
     pub kind: &'static str,
 }
 
-/// A claimed row of the outbox.
+/// What the outbox stores of a message: its kind, and the rest sealed ([`MailKeys::seal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEmail {
+    pub kind: &'static str,
+    pub sealed: String,
+}
+
+/// A claimed row of the outbox as it is stored: sealed, unless queued before sealing existed.
 #[derive(Debug, Clone)]
-pub struct QueuedEmail {
+pub struct StoredEmail {
     pub id: i64,
+    pub kind: String,
+    /// Empty for a sealed row; the recipient is inside.
     pub to: String,
     pub subject: String,
     pub body: String,
-    pub kind: String,
     /// Including the current one: 1 on the first delivery attempt.
     pub attempts: i32,
     pub created_at: Millis,
 }
 
-/// The outbox as the worker sees it; the store implements it over the `outbox` table.
+/// A claimed message as the worker delivers it.
+#[derive(Debug, Clone)]
+pub struct QueuedEmail {
+    pub id: i64,
+    pub kind: String,
+    /// Including the current one: 1 on the first delivery attempt.
+    pub attempts: i32,
+    pub created_at: Millis,
+    /// The opened message, or why it cannot be read.
+    pub content: Result<MailContent, Unreadable>,
+}
+
+/// The outbox as the worker sees it: the service implements it over the store (opening sealed
+/// rows); tests over a Vec.
 #[async_trait::async_trait]
 pub trait OutboxSource: Send + Sync + 'static {
     /// Atomically claims up to `limit` unsent messages due at `now` (next_attempt_at <= now),

@@ -8,7 +8,7 @@ use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{MailError, QueuedEmail};
+use super::{MailContent, MailError, QueuedEmail};
 use crate::domain::ids::mail_recipient;
 use crate::private_fs;
 
@@ -58,8 +58,13 @@ impl MailTransport {
         Ok(Self::Dir(path))
     }
 
-    pub async fn deliver(&self, from: &Mailbox, msg: &QueuedEmail) -> Result<(), MailError> {
-        let message = build_message(from, msg)?;
+    pub async fn deliver(
+        &self,
+        from: &Mailbox,
+        msg: &QueuedEmail,
+        content: &MailContent,
+    ) -> Result<(), MailError> {
+        let message = build_message(from, msg, content)?;
         match self {
             Self::Smtp(smtp) => {
                 smtp.send(message).await?;
@@ -90,19 +95,23 @@ pub(crate) fn message_id(id: i64) -> String {
     format!("<outbox-{id}@entitlements>")
 }
 
-pub(crate) fn build_message(from: &Mailbox, msg: &QueuedEmail) -> Result<Message, MailError> {
+pub(crate) fn build_message(
+    from: &Mailbox,
+    msg: &QueuedEmail,
+    content: &MailContent,
+) -> Result<Message, MailError> {
     // The parser `Email::parse` uses, so every address the service accepted builds here.
-    let to = mail_recipient(&msg.to).map_err(|e| MailError::Recipient(e.0))?;
+    let to = mail_recipient(&content.to).map_err(|e| MailError::Recipient(e.0))?;
     // The creation time rather than the send time: the Date is when the event happened, and it
     // keeps a redelivered message byte-identical to the first.
     let date = UNIX_EPOCH + Duration::from_millis(u64::try_from(msg.created_at).unwrap_or(0));
     let part = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
-        .body(plain_body(&msg.body));
+        .body(plain_body(&content.body));
     Ok(Message::builder()
         .from(from.clone())
         .to(to)
-        .subject(msg.subject.as_str())
+        .subject(content.subject.as_str())
         .date(date)
         .message_id(Some(message_id(msg.id)))
         .singlepart(part)?)

@@ -179,7 +179,17 @@ impl MailWorker {
     /// True when delivered. Bookkeeping failures are logged, not returned: the lease brings the
     /// message back either way, and the rest of the batch should still go out.
     async fn deliver_one(&self, msg: &QueuedEmail) -> bool {
-        match self.transport.deliver(&self.from, msg).await {
+        let delivered = match &msg.content {
+            Ok(content) => self
+                .transport
+                .deliver(&self.from, msg, content)
+                .await
+                .map_err(|e| e.to_string()),
+            // Sealed under a key this replica lacks (another may hold it), or damaged: retried
+            // like a relay that is down.
+            Err(u) => Err(u.to_string()),
+        };
+        match delivered {
             Ok(()) => {
                 let now = self.clock.now_ms();
                 if let Err(e) = self.source.mark_sent(msg.id, now).await {
@@ -190,14 +200,13 @@ impl MailWorker {
                 }
                 true
             }
-            Err(e) => {
+            Err(error) => {
                 tracing::Span::current().record("otel.status_code", "ERROR");
                 let now = self.clock.now_ms();
                 let delay = retry_delay_ms(msg.attempts);
                 // Up to 10% jitter so replicas retrying after a shared outage do not stampede.
                 let jitter = rand::thread_rng().gen_range(0..=delay / 10);
                 let next = now.saturating_add(delay).saturating_add(jitter);
-                let error = e.to_string();
                 if msg.attempts >= LOUD_AFTER_ATTEMPTS {
                     tracing::error!(error = %error, retry_in_ms = next - now, "email delivery failed");
                 } else {

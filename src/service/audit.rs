@@ -1,6 +1,6 @@
 //! Audit events: what changed, written in the same transaction as the change (by the write
 //! path, `write.rs`). The JSON snapshots are built here by hand so nothing secret (code
-//! hashes) can slip into them.
+//! hashes, email text) can slip into them.
 
 use serde_json::{Value, json};
 

@@ -10,6 +10,7 @@ mod error;
 mod expiry;
 mod feed;
 mod members;
+mod outbox;
 mod stats;
 mod verify;
 mod watch;
@@ -33,7 +34,7 @@ use crate::clock::{Millis, SharedClock};
 use crate::domain::policy::Refusal;
 use crate::domain::verification::{SendPolicy, VerificationCode};
 use crate::domain::{Email, Person, Revision, WebId};
-use crate::mail::{MailBrand, templates};
+use crate::mail::{MailBrand, MailKeys, templates};
 use crate::store::SharedStore;
 use write::Write;
 
@@ -80,9 +81,12 @@ pub struct ServiceConfig {
     pub brand: MailBrand,
     pub cache: CacheCapacity,
     pub feed: FeedConfig,
+    /// Seal every email written to the outbox, and open what the worker claims.
+    pub mail_keys: Arc<MailKeys>,
 }
 
 impl Default for ServiceConfig {
+    /// With a key of this process only (`MailKeys::ephemeral`): `serve` configures its own.
     fn default() -> Self {
         Self {
             request_ttl_ms: 30 * 24 * 3600 * 1000,
@@ -90,6 +94,7 @@ impl Default for ServiceConfig {
             brand: MailBrand::default(),
             cache: CacheCapacity::default(),
             feed: FeedConfig::default(),
+            mail_keys: Arc::new(MailKeys::ephemeral()),
         }
     }
 }

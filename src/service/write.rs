@@ -1,6 +1,6 @@
 //! The one write path. Every mutation is a [`Write`]: it begins a transaction, is authorized by
-//! the policy, changes rows, records its audit events and queues its emails, and commits them
-//! all together; the commit hands back the revision that is its consistency token. Which
+//! the policy, changes rows, records its audit events and queues its emails (sealed), and
+//! commits them all together; the commit hands back the revision that is its consistency token. Which
 //! cache keys changed is not the use case's to say: the store's triggers note them.
 //!
 //! Locks are taken in one order everywhere, so two writes never wait on each other in a
@@ -195,8 +195,14 @@ impl<'s> Write<'s> {
             self.tx.insert_audit(&event).await?;
         }
         let queued = !self.mail.is_empty();
+        let keys = &self.services.inner.config.mail_keys;
         for mail in std::mem::take(&mut self.mail) {
-            self.tx.enqueue_email(&mail, self.now).await?;
+            // Sealed before it is written: a verification code never reaches the database
+            // (its files, WAL, free pages or backups) in clear.
+            let sealed = keys
+                .seal(&mail)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            self.tx.enqueue_email(&sealed, self.now).await?;
         }
         let feed = self.services.feed().clone();
         let revision = self.tx.commit(self.now).await?;

@@ -22,7 +22,7 @@ use crate::domain::{
     AuditRecord, ChangeRecord, CheckFacts, Contract, Icn, LatestRequest, MemberStatus, MemberView,
     Membership, Person, Revision, WebId,
 };
-use crate::mail::{OutboxSource, OutgoingEmail};
+use crate::mail::{OutboxError, SealedEmail, StoredEmail};
 use sql::SqlStore;
 
 pub type SharedStore = Arc<dyn Store>;
@@ -113,8 +113,30 @@ pub trait SnapshotSink: Send {
     );
 }
 
+/// The outbox table as the mail worker's source reads it (`service::outbox`). Claims run
+/// outside any write transaction: the lease (`next_attempt_at`) keeps workers apart.
 #[async_trait]
-pub trait Store: OutboxSource + Send + Sync + 'static {
+pub trait OutboxStore: Send + Sync {
+    /// Atomically claims up to `limit` unsent messages due at `now` (next_attempt_at <= now),
+    /// pushing their next_attempt_at to `lease_until` and incrementing attempts.
+    async fn claim_due(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<StoredEmail>, OutboxError>;
+    /// Records delivery and drops the message's content: a delivered message keeps no code.
+    async fn mark_sent(&self, id: i64, now: Millis) -> Result<(), OutboxError>;
+    async fn mark_failed(
+        &self,
+        id: i64,
+        next_attempt_at: Millis,
+        error: &str,
+    ) -> Result<(), OutboxError>;
+}
+
+#[async_trait]
+pub trait Store: OutboxStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     fn pool_stats(&self) -> PoolStats;
     /// Counts for the operators' gauges, as of `now`.
@@ -233,8 +255,7 @@ pub trait WriteTx: Send {
 
     async fn upsert_contract(&mut self, contract: &Contract) -> Result<(), StoreError>;
     async fn insert_audit(&mut self, event: &AuditRecord) -> Result<i64, StoreError>;
-    async fn enqueue_email(&mut self, email: &OutgoingEmail, now: Millis)
-    -> Result<(), StoreError>;
+    async fn enqueue_email(&mut self, email: &SealedEmail, now: Millis) -> Result<(), StoreError>;
 
     /// Commits; when the transaction changed what a check may answer, returns the revision
     /// the change feed gave it. Which keys changed is not the writer's to say: triggers on

@@ -13,7 +13,7 @@ use crate::domain::{
     MemberStatus, MemberView, Membership, Person, ProductId, Role, WebId,
 };
 use crate::domain::{ChangeKey, ChangeRecord};
-use crate::mail::QueuedEmail;
+use crate::mail::StoredEmail;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what}: {value:?}"))
@@ -404,9 +404,9 @@ pub(crate) struct OutboxRow {
     pub created_at: i64,
 }
 
-impl From<OutboxRow> for QueuedEmail {
+impl From<OutboxRow> for StoredEmail {
     fn from(r: OutboxRow) -> Self {
-        QueuedEmail {
+        StoredEmail {
             id: r.id,
             to: r.to_addr,
             subject: r.subject,

@@ -307,6 +307,7 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
             MailKind::Dir(_) => None,
         },
         mail_from: None,
+        mail_key: None,
         portal_url: "https://portal.example.com".to_owned(),
         dev: true,
         request_ttl_hours: opts.request_ttl_hours,

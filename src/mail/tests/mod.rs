@@ -38,17 +38,24 @@ struct MemOutbox {
 
 impl MemOutbox {
     fn enqueue(&self, e: &OutgoingEmail, now: Millis) -> i64 {
+        self.enqueue_content(e.kind, Ok(content(e)), now)
+    }
+
+    fn enqueue_content(
+        &self,
+        kind: &str,
+        content: Result<MailContent, Unreadable>,
+        now: Millis,
+    ) -> i64 {
         let mut rows = self.rows.lock().unwrap();
         let id = i64::try_from(rows.len()).unwrap() + 1;
         rows.push(Row {
             msg: QueuedEmail {
                 id,
-                to: e.to.clone(),
-                subject: e.subject.clone(),
-                body: e.body.clone(),
-                kind: e.kind.to_owned(),
+                kind: kind.to_owned(),
                 attempts: 0,
                 created_at: now,
+                content,
             },
             next_attempt_at: now,
             sent_at: None,
@@ -128,6 +135,14 @@ impl OutboxSource for MemOutbox {
         drop(rows);
         self.changed.notify_waiters();
         Ok(())
+    }
+}
+
+fn content(e: &OutgoingEmail) -> MailContent {
+    MailContent {
+        to: e.to.clone(),
+        subject: e.subject.clone(),
+        body: e.body.clone(),
     }
 }
 
@@ -214,14 +229,18 @@ async fn non_ascii_body_travels_as_8bit_with_lines_intact() {
     );
     let msg = QueuedEmail {
         id: 7,
-        to: email.to,
-        subject: email.subject,
-        body: email.body,
         kind: email.kind.to_owned(),
         attempts: 1,
         created_at: T0,
+        content: Ok(content(&email)),
     };
-    let raw = String::from_utf8(build_message(&default_from(), &msg).unwrap().formatted()).unwrap();
+    let c = content(&email);
+    let raw = String::from_utf8(
+        build_message(&default_from(), &msg, &c)
+            .unwrap()
+            .formatted(),
+    )
+    .unwrap();
     assert!(raw.contains("Content-Transfer-Encoding: 8bit\r\n"));
     assert!(raw.contains("Hello José Müller,\r\n"));
     assert_eq!(eml_file_name(&msg), format!("{T0}-7.eml"));
@@ -235,16 +254,15 @@ proptest::proptest! {
         to in r#"[a-z0-9.+,;:<>"()\[\] _'-]{1,12}@[a-z0-9.,;_\[\]-]{1,16}"#
     ) {
         if crate::domain::Email::parse(&to).is_ok() {
+            let c = MailContent { to: to.clone(), subject: "s".into(), body: "b".into() };
             let msg = QueuedEmail {
                 id: 1,
-                to: to.clone(),
-                subject: "s".into(),
-                body: "b".into(),
                 kind: "k".into(),
                 attempts: 1,
                 created_at: T0,
+                content: Ok(c.clone()),
             };
-            proptest::prop_assert!(build_message(&default_from(), &msg).is_ok(), "{to:?}");
+            proptest::prop_assert!(build_message(&default_from(), &msg, &c).is_ok(), "{to:?}");
         }
     }
 }
@@ -267,6 +285,19 @@ async fn invalid_recipient_is_a_failure_not_a_panic() {
     assert!(row.last_error.unwrap().contains("invalid recipient"));
     assert!(row.next_attempt_at >= T0 + 5_000);
     assert!(eml_files(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn unreadable_messages_are_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(MailTransport::dir(dir.path()).unwrap());
+    let id = f
+        .outbox
+        .enqueue_content("k", Err(Unreadable::UnknownKey("0badc0de".into())), T0);
+    assert_eq!(f.worker.drain_once().await.unwrap().failed, 1);
+    let row = f.outbox.row(id);
+    assert!(row.next_attempt_at > T0);
+    assert!(row.last_error.unwrap().contains("0badc0de"));
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The `Store`, `WriteTx` and `OutboxSource` implementations of both backends, written once
+//! The `Store`, `WriteTx` and `OutboxStore` implementations of both backends, written once
 //! over a [`Dialect`]; the SQL text is in `text`.
 //!
 //! Each impl lists the sqlx bounds its code needs (executors, argument encodings, row

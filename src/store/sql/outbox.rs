@@ -1,12 +1,13 @@
-//! The outbox as the mail worker sees it. Claims run outside any write transaction: each
-//! statement is its own, and the lease (`next_attempt_at`) is what keeps workers apart.
+//! The outbox as the mail worker's source reads it. Claims run outside any write transaction:
+//! each statement is its own, and the lease (`next_attempt_at`) is what keeps workers apart.
 
 use async_trait::async_trait;
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::{SqlStore, text};
 use crate::clock::Millis;
-use crate::mail::{OutboxError, OutboxSource, QueuedEmail};
+use crate::mail::{OutboxError, StoredEmail};
+use crate::store::OutboxStore;
 use crate::store::dialect::Dialect;
 use crate::store::rows::OutboxRow;
 
@@ -15,7 +16,7 @@ fn outbox_error(e: sqlx::Error) -> OutboxError {
 }
 
 #[async_trait]
-impl<D> OutboxSource for SqlStore<D>
+impl<D> OutboxStore for SqlStore<D>
 where
     D: Dialect,
     for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
@@ -29,7 +30,7 @@ where
         now: Millis,
         lease_until: Millis,
         limit: u32,
-    ) -> Result<Vec<QueuedEmail>, OutboxError> {
+    ) -> Result<Vec<StoredEmail>, OutboxError> {
         let rows: Vec<OutboxRow> = sqlx::query_as(&text::claim_due(D::SKIP_LOCKED))
             .bind(now)
             .bind(lease_until)
@@ -37,7 +38,7 @@ where
             .fetch_all(&self.pool)
             .await
             .map_err(outbox_error)?;
-        let mut out: Vec<QueuedEmail> = rows.into_iter().map(QueuedEmail::from).collect();
+        let mut out: Vec<StoredEmail> = rows.into_iter().map(StoredEmail::from).collect();
         // RETURNING gives no order.
         out.sort_by_key(|m| m.id);
         Ok(out)

@@ -10,7 +10,7 @@ use crate::domain::{
     AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord, ChangeRecord,
     CheckFacts, Contract, Icn, MemberView, Person, Revision, WebId,
 };
-use crate::mail::OutboxSource;
+use crate::store::OutboxStore;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
     AccountRow, AuditRow, ChangeRow, ContractRow, FactsRow, MemberViewRow, PersonRow,
@@ -25,7 +25,7 @@ use crate::store::{
 impl<D> Store for SqlStore<D>
 where
     D: Dialect,
-    Self: OutboxSource,
+    Self: OutboxStore,
     SqlTx<D>: WriteTx,
     for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
     for<'q> D::Arguments<'q>: IntoArguments<'q, D>,

@@ -203,11 +203,13 @@ pub(super) const AUDIT_PAGE: &str = "SELECT id, at, actor, action, target_type, 
     icn, before_json, after_json, reason, trace_id FROM audit_events \
     WHERE ($1 IS NULL OR icn = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
 
-// Outbox.
+// Outbox. A row holds its message sealed in `body`, with `to_addr` and `subject` empty (see
+// `mail::seal`); rows queued before sealing carry them in clear. Delivered rows keep no
+// content.
 
 pub(super) const ENQUEUE_EMAIL: &str = "INSERT INTO outbox \
     (kind, to_addr, subject, body, created_at, next_attempt_at) \
-    VALUES ($1, $2, $3, $4, $5, $5)";
+    VALUES ($1, '', '', $2, $3, $3)";
 
 /// Leases due messages; `skip_locked` goes on the subquery that picks them.
 pub(super) fn claim_due(skip_locked: &str) -> String {
@@ -219,8 +221,8 @@ pub(super) fn claim_due(skip_locked: &str) -> String {
     )
 }
 
-pub(super) const MARK_SENT: &str =
-    "UPDATE outbox SET sent_at = $2, last_error = NULL WHERE id = $1";
+pub(super) const MARK_SENT: &str = "UPDATE outbox \
+    SET sent_at = $2, last_error = NULL, subject = '', body = '' WHERE id = $1";
 
 pub(super) const MARK_FAILED: &str = "UPDATE outbox SET next_attempt_at = $2, last_error = $3 \
     WHERE id = $1 AND sent_at IS NULL";

@@ -11,7 +11,7 @@ use crate::domain::{
     AccessRequest, AccessRequestId, Account, AuditRecord, Contract, Icn, MemberView, Membership,
     Person, Revision, WebId,
 };
-use crate::mail::OutgoingEmail;
+use crate::mail::SealedEmail;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
     AccountRow, ChangeKeyRow, MemberViewRow, MembershipRow, PersonRow, RequestRow, VerificationRow,
@@ -286,12 +286,10 @@ where
     }
 
     #[tracing::instrument(name = "INSERT outbox", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "outbox", db.query.summary = "INSERT outbox"))]
-    async fn enqueue_email(&mut self, m: &OutgoingEmail, now: Millis) -> Result<(), StoreError> {
+    async fn enqueue_email(&mut self, m: &SealedEmail, now: Millis) -> Result<(), StoreError> {
         sqlx::query(text::ENQUEUE_EMAIL)
             .bind(m.kind)
-            .bind(m.to.as_str())
-            .bind(m.subject.as_str())
-            .bind(m.body.as_str())
+            .bind(m.sealed.as_str())
             .bind(now)
             .execute(&mut *self.tx)
             .await?;

@@ -24,4 +24,5 @@ mod store_keys;
 mod store_suite;
 mod telemetry;
 mod text;
+mod undeliverable;
 mod verification;

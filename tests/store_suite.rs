@@ -233,13 +233,28 @@ async fn outbox_claims_lease_and_retries(backend: Backend) {
     let c = store.claim_due(500, 2000, 10).await.unwrap();
     assert_eq!(c.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a[1].id]);
     assert_eq!(c[0].attempts, 2);
+    // Given up for good: never claimed again, not even once its lease has run out.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.fail_email(b[1].id, 600, "refused").await.unwrap());
+    assert!(!tx.fail_email(a[0].id, 600, "sent already").await.unwrap());
+    tx.commit(2).await.unwrap();
     // A lease that ran out (the worker died) makes the message due again.
     let d = store.claim_due(1000, 3000, 10).await.unwrap();
-    assert_eq!(
-        d.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![b[0].id, b[1].id]
-    );
+    assert_eq!(d.iter().map(|m| m.id).collect::<Vec<_>>(), vec![b[0].id]);
     assert_eq!(d[0].body, b[0].body);
+    let stats = store.ops_stats(1000).await.unwrap();
+    assert_eq!(
+        stats.outbox_backlog, 2,
+        "the failed and the sent are not backlog"
+    );
+    assert!(
+        store
+            .claim_due(1_000_000, 1_000_001, 10)
+            .await
+            .unwrap()
+            .len()
+            == 2
+    );
 }
 
 async fn members_page_by_web_id(backend: Backend) {

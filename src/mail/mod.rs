@@ -5,7 +5,8 @@
 //! rows under a lease, opens them and delivers them through a [`MailTransport`]. Delivery is
 //! at-least-once: a message whose sender died after claiming is re-claimed when its lease runs
 //! out, and a stable Message-ID / file name makes a redelivery recognisable rather than a new
-//! message.
+//! message. A message that cannot be delivered (refused for good, or still failing after a
+//! bounded time or number of tries) is given up, loudly: never retried forever.
 
 mod seal;
 pub mod templates;
@@ -23,7 +24,7 @@ use crate::clock::Millis;
 pub use seal::{DEV_KEY_FILE, KeyError, MailContent, MailKeys, SealError, Unreadable};
 pub use templates::MailBrand;
 pub use transport::{MailTransport, SMTP_TIMEOUT};
-pub use worker::{MailWorker, RoundReport, WorkerConfig, retry_delay_ms};
+pub use worker::{MailWorker, RoundReport, WorkerConfig, emails_given_up, retry_delay_ms};
 
 /// What the service layer enqueues: a rendered message, sealed before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +70,7 @@ pub struct QueuedEmail {
 }
 
 /// The outbox as the worker sees it: the service implements it over the store (opening sealed
-/// rows); tests over a Vec.
+/// rows, and recording a message given up in the audit trail); tests over a Vec.
 #[async_trait::async_trait]
 pub trait OutboxSource: Send + Sync + 'static {
     /// Atomically claims up to `limit` unsent messages due at `now` (next_attempt_at <= now),
@@ -87,6 +88,9 @@ pub trait OutboxSource: Send + Sync + 'static {
         next_attempt_at: Millis,
         error: &str,
     ) -> Result<(), OutboxError>;
+    /// Ends a message as failed: it is never claimed again. Records it where operators look.
+    async fn give_up(&self, msg: &QueuedEmail, now: Millis, error: &str)
+    -> Result<(), OutboxError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +113,19 @@ pub enum MailError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl MailError {
+    /// A refusal no retry can change: a recipient or message that cannot be built, or an SMTP
+    /// server's permanent (5xx) reply. Anything else (4xx, a dead connection, a full disk) may
+    /// pass later.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Recipient(_) | Self::Build(_) => true,
+            Self::Smtp(e) => e.is_permanent(),
+            Self::NoRuntime | Self::Io { .. } => false,
+        }
+    }
 }
 
 /// The sender used when none is configured; `.invalid` so a misconfigured deployment cannot

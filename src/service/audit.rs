@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::{Caller, NewStc};
 use crate::clock::Millis;
 use crate::domain::{AccessRequest, Account, AuditRecord, Contract, Icn, Membership, Person};
+use crate::mail::QueuedEmail;
 
 pub(crate) fn account(a: &Account) -> Value {
     json!({
@@ -47,6 +48,15 @@ pub(crate) fn identity_not_applied(kept: &Person, given: &NewStc, fields: &[&str
             "family_name": given.family_name,
         },
         "not_applied": fields,
+    })
+}
+
+/// An email the worker gave up on: which, to whom (when it could be opened), how often tried.
+/// Never its text, which may hold a verification code.
+pub(crate) fn undeliverable(m: &QueuedEmail) -> Value {
+    json!({
+        "outbox_id": m.id, "kind": m.kind, "to": m.content.as_ref().ok().map(|c| c.to.as_str()),
+        "attempts": m.attempts, "queued_at": m.created_at,
     })
 }
 

@@ -1,7 +1,9 @@
 //! The outbox as the mail worker sees it: the store's rows, opened with the service's mail
-//! keys.
+//! keys, and a message the worker gives up on ended through the write path, so it is audited
+//! like any other change (by the service itself).
 
 use super::Services;
+use super::audit::Event;
 use crate::clock::Millis;
 use crate::mail::{OutboxError, OutboxSource, QueuedEmail};
 
@@ -29,5 +31,35 @@ impl OutboxSource for Services {
         error: &str,
     ) -> Result<(), OutboxError> {
         self.store().mark_failed(id, next_attempt_at, error).await
+    }
+
+    async fn give_up(
+        &self,
+        msg: &QueuedEmail,
+        now: Millis,
+        error: &str,
+    ) -> Result<(), OutboxError> {
+        let failed = |e: &dyn std::fmt::Display| OutboxError(e.to_string());
+        let mut w = self.begin_system().await.map_err(|e| failed(&e))?;
+        if !w
+            .tx()
+            .fail_email(msg.id, now, error)
+            .await
+            .map_err(|e| failed(&e))?
+        {
+            // Sent or given up by another replica meanwhile: nothing to record.
+            return Ok(());
+        }
+        w.system_audit(Event {
+            action: "email.undeliverable",
+            target_type: "email",
+            target_id: msg.id.to_string(),
+            icn: None,
+            before: None,
+            after: Some(super::audit::undeliverable(msg)),
+            reason: Some(error),
+        });
+        w.commit().await.map_err(|e| failed(&e))?;
+        Ok(())
     }
 }

@@ -117,8 +117,9 @@ pub trait SnapshotSink: Send {
 /// outside any write transaction: the lease (`next_attempt_at`) keeps workers apart.
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
-    /// Atomically claims up to `limit` unsent messages due at `now` (next_attempt_at <= now),
-    /// pushing their next_attempt_at to `lease_until` and incrementing attempts.
+    /// Atomically claims up to `limit` messages due at `now` (unsent, not given up,
+    /// next_attempt_at <= now), pushing their next_attempt_at to `lease_until` and
+    /// incrementing attempts.
     async fn claim_due(
         &self,
         now: Millis,
@@ -256,6 +257,9 @@ pub trait WriteTx: Send {
     async fn upsert_contract(&mut self, contract: &Contract) -> Result<(), StoreError>;
     async fn insert_audit(&mut self, event: &AuditRecord) -> Result<i64, StoreError>;
     async fn enqueue_email(&mut self, email: &SealedEmail, now: Millis) -> Result<(), StoreError>;
+    /// Ends an unsent message as failed for good (never claimed again) and drops its content;
+    /// false when it was sent or given up already.
+    async fn fail_email(&mut self, id: i64, now: Millis, error: &str) -> Result<bool, StoreError>;
 
     /// Commits; when the transaction changed what a check may answer, returns the revision
     /// the change feed gave it. Which keys changed is not the writer's to say: triggers on

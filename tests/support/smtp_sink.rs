@@ -63,6 +63,8 @@ impl ReceivedMail {
 struct Shared {
     messages: Mutex<Vec<ReceivedMail>>,
     failing: AtomicBool,
+    /// Recipients answered `550` at RCPT TO: a permanent refusal.
+    refused: Mutex<Vec<String>>,
     /// MAIL FROM commands seen, accepted or not: shows that a retry really reached the server.
     mail_commands: AtomicUsize,
     arrived: Notify,
@@ -125,6 +127,15 @@ impl SmtpSink {
     /// While true, MAIL FROM and the end of DATA are answered `451` (try again later).
     pub fn set_failing(&self, failing: bool) {
         self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// From now on RCPT TO `addr` is answered `550 5.1.1` (no such user): refused for good.
+    pub fn refuse_recipient(&self, addr: &str) {
+        self.shared
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(addr.to_owned());
     }
 
     pub fn mail_commands(&self) -> usize {
@@ -229,10 +240,18 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                 reply(&mut write, "250 2.1.0 OK").await?;
             }
         } else if upper.starts_with("RCPT TO:") {
+            let rcpt = path_arg(&line["RCPT TO:".len()..]);
+            let refused = shared
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&rcpt);
             if from.is_none() {
                 reply(&mut write, "503 5.5.1 MAIL first").await?;
+            } else if refused {
+                reply(&mut write, "550 5.1.1 No such user here").await?;
             } else {
-                to.push(path_arg(&line["RCPT TO:".len()..]));
+                to.push(rcpt);
                 reply(&mut write, "250 2.1.5 OK").await?;
             }
         } else if upper == "DATA" {

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use super::transport::{build_message, eml_file_name};
 use super::*;
-use crate::clock::{ManualClock, SharedClock};
+use crate::clock::{Clock, ManualClock, SharedClock};
 
 const T0: Millis = 1_750_000_000_000;
 const WAIT: Duration = Duration::from_secs(10);
@@ -22,6 +22,7 @@ struct Row {
     msg: QueuedEmail,
     next_attempt_at: Millis,
     sent_at: Option<Millis>,
+    failed_at: Option<Millis>,
     last_error: Option<String>,
 }
 
@@ -59,6 +60,7 @@ impl MemOutbox {
             },
             next_attempt_at: now,
             sent_at: None,
+            failed_at: None,
             last_error: None,
         });
         id
@@ -97,7 +99,7 @@ impl OutboxSource for MemOutbox {
         let mut rows = self.rows.lock().unwrap();
         let mut due: Vec<&mut Row> = rows
             .iter_mut()
-            .filter(|r| r.sent_at.is_none() && r.next_attempt_at <= now)
+            .filter(|r| r.sent_at.is_none() && r.failed_at.is_none() && r.next_attempt_at <= now)
             .collect();
         due.sort_by_key(|r| (r.next_attempt_at, r.msg.id));
         Ok(due
@@ -131,6 +133,21 @@ impl OutboxSource for MemOutbox {
         let mut rows = self.rows.lock().unwrap();
         let r = &mut rows[usize::try_from(id - 1).unwrap()];
         r.next_attempt_at = next;
+        r.last_error = Some(error.to_owned());
+        drop(rows);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn give_up(
+        &self,
+        msg: &QueuedEmail,
+        now: Millis,
+        error: &str,
+    ) -> Result<(), OutboxError> {
+        let mut rows = self.rows.lock().unwrap();
+        let r = &mut rows[usize::try_from(msg.id - 1).unwrap()];
+        r.failed_at = Some(now);
         r.last_error = Some(error.to_owned());
         drop(rows);
         self.changed.notify_waiters();
@@ -273,30 +290,95 @@ fn the_address_of_the_finding_is_refused_where_it_is_given() {
 }
 
 #[tokio::test]
-async fn invalid_recipient_is_a_failure_not_a_panic() {
+async fn an_invalid_recipient_is_given_up_at_once_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let f = fixture(MailTransport::dir(dir.path()).unwrap());
     let mut email = code_email("111111");
-    email.to = "not an address".into();
+    // Queued before the service refused such addresses where they are given.
+    email.to = "a@b.example,c@d.example".into();
     let id = f.outbox.enqueue(&email, T0);
+    let before = emails_given_up();
     let report = f.worker.drain_once().await.unwrap();
-    assert_eq!(report.failed, 1);
+    assert_eq!((report.failed, report.given_up), (1, 1));
     let row = f.outbox.row(id);
+    assert_eq!(row.failed_at, Some(T0));
     assert!(row.last_error.unwrap().contains("invalid recipient"));
-    assert!(row.next_attempt_at >= T0 + 5_000);
+    assert!(emails_given_up() > before);
     assert!(eml_files(dir.path()).is_empty());
+    f.clock.advance(24 * 3_600_000);
+    assert_eq!(
+        f.worker.drain_once().await.unwrap().claimed,
+        0,
+        "never again"
+    );
 }
 
 #[tokio::test]
-async fn unreadable_messages_are_retried() {
+async fn a_failing_message_is_given_up_at_the_maximum_age() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory that cannot be written to: every delivery fails, as a relay that is down.
+    let blocked = dir.path().join("blocked");
+    let f = fixture(MailTransport::Dir(blocked.clone()));
+    std::fs::write(&blocked, b"a file, not a directory").unwrap();
+    let id = f.outbox.enqueue(&code_email("222222"), T0);
+    let max_age = WorkerConfig::default().max_age_ms;
+    let mut rounds = 0;
+    loop {
+        let report = f.worker.drain_once().await.unwrap();
+        if report.given_up == 1 {
+            break;
+        }
+        assert_eq!(report.failed, report.claimed, "{report:?}");
+        rounds += 1;
+        assert!(rounds < 200, "never given up");
+        let row = f.outbox.row(id);
+        assert!(row.failed_at.is_none());
+        f.clock.set(row.next_attempt_at);
+    }
+    let row = f.outbox.row(id);
+    assert!(
+        f.clock.now_ms() - T0 >= max_age,
+        "not before the maximum age"
+    );
+    assert!(row.last_error.unwrap().contains("maximum age"));
+}
+
+#[tokio::test]
+async fn a_message_tried_too_often_is_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, b"not a directory").unwrap();
+    let f = fixture(MailTransport::Dir(blocked));
+    let id = f.outbox.enqueue(&code_email("333333"), T0);
+    // As if its worker died with it in hand again and again: only leases ran out.
+    f.outbox.rows.lock().unwrap()[0].msg.attempts = WorkerConfig::default().max_attempts - 1;
+    let report = f.worker.drain_once().await.unwrap();
+    assert_eq!(report.given_up, 1);
+    assert!(
+        f.outbox
+            .row(id)
+            .last_error
+            .unwrap()
+            .contains("maximum attempts")
+    );
+}
+
+#[tokio::test]
+async fn unreadable_messages_are_told_apart() {
     let dir = tempfile::tempdir().unwrap();
     let f = fixture(MailTransport::dir(dir.path()).unwrap());
-    let id = f
+    let damaged = f
         .outbox
-        .enqueue_content("k", Err(Unreadable::UnknownKey("0badc0de".into())), T0);
-    assert_eq!(f.worker.drain_once().await.unwrap().failed, 1);
-    let row = f.outbox.row(id);
-    assert!(row.next_attempt_at > T0);
+        .enqueue_content("k", Err(Unreadable::Damaged("test")), T0);
+    let elsewhere =
+        f.outbox
+            .enqueue_content("k", Err(Unreadable::UnknownKey("0badc0de".into())), T0);
+    let report = f.worker.drain_once().await.unwrap();
+    assert_eq!((report.failed, report.given_up), (2, 1));
+    assert_eq!(f.outbox.row(damaged).failed_at, Some(T0));
+    // Another replica may hold that key: retried, until the maximum age.
+    let row = f.outbox.row(elsewhere);
+    assert!(row.failed_at.is_none() && row.next_attempt_at > T0);
     assert!(row.last_error.unwrap().contains("0badc0de"));
 }
 

@@ -57,6 +57,23 @@ async fn smtp_delivery_retries_with_backoff_until_the_server_recovers() {
 }
 
 #[tokio::test]
+async fn a_permanent_smtp_refusal_is_given_up_at_once() {
+    let sink = SmtpSink::start().await;
+    let f = fixture(MailTransport::from_smtp_url(&sink.url()).unwrap());
+    sink.refuse_recipient("ada@example.com");
+    let id = f.outbox.enqueue(&code_email("777777"), T0);
+    let report = f.worker.drain_once().await.unwrap();
+    assert_eq!((report.sent, report.failed, report.given_up), (0, 1, 1));
+    let row = f.outbox.row(id);
+    assert_eq!(row.failed_at, Some(T0));
+    assert!(
+        row.last_error.as_deref().unwrap().contains("550"),
+        "{row:?}"
+    );
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
 async fn spawned_worker_sends_on_wake_and_stops_on_shutdown() {
     let sink = SmtpSink::start().await;
     let f = fixture(MailTransport::from_smtp_url(&sink.url()).unwrap());

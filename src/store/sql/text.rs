@@ -204,8 +204,8 @@ pub(super) const AUDIT_PAGE: &str = "SELECT id, at, actor, action, target_type, 
     WHERE ($1 IS NULL OR icn = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
 
 // Outbox. A row holds its message sealed in `body`, with `to_addr` and `subject` empty (see
-// `mail::seal`); rows queued before sealing carry them in clear. Delivered rows keep no
-// content.
+// `mail::seal`); rows queued before sealing carry them in clear. Delivered and failed rows
+// keep no content.
 
 pub(super) const ENQUEUE_EMAIL: &str = "INSERT INTO outbox \
     (kind, to_addr, subject, body, created_at, next_attempt_at) \
@@ -215,8 +215,8 @@ pub(super) const ENQUEUE_EMAIL: &str = "INSERT INTO outbox \
 pub(super) fn claim_due(skip_locked: &str) -> String {
     format!(
         "UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
-         ORDER BY next_attempt_at, id LIMIT $3{skip_locked}) \
+         WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL \
+         AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $3{skip_locked}) \
          RETURNING id, kind, to_addr, subject, body, attempts, created_at"
     )
 }
@@ -225,7 +225,13 @@ pub(super) const MARK_SENT: &str = "UPDATE outbox \
     SET sent_at = $2, last_error = NULL, subject = '', body = '' WHERE id = $1";
 
 pub(super) const MARK_FAILED: &str = "UPDATE outbox SET next_attempt_at = $2, last_error = $3 \
-    WHERE id = $1 AND sent_at IS NULL";
+    WHERE id = $1 AND sent_at IS NULL AND failed_at IS NULL";
+
+/// The recipient goes too: a worker of the previous release, which does not know
+/// `failed_at`, may claim the row during a rollout, and must find nobody to send it to.
+pub(super) const FAIL_EMAIL: &str = "UPDATE outbox \
+    SET failed_at = $2, last_error = $3, to_addr = '', subject = '', body = '' \
+    WHERE id = $1 AND sent_at IS NULL AND failed_at IS NULL";
 
 // Change feed.
 
@@ -278,8 +284,8 @@ pub(super) const SNAPSHOT_MEMBERS: &str = "WITH latest AS (\
 
 // Operators' gauges.
 
-pub(super) const OUTBOX_STATS: &str =
-    "SELECT COUNT(*), MIN(next_attempt_at) FROM outbox WHERE sent_at IS NULL";
+pub(super) const OUTBOX_STATS: &str = "SELECT COUNT(*), MIN(next_attempt_at) FROM outbox \
+    WHERE sent_at IS NULL AND failed_at IS NULL";
 
 /// Pending requests newer than `$1`, between `$2` and `$1`, and older than `$2`.
 pub(super) const PENDING_BY_AGE: &str = "SELECT \

@@ -296,6 +296,17 @@ where
         Ok(())
     }
 
+    #[tracing::instrument(name = "UPDATE outbox", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "UPDATE", db.collection.name = "outbox", db.query.summary = "UPDATE outbox"))]
+    async fn fail_email(&mut self, id: i64, now: Millis, error: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(text::FAIL_EMAIL)
+            .bind(id)
+            .bind(now)
+            .bind(error)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
     #[tracing::instrument(name = "COMMIT", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "COMMIT", db.query.summary = "COMMIT"))]
     async fn commit(self: Box<Self>, now: Millis) -> Result<Option<Revision>, StoreError> {
         feed::commit(self.tx, now).await

@@ -1,7 +1,7 @@
 //! What administrators see and do with their account's people, and the "My agreements" page.
 
 use super::audit::{self, Event};
-use super::write::{Write, account_not_found};
+use super::write::{Write, no_such_account};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::domain::policy::{Operation, Standing};
 use crate::domain::{
@@ -40,7 +40,7 @@ impl Services {
     async fn authorize_read(&self, caller: &Caller, icn: &Icn) -> ServiceResult<()> {
         let facts = self.store().check_facts(icn, &caller.web_id).await?;
         let Some(account) = facts.account_status else {
-            return Err(account_not_found(icn));
+            return Err(no_such_account(Some(caller), icn));
         };
         let standing = Standing {
             account,

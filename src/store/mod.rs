@@ -211,6 +211,8 @@ pub trait WriteTx: Send {
     /// Active administrators (STCs and TCs) with their person records.
     async fn administrators(&mut self, icn: &Icn) -> Result<Vec<(Membership, Person)>, StoreError>;
 
+    /// A request read without a lock: to learn which account to lock first.
+    async fn request(&mut self, id: AccessRequestId) -> Result<Option<AccessRequest>, StoreError>;
     async fn request_for_update(
         &mut self,
         id: AccessRequestId,

@@ -195,7 +195,7 @@ impl Model {
     /// verified administrator of an active account, or an operator (on any account).
     fn may_administer(&self, by: Actor, icn: usize) -> Result<(), Expect> {
         let Some(account) = &self.accounts[icn] else {
-            return Err(fail(Code::NotFound, "ACCOUNT_NOT_FOUND"));
+            return Err(unknown_account(by));
         };
         if self.is_admin(icn, by) {
             if !self.verified(by) {
@@ -262,7 +262,7 @@ impl Model {
     /// administrators while it is active.
     fn may_read(&self, by: Actor, icn: usize) -> Result<(), Expect> {
         let Some(account) = &self.accounts[icn] else {
-            return Err(fail(Code::NotFound, "ACCOUNT_NOT_FOUND"));
+            return Err(unknown_account(by));
         };
         if by == Actor::Operator {
             return Ok(());
@@ -372,5 +372,15 @@ impl Model {
                     && self.state_of(&self.requests[i]) == State::Expired
             })
             .collect()
+    }
+}
+
+/// Only an operator learns that an account does not exist; anyone else hears what they would
+/// for an account they do not administer.
+fn unknown_account(by: Actor) -> Expect {
+    if by == Actor::Operator {
+        fail(Code::NotFound, "ACCOUNT_NOT_FOUND")
+    } else {
+        fail(Code::PermissionDenied, "NOT_AN_ADMINISTRATOR")
     }
 }

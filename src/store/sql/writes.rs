@@ -155,6 +155,15 @@ where
     }
 
     #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
+    async fn request(&mut self, id: AccessRequestId) -> Result<Option<AccessRequest>, StoreError> {
+        let row: Option<RequestRow> = sqlx::query_as(&text::request_by_id(""))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(AccessRequest::try_from).transpose()
+    }
+
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
     async fn request_for_update(
         &mut self,
         id: AccessRequestId,

@@ -89,6 +89,11 @@ reasons! {
     VerificationCodeLocked = "VERIFICATION_CODE_LOCKED",
     /// Changes after the token were already forgotten: reload and watch from now.
     ConsistencyTokenTooOld = "CONSISTENCY_TOKEN_TOO_OLD",
+    /// The token came from another database (another deployment, or before a restore).
+    ConsistencyTokenForeign = "CONSISTENCY_TOKEN_FOREIGN",
+    /// The token names a revision this database has not reached (after a restore from an
+    /// older backup, or a made-up token).
+    ConsistencyTokenAhead = "CONSISTENCY_TOKEN_AHEAD",
 
     // Try again (RESOURCE_EXHAUSTED with RetryInfo, ABORTED, UNAVAILABLE, INTERNAL).
     VerificationEmailRateLimited = "VERIFICATION_EMAIL_RATE_LIMITED",

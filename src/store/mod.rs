@@ -170,6 +170,8 @@ pub trait Store: OutboxSource + Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ChangeRecord>, StoreError>;
     async fn feed_bounds(&self) -> Result<FeedBounds, StoreError>;
+    /// This database's own name (migration 0004), which consistency tokens carry.
+    async fn database_id(&self) -> Result<String, StoreError>;
     /// Forgets feed entries older than `before`; returns how many.
     async fn trim_changes(&self, before: Millis) -> Result<u64, StoreError>;
     /// A wake-up for new revisions (PostgreSQL LISTEN/NOTIFY); None where only polling works.

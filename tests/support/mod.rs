@@ -207,6 +207,26 @@ impl TestApp {
         }
     }
 
+    /// A consistency token of this server's database at its present revision.
+    pub async fn token_of_now(&self) -> String {
+        self.entitlement()
+            .check_entitlement(authed(
+                pb::CheckEntitlementRequest {
+                    web_id: "nobody".into(),
+                    icn: ICN.into(),
+                    action: pb::Action::ViewSupportArea as i32,
+                    product_id: String::new(),
+                    severity: 0,
+                    consistency_token: String::new(),
+                },
+                &self.checker(),
+            ))
+            .await
+            .expect("check")
+            .into_inner()
+            .consistency_token
+    }
+
     pub fn token(&self, sub: &str, email: Option<&str>, scopes: &[&str]) -> String {
         let mut req = MintRequest::new(sub);
         req.email = email.map(str::to_owned);
@@ -453,4 +473,19 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+/// The revision a consistency token names (tokens are `v2.<database>.<revision>`).
+pub fn token_revision(token: &str) -> i64 {
+    token
+        .rsplit_once('.')
+        .expect("a token")
+        .1
+        .parse()
+        .expect("a revision")
+}
+
+/// `token` with its revision replaced: the same database, another point of its history.
+pub fn token_at(token: &str, revision: i64) -> String {
+    format!("{}.{revision}", token.rsplit_once('.').expect("a token").0)
 }

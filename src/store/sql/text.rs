@@ -238,6 +238,8 @@ pub(super) const INSERT_CHANGE: &str = "INSERT INTO change_log \
 pub(super) const CHANGES_SINCE: &str = "SELECT revision, kind, icn, web_id, at FROM change_log \
     WHERE revision > $1 AND revision <= $1 + $2 ORDER BY revision, seq";
 
+pub(super) const DATABASE_ID: &str = "SELECT uid FROM database_identity WHERE id = 1";
+
 pub(super) const FEED_BOUNDS: &str = "SELECT revision, trimmed_through FROM feed_head WHERE id = 1";
 
 pub(super) const LAST_REVISION_BEFORE: &str = "SELECT MAX(revision) FROM change_log WHERE at < $1";

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::auth::dev::{DEV_ISSUER, DevKey};
 use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, DEFAULT_LEEWAY_SECS, JwksSource};
 use crate::mail::{MailBrand, Mailbox, default_from};
-use crate::service::{CacheCapacity, ServiceConfig};
+use crate::service::{CacheCapacity, RequestLimits, ServiceConfig};
 
 #[derive(clap::Args, Clone)]
 pub struct DbArgs {
@@ -99,6 +99,12 @@ pub struct ServeArgs {
     /// Most (account, person) pairs the check cache holds.
     #[arg(long, env = "ENTITLEMENTS_CACHE_MEMBERS", default_value_t = CacheCapacity::default().members)]
     pub cache_members: usize,
+    /// RequestAccess calls one person may make per hour on one replica (also the burst).
+    #[arg(long, env = "ENTITLEMENTS_ACCESS_REQUESTS_PER_PERSON_PER_HOUR", default_value_t = RequestLimits::default().per_person_per_hour)]
+    pub access_requests_per_person_per_hour: u32,
+    /// RequestAccess calls for one account per hour on one replica (also the burst).
+    #[arg(long, env = "ENTITLEMENTS_ACCESS_REQUESTS_PER_ACCOUNT_PER_HOUR", default_value_t = RequestLimits::default().per_account_per_hour)]
+    pub access_requests_per_account_per_hour: u32,
 }
 
 pub enum MailSetup {
@@ -207,6 +213,10 @@ impl ServeArgs {
                 brand: MailBrand {
                     portal_url: self.portal_url.clone(),
                     ..MailBrand::default()
+                },
+                limits: RequestLimits {
+                    per_person_per_hour: self.access_requests_per_person_per_hour.max(1),
+                    per_account_per_hour: self.access_requests_per_account_per_hour.max(1),
                 },
                 cache: CacheCapacity {
                     accounts: self.cache_accounts.max(1),

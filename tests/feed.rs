@@ -61,8 +61,10 @@ async fn remove(app: &TestApp, stc: &str, who: &str) -> String {
         .consistency_token
 }
 
-/// Re-admits a removed member; returns the approval's token.
+/// Re-admits a removed member; returns the approval's token. A day passes first: one person
+/// may ask for one account only five times a day.
 async fn readmit(app: &TestApp, stc: &str, who: &str) -> String {
+    app.clock.advance(24 * 3600 * 1000);
     let req = request(app, who, pb::Role::AuthorizedUser).await;
     app.access()
         .approve_request(authed(

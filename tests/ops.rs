@@ -155,6 +155,8 @@ async fn database_down_means_not_serving_and_unavailable() {
         cache_accounts: 200_000,
         cache_persons: 1_500_000,
         cache_members: 1_500_000,
+        access_requests_per_person_per_hour: 1_000_000,
+        access_requests_per_account_per_hour: 1_000_000,
     };
     let config = args.into_config().unwrap();
     let key = entitlements::auth::dev::DevKey::load_or_create(dir.path()).unwrap();

@@ -97,6 +97,8 @@ reasons! {
 
     // Try again (RESOURCE_EXHAUSTED with RetryInfo, ABORTED, UNAVAILABLE, INTERNAL).
     VerificationEmailRateLimited = "VERIFICATION_EMAIL_RATE_LIMITED",
+    /// Too many requests for access, by this person or for this account (RetryInfo says when).
+    AccessRequestsRateLimited = "ACCESS_REQUESTS_RATE_LIMITED",
     /// A concurrent change won; the call is safe to retry.
     ConcurrentUpdate = "CONCURRENT_UPDATE",
     /// The server is starting and not yet migrated.

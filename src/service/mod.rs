@@ -9,6 +9,7 @@ mod check;
 mod error;
 mod expiry;
 mod feed;
+mod limits;
 mod members;
 mod stats;
 mod verify;
@@ -25,6 +26,7 @@ pub use check::CheckRequest;
 pub use error::{ServiceError, ServiceResult};
 pub use expiry::spawn_expiry_sweeper;
 pub use feed::{FEED_RETENTION_MS, Feed, FeedConfig, spawn_feed_trimmer};
+pub use limits::RequestLimits;
 pub use members::MyAccess;
 pub use stats::{ServiceStats, spawn_ops_sampler};
 pub use watch::WatchBatch;
@@ -81,6 +83,7 @@ pub struct ServiceConfig {
     pub brand: MailBrand,
     pub cache: CacheCapacity,
     pub feed: FeedConfig,
+    pub limits: RequestLimits,
 }
 
 impl Default for ServiceConfig {
@@ -91,6 +94,7 @@ impl Default for ServiceConfig {
             brand: MailBrand::default(),
             cache: CacheCapacity::default(),
             feed: FeedConfig::default(),
+            limits: RequestLimits::default(),
         }
     }
 }
@@ -112,6 +116,7 @@ struct Inner {
     counters: stats::Counters,
     /// This database's name, which every consistency token carries.
     database: String,
+    limiters: limits::Limiters,
 }
 
 /// A mutation's result and the revision that makes it visible (its consistency token).
@@ -151,6 +156,7 @@ impl Services {
             loaded.revision,
             shutdown,
         );
+        let limiters = limits::Limiters::new(config.limits);
         let inner = Inner {
             store,
             clock,
@@ -160,6 +166,7 @@ impl Services {
             cache,
             counters: stats::Counters::default(),
             database,
+            limiters,
         };
         inner.counters.warmed(warm_seconds);
         Ok((

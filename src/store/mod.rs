@@ -224,6 +224,13 @@ pub trait WriteTx: Send {
         icn: &Icn,
         web_id: &WebId,
     ) -> Result<Option<AccessRequest>, StoreError>;
+    /// When the person made their requests for the account created after `after`.
+    async fn request_times(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+        after: Millis,
+    ) -> Result<Vec<Millis>, StoreError>;
     /// Fails with `Conflict` when the person already has a pending request for the account.
     async fn insert_request(&mut self, request: &AccessRequest) -> Result<(), StoreError>;
     async fn update_request(&mut self, request: &AccessRequest) -> Result<(), StoreError>;

@@ -3,9 +3,10 @@
 
 use tonic::Code;
 
-use super::ops::{ACTING_PEOPLE, Actor, Grant, Op, PEOPLE, ReqRef, email};
+use super::ops::{ACTING_PEOPLE, Actor, DAY, Grant, Op, PEOPLE, ReqRef, email};
 use super::reference::{
-    Detail, Expect, MAX_WRONG_TRIES, Membership, Model, REQUEST_TTL, Request, Role, State, fail,
+    Detail, Expect, MAX_WRONG_TRIES, Membership, Model, REQUEST_TTL, REQUESTS_PER_DAY, Request,
+    Role, State, fail,
 };
 
 impl Model {
@@ -81,19 +82,30 @@ impl Model {
             // Nothing is written, not even the refreshed person record.
             return fail(Code::AlreadyExists, "ALREADY_A_MEMBER");
         }
-        self.sync(person);
         let open = self
             .requests
             .iter()
             .position(|r| r.icn == icn && r.person == person && self.state_of(r) == State::Pending);
         if let Some(i) = open {
+            self.sync(person);
             return Expect::Ok(Detail::SameRequest(i));
         }
+        // Refused before anything is written (the person record included).
+        let today = self
+            .requests
+            .iter()
+            .filter(|r| r.icn == icn && r.person == person && r.created > self.now - DAY)
+            .count();
+        if today >= REQUESTS_PER_DAY {
+            return fail(Code::ResourceExhausted, "ACCESS_REQUESTS_RATE_LIMITED");
+        }
+        self.sync(person);
         self.requests.push(Request {
             icn,
             person,
             requested: role,
             state: State::Pending,
+            created: self.now,
             updated: self.now,
             expires: self.now + REQUEST_TTL,
         });

@@ -51,6 +51,8 @@ pub struct AppOptions {
     pub mail: Option<MailKind>,
     pub request_ttl_hours: u64,
     pub max_message_bytes: usize,
+    /// RequestAccess per person and per account per hour (the suite's default: no limit).
+    pub request_limits: (u32, u32),
 }
 
 impl Default for AppOptions {
@@ -59,6 +61,7 @@ impl Default for AppOptions {
             mail: None,
             request_ttl_hours: 720,
             max_message_bytes: 4 * 1024 * 1024,
+            request_limits: (1_000_000, 1_000_000),
         }
     }
 }
@@ -339,6 +342,8 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
         cache_accounts: 200_000,
         cache_persons: 1_500_000,
         cache_members: 1_500_000,
+        access_requests_per_person_per_hour: opts.request_limits.0,
+        access_requests_per_account_per_hour: opts.request_limits.1,
     };
     let c = args.into_config().expect("config");
     assert!(matches!(c.mail, MailSetup::Dir(_) | MailSetup::Smtp(_)));

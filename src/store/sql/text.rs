@@ -93,6 +93,9 @@ pub(super) fn request_by_id(lock: &str) -> String {
     format!("SELECT {REQUEST_COLS} FROM access_requests r WHERE r.id = $1{lock}")
 }
 
+pub(super) const REQUEST_TIMES: &str = "SELECT created_at FROM access_requests \
+    WHERE icn = $1 AND web_id = $2 AND created_at > $3";
+
 pub(super) fn pending_request(lock: &str) -> String {
     format!(
         "SELECT {REQUEST_COLS} FROM access_requests r \

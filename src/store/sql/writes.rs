@@ -189,6 +189,22 @@ where
         row.map(AccessRequest::try_from).transpose()
     }
 
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
+    async fn request_times(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+        after: Millis,
+    ) -> Result<Vec<Millis>, StoreError> {
+        let rows: Vec<(i64,)> = sqlx::query_as(text::REQUEST_TIMES)
+            .bind(icn.as_str())
+            .bind(web_id.as_str())
+            .bind(after)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows.into_iter().map(|(t,)| t).collect())
+    }
+
     #[tracing::instrument(name = "INSERT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "access_requests", db.query.summary = "INSERT access_requests"))]
     async fn insert_request(&mut self, r: &AccessRequest) -> Result<(), StoreError> {
         sqlx::query(text::INSERT_REQUEST)

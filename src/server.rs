@@ -82,11 +82,11 @@ pub async fn run(
     ]);
     methods.push(REFLECTION_METHOD.to_owned());
     let router = Server::builder()
-        .timeout(config.request_timeout)
         .concurrency_limit_per_connection(config.concurrency_limit)
         .load_shed(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(RpcLayer::new(methods.iter().map(String::as_str)))
+        .layer(crate::grpc::DeadlineLayer::new(config.request_timeout))
         .add_service(health)
         .add_service(reflection)
         .add_service(

@@ -119,7 +119,66 @@ async fn operator_calls_need_the_admin_scope(backend: Backend) {
     assert_status(r, Code::PermissionDenied, "CHECK_SCOPE_REQUIRED");
 }
 
+/// A call that cannot finish within its deadline (here: the account row is held by another
+/// transaction) answers DEADLINE_EXCEEDED with its ErrorInfo, not a bare CANCELLED; once the
+/// lock is gone the same call succeeds.
+async fn a_deadline_answers_deadline_exceeded(backend: Backend) {
+    use sqlx::Connection;
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    // Another session holds what the write needs.
+    let holder = match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c) as Box<dyn std::any::Any + Send>
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("SELECT icn FROM accounts WHERE icn = $1 FOR UPDATE")
+                .bind(ICN)
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c) as Box<dyn std::any::Any + Send>
+        }
+    };
+    let suspend = || {
+        let mut req = authed(
+            pb::SetAccountStatusRequest {
+                icn: ICN.into(),
+                status: pb::AccountStatus::Suspended as i32,
+                reason: "deadline".into(),
+            },
+            &app.operator(),
+        );
+        req.set_timeout(std::time::Duration::from_millis(400));
+        req
+    };
+    let started = std::time::Instant::now();
+    let s = assert_status(
+        app.admin().set_account_status(suspend()).await,
+        Code::DeadlineExceeded,
+        "DEADLINE_EXCEEDED",
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{s:?}"
+    );
+    drop(holder);
+    eventually("the write goes through once the lock is gone", || {
+        let app = &app;
+        async move { app.admin().set_account_status(suspend()).await.is_ok() }
+    })
+    .await;
+}
+
 crate::both_backends!(
+    a_deadline_answers_deadline_exceeded,
     oversized_messages_are_refused,
     health_and_reflection_need_no_token,
     audit_events_carry_the_callers_trace_id,

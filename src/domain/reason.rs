@@ -104,6 +104,8 @@ reasons! {
     /// The server is starting and not yet migrated.
     Starting = "STARTING",
     ShuttingDown = "SHUTTING_DOWN",
+    /// The call did not finish within the server's deadline or the caller's `grpc-timeout`.
+    DeadlineExceeded = "DEADLINE_EXCEEDED",
     DatabaseUnavailable = "DATABASE_UNAVAILABLE",
     /// A bug or corrupt data; the cause is logged, never sent.
     Internal = "INTERNAL",

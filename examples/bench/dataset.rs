@@ -110,6 +110,7 @@ pub async fn seed_sqlite(url: &str, s: Shape) -> anyhow::Result<()> {
             sqlx::query(&sql).bind(n).execute(&mut *tx).await?;
         }
     }
+    forget_change_keys(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -171,6 +172,7 @@ pub async fn seed_postgres(url: &str, s: Shape) -> anyhow::Result<()> {
     ] {
         sqlx::query(&sql).bind(n).execute(&mut *tx).await?;
     }
+    forget_change_keys(&mut tx).await?;
     tx.commit().await?;
     sqlx::query("ANALYZE").execute(&mut c).await?;
     Ok(())
@@ -225,4 +227,20 @@ pub async fn footprint(url: &str) -> anyhow::Result<Footprint> {
         audit_events,
         emails,
     })
+}
+
+/// The triggers of the tables checks read noted a change key for every seeded row. The seed
+/// predates every replica (each loads it in its snapshot), so those keys are dropped: left in
+/// place, the service's first write would carry a million of them into one feed revision
+/// and hold SQLite's write lock for many seconds.
+async fn forget_change_keys<D>(tx: &mut sqlx::Transaction<'_, D>) -> anyhow::Result<()>
+where
+    D: sqlx::Database,
+    for<'c> &'c mut D::Connection: sqlx::Executor<'c, Database = D>,
+    for<'q> <D as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, D>,
+{
+    sqlx::query("DELETE FROM change_pending")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -188,6 +188,30 @@ async fn rejections_map_to_their_errors() {
 }
 
 #[tokio::test]
+async fn only_access_token_types_are_accepted() {
+    let dev = dev_setup(Some(DEV_ISSUER), 30).await;
+    let base = claims("https://id.example/gina", 300);
+    let typed = |typ: Option<&str>| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(dev.key.kid().to_owned());
+        header.typ = typ.map(str::to_owned);
+        jsonwebtoken::encode(&header, &base, dev.key.encoding_key()).unwrap()
+    };
+    for typ in [
+        None,
+        Some("JWT"),
+        Some("at+jwt"),
+        Some("application/AT+JWT"),
+    ] {
+        assert!(dev.check(&typed(typ)).await.is_ok(), "{typ:?}");
+    }
+    // Signed by the trusted key, but a security event is not an access token.
+    let got = dev.check(&typed(Some("secevent+jwt"))).await.err();
+    assert_eq!(got, Some(AuthError::UnsupportedType("secevent+jwt".into())));
+    assert_eq!(got.unwrap().reason().as_str(), "TOKEN_MALFORMED");
+}
+
+#[tokio::test]
 async fn tampering_breaks_the_signature() {
     let dev = dev_setup(None, 30).await;
     let token = dev.token(&claims("https://id.example/carol", 300));

@@ -132,7 +132,20 @@ pub struct ConfigError(pub String);
 impl ServeArgs {
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let (auth, dev_key) = match (&self.auth_jwks, self.dev) {
-            (Some(jwks), _) => {
+            // Dev mode writes every email, verification codes included, to files: with real
+            // identities behind the tokens, anyone who can read the data directory could
+            // verify any address.
+            (Some(_), true) => {
+                return Err(ConfigError(
+                    "refusing to start: --dev (ENTITLEMENTS_DEV) together with --auth-jwks \
+                     (ENTITLEMENTS_AUTH_JWKS). Dev mode writes every email, verification codes \
+                     included, to files and is never for real identities: drop --dev to use the \
+                     identity provider's JWKS, or drop --auth-jwks to try the service with the \
+                     local dev key."
+                        .to_owned(),
+                ));
+            }
+            (Some(jwks), false) => {
                 let source = JwksSource::parse(jwks)
                     .map_err(|e| ConfigError(format!("--auth-jwks: {e}")))?;
                 // Without an issuer check, a token from any issuer whose keys share the JWKS
@@ -290,5 +303,29 @@ mod tests {
             ok.unwrap().auth.issuer.as_deref(),
             Some("https://idp.example.com")
         );
+    }
+
+    #[test]
+    fn dev_mode_refuses_a_real_jwks() {
+        let why = refusal(&["--dev", "--auth-jwks", "https://idp.example.com/jwks.json"]);
+        assert!(
+            why.contains("--dev") && why.contains("--auth-jwks"),
+            "{why}"
+        );
+        let why = refusal(&[
+            "--dev",
+            "--auth-jwks",
+            "https://idp.example.com/jwks.json",
+            "--auth-issuer",
+            "https://idp.example.com",
+        ]);
+        assert!(
+            why.contains("--dev") && why.contains("--auth-jwks"),
+            "{why}"
+        );
+        // Dev mode alone still starts, with its own key and issuer.
+        let dev = config(&["--dev"]).unwrap();
+        assert!(dev.dev);
+        assert_eq!(dev.auth.issuer.as_deref(), Some(DEV_ISSUER));
     }
 }

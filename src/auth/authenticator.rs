@@ -4,36 +4,29 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, Validation};
 use moka::sync::Cache;
+use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use super::cache::{self, TokenDigest};
 use super::claims::{self, Claims};
 use super::error::from_jwt;
 use super::jwks::{KeySet, Loader, VerifyKey};
-use super::{AuthConfig, AuthError, MAX_LEEWAY_SECS, Principal};
+use super::{AuthConfig, AuthError, JwksSource, MAX_LEEWAY_SECS, Principal};
 
 /// Verifies bearer tokens against the identity provider's JWKS. Clones share everything.
 #[derive(Clone)]
 pub struct Authenticator {
     inner: Arc<Inner>,
-    _refresher: Option<Arc<AbortOnDrop>>,
+    _refresher: Arc<AbortOnDrop>,
 }
 
-/// How often keys are fetched; a parameter so tests need not wait minutes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Timing {
-    pub refresh_every: Duration,
-    /// Minimum time between two refreshes caused by unknown `kid`s, so that tokens with made-up
-    /// `kid`s cannot turn us into a load generator against the identity provider.
-    pub unknown_kid_floor: Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Self {
-            refresh_every: Duration::from_secs(600),
-            unknown_kid_floor: Duration::from_secs(30),
-        }
+/// Minimum time between two refreshes caused by unknown `kid`s, so that tokens with made-up
+/// `kid`s cannot turn us into a load generator against the identity provider (or make us read
+/// a file on every call).
+fn unknown_kid_floor(source: &JwksSource) -> Duration {
+    match source {
+        JwksSource::Url(_) => Duration::from_secs(30),
+        JwksSource::File(_) => Duration::from_secs(1),
     }
 }
 
@@ -45,10 +38,17 @@ struct Inner {
     eddsa: Validation,
     leeway_secs: u64,
     verified: Cache<TokenDigest, Arc<Principal>>,
-    /// Held for the whole fetch, so concurrent misses on the same new `kid` fetch once; holds
-    /// when the last unknown-`kid` refresh started.
-    refresh_gate: tokio::sync::Mutex<Option<Instant>>,
-    timing: Timing,
+    /// Held for the whole read, so concurrent misses on the same new `kid` read once.
+    refresh_gate: tokio::sync::Mutex<RefreshState>,
+    unknown_kid_floor: Duration,
+}
+
+struct RefreshState {
+    /// When the last refresh caused by an unknown `kid` started.
+    last_unknown_kid: Option<Instant>,
+    /// SHA-256 of the last document read: an unchanged one (the usual case when polling a
+    /// file) is not parsed again.
+    last_document: [u8; 32],
 }
 
 struct AbortOnDrop(JoinHandle<()>);
@@ -69,14 +69,10 @@ impl fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// Loads the JWKS once; an unreadable or unusable JWKS is an error here rather than a
-    /// rejection of every call later. For a URL, also starts the background refresh, which ends
-    /// when the last clone is dropped.
+    /// Loads the JWKS; an unreadable or unusable JWKS is an error here rather than a rejection
+    /// of every call later. Also starts the background refresh (every `cfg.refresh_every`),
+    /// which ends when the last clone is dropped.
     pub async fn new(cfg: AuthConfig) -> Result<Self, AuthError> {
-        Self::with_timing(cfg, Timing::default()).await
-    }
-
-    pub(crate) async fn with_timing(cfg: AuthConfig, timing: Timing) -> Result<Self, AuthError> {
         let audience = cfg.audience.trim();
         if audience.is_empty() {
             return Err(AuthError::Config("the audience is empty".into()));
@@ -92,8 +88,15 @@ impl Authenticator {
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty());
+        if cfg.refresh_every.is_zero() {
+            return Err(AuthError::Config(
+                "the JWKS refresh interval is zero".into(),
+            ));
+        }
+        let floor = unknown_kid_floor(&cfg.jwks);
         let loader = Loader::new(cfg.jwks)?;
-        let keys = loader.load().await?;
+        let document = loader.read().await?;
+        let keys = loader.parse(&document)?;
         tracing::info!(keys = keys.len(), "JWKS loaded");
         let validation = |alg| validation(alg, audience, issuer, cfg.leeway_secs);
         let inner = Arc::new(Inner {
@@ -103,17 +106,17 @@ impl Authenticator {
             eddsa: validation(Algorithm::EdDSA),
             leeway_secs: cfg.leeway_secs,
             verified: cache::new_cache(),
-            refresh_gate: tokio::sync::Mutex::new(None),
-            timing,
+            refresh_gate: tokio::sync::Mutex::new(RefreshState {
+                last_unknown_kid: None,
+                last_document: Sha256::digest(&document).into(),
+            }),
+            unknown_kid_floor: floor,
             loader,
         });
-        let refresher = inner
-            .loader
-            .is_remote()
-            .then(|| Arc::new(AbortOnDrop(spawn_refresher(Arc::downgrade(&inner), timing))));
+        let refresher = spawn_refresher(Arc::downgrade(&inner), cfg.refresh_every);
         Ok(Self {
             inner,
-            _refresher: refresher,
+            _refresher: Arc::new(AbortOnDrop(refresher)),
         })
     }
 
@@ -156,18 +159,31 @@ fn validation(alg: Algorithm, audience: &str, issuer: Option<&str>, leeway: u64)
     v
 }
 
-fn spawn_refresher(inner: Weak<Inner>, timing: Timing) -> JoinHandle<()> {
+fn spawn_refresher(inner: Weak<Inner>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let start = tokio::time::Instant::now() + timing.refresh_every;
-        let mut ticks = tokio::time::interval_at(start, timing.refresh_every);
+        let start = tokio::time::Instant::now() + every;
+        let mut ticks = tokio::time::interval_at(start, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A file that stays missing would otherwise be reported on every poll.
+        let mut failing: Option<String> = None;
         loop {
             ticks.tick().await;
             let Some(inner) = inner.upgrade() else { return };
-            let _gate = inner.refresh_gate.lock().await;
+            let mut state = inner.refresh_gate.lock().await;
             // Keep serving the keys we have: a flaky identity provider must not lock callers out.
-            if let Err(e) = inner.reload().await {
-                tracing::warn!(error = %e, "periodic JWKS refresh failed; keeping the current keys");
+            match inner.reload(&mut state).await {
+                Ok(()) => {
+                    if failing.take().is_some() {
+                        tracing::info!("the JWKS is readable again");
+                    }
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    if failing.as_deref() != Some(text.as_str()) {
+                        tracing::warn!(error = %e, "JWKS refresh failed; keeping the current keys");
+                    }
+                    failing = Some(text);
+                }
             }
         }
     })
@@ -201,37 +217,51 @@ impl Inner {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Arc<VerifyKey>, AuthError> {
-        if let Some(key) = self.current_keys().find(kid, alg) {
-            return Ok(key);
+        let find = || self.current_keys().find(kid, alg);
+        if let Some(found) = find() {
+            return Ok(found);
         }
-        if !self.loader.is_remote() {
-            return Err(AuthError::UnknownKey);
-        }
-        let mut last = self.refresh_gate.lock().await;
-        // Whoever held the gate before us may just have fetched the key.
-        if let Some(key) = self.current_keys().find(kid, alg) {
-            return Ok(key);
+        let mut state = self.refresh_gate.lock().await;
+        // Whoever held the gate before us may just have read the key.
+        if let Some(found) = find() {
+            return Ok(found);
         }
         // The start-up load doesn't count, so a key rotated just before a restart works at once.
-        if last.is_some_and(|t| t.elapsed() < self.timing.unknown_kid_floor) {
+        if state
+            .last_unknown_kid
+            .is_some_and(|t| t.elapsed() < self.unknown_kid_floor)
+        {
             return Err(AuthError::UnknownKey);
         }
-        *last = Some(Instant::now());
-        tracing::info!(kid, "token signed by an unknown key; refreshing the JWKS");
-        self.reload().await?;
-        self.current_keys()
-            .find(kid, alg)
-            .ok_or(AuthError::UnknownKey)
+        state.last_unknown_kid = Some(Instant::now());
+        tracing::info!(
+            kid,
+            "token signed by an unknown key; reading the JWKS again"
+        );
+        self.reload(&mut state).await?;
+        find().ok_or(AuthError::UnknownKey)
     }
 
-    /// Callers hold `refresh_gate`.
-    async fn reload(&self) -> Result<(), AuthError> {
-        let fresh = Arc::new(self.loader.load().await?);
+    /// Reads the JWKS and installs it if its keys changed. Takes the state behind
+    /// `refresh_gate`, so only one read runs at a time.
+    async fn reload(&self, state: &mut RefreshState) -> Result<(), AuthError> {
+        let document = self.loader.read().await?;
+        let digest: [u8; 32] = Sha256::digest(&document).into();
+        if digest == state.last_document {
+            return Ok(());
+        }
+        // Remembered even when unusable, so a broken file is reported once, not on every poll.
+        state.last_document = digest;
+        let fresh = Arc::new(self.loader.parse(&document)?);
         let old = {
             let mut guard = self
                 .keys
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if fresh.same_keys_as(&guard) {
+                tracing::debug!(keys = fresh.len(), "JWKS read again; same keys");
+                return Ok(());
+            }
             std::mem::replace(&mut *guard, Arc::clone(&fresh))
         };
         // A key that went away may have been revoked: tokens it signed must be checked again.
@@ -242,7 +272,7 @@ impl Inner {
                 "JWKS changed; a key was removed, verified-token cache cleared"
             );
         } else {
-            tracing::debug!(keys = fresh.len(), "JWKS refreshed");
+            tracing::info!(keys = fresh.len(), "JWKS changed; keys added");
         }
         Ok(())
     }

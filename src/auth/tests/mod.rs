@@ -3,6 +3,7 @@
 
 mod files;
 mod remote;
+mod rotation;
 
 use std::sync::Arc;
 
@@ -63,6 +64,35 @@ impl Dev {
             .authenticate(Some(&format!("Bearer {token}")))
             .await
     }
+}
+
+struct Keys {
+    _dirs: Vec<tempfile::TempDir>,
+    a: DevKey,
+    b: DevKey,
+}
+
+fn two_keys() -> Keys {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = DevKey::load_or_create(da.path()).unwrap();
+    let b = DevKey::load_or_create(db.path()).unwrap();
+    Keys {
+        _dirs: vec![da, db],
+        a,
+        b,
+    }
+}
+
+fn bearer(key: &DevKey, kid: &str, sub: &str) -> String {
+    format!(
+        "Bearer {}",
+        sign(
+            Algorithm::EdDSA,
+            Some(kid),
+            &claims(sub, 300),
+            key.encoding_key()
+        )
+    )
 }
 
 fn unsigned(header: &Value, claims: &Value, signature: &str) -> String {

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use super::cache::{self, TokenDigest};
+use super::cache::{self, CacheKey};
 use super::claims::{self, Claims};
 use super::error::from_jwt;
 use super::jwks::{KeySet, Loader, VerifyKey};
@@ -20,6 +21,18 @@ pub struct Authenticator {
     _refresher: Arc<AbortOnDrop>,
 }
 
+/// Which key set verified a token. It changes whenever the keys do, so whoever keeps verified
+/// tokens (the transport's recent callers) can drop them at once when a key is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyGeneration(u64);
+
+impl KeyGeneration {
+    #[cfg(test)]
+    pub(crate) fn for_tests(n: u64) -> Self {
+        Self(n)
+    }
+}
+
 /// Minimum time between two refreshes caused by unknown `kid`s, so that tokens with made-up
 /// `kid`s cannot turn us into a load generator against the identity provider (or make us read
 /// a file on every call).
@@ -30,14 +43,23 @@ fn unknown_kid_floor(source: &JwksSource) -> Duration {
     }
 }
 
+/// One key set as loaded, with its generation.
+struct Keys {
+    set: KeySet,
+    generation: u64,
+}
+
 struct Inner {
-    keys: RwLock<Arc<KeySet>>,
+    keys: RwLock<Arc<Keys>>,
+    /// The generation of `keys`, readable without the lock on every call; stored after `keys`
+    /// is replaced.
+    generation: AtomicU64,
     loader: Loader,
     rs256: Validation,
     es256: Validation,
     eddsa: Validation,
     leeway_secs: u64,
-    verified: Cache<TokenDigest, Arc<Principal>>,
+    verified: Cache<CacheKey, Arc<Principal>>,
     /// Held for the whole read, so concurrent misses on the same new `kid` read once.
     refresh_gate: tokio::sync::Mutex<RefreshState>,
     unknown_kid_floor: Duration,
@@ -62,7 +84,7 @@ impl Drop for AbortOnDrop {
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticator")
-            .field("keys", &self.inner.current_keys().len())
+            .field("keys", &self.inner.current_keys().set.len())
             .field("cached_tokens", &self.inner.verified.entry_count())
             .finish_non_exhaustive()
     }
@@ -100,7 +122,11 @@ impl Authenticator {
         tracing::info!(keys = keys.len(), "JWKS loaded");
         let validation = |alg| validation(alg, audience, issuer, cfg.leeway_secs);
         let inner = Arc::new(Inner {
-            keys: RwLock::new(Arc::new(keys)),
+            keys: RwLock::new(Arc::new(Keys {
+                set: keys,
+                generation: 0,
+            })),
+            generation: AtomicU64::new(0),
             rs256: validation(Algorithm::RS256),
             es256: validation(Algorithm::ES256),
             eddsa: validation(Algorithm::EdDSA),
@@ -125,21 +151,47 @@ impl Authenticator {
         &self,
         authorization_header: Option<&str>,
     ) -> Result<Arc<Principal>, AuthError> {
+        let (principal, _) = self.authenticate_at(authorization_header).await?;
+        Ok(principal)
+    }
+
+    /// [`Authenticator::authenticate`], also saying which key set verified the token: a caller
+    /// that keeps the result must not use it once [`Authenticator::key_generation`] differs.
+    pub async fn authenticate_at(
+        &self,
+        authorization_header: Option<&str>,
+    ) -> Result<(Arc<Principal>, KeyGeneration), AuthError> {
         let token = claims::bearer_token(authorization_header)?;
         let digest = cache::digest(token);
         let now = cache::unix_now();
-        if let Some(principal) = self.inner.verified.get(&digest) {
+        let current = self.inner.generation.load(Ordering::Acquire);
+        if let Some(principal) = self.inner.verified.get(&(current, digest)) {
             if cache::still_valid(&principal, now, self.inner.leeway_secs) {
-                return Ok(principal);
+                return Ok((principal, KeyGeneration(current)));
             }
-            self.inner.verified.invalidate(&digest);
+            self.inner.verified.invalidate(&(current, digest));
             return Err(AuthError::Expired);
         }
-        let principal = Arc::new(self.inner.verify(token).await?);
+        let (principal, generation) = self.inner.verify(token).await?;
+        let principal = Arc::new(principal);
         if principal.expires_at > cache::unix_now() {
-            self.inner.verified.insert(digest, Arc::clone(&principal));
+            self.inner
+                .verified
+                .insert((generation, digest), Arc::clone(&principal));
         }
-        Ok(principal)
+        Ok((principal, KeyGeneration(generation)))
+    }
+
+    /// The current key set's generation; cheap enough for every call.
+    pub fn key_generation(&self) -> KeyGeneration {
+        KeyGeneration(self.inner.generation.load(Ordering::Acquire))
+    }
+
+    /// A refresh now, as the background task would run it.
+    #[cfg(test)]
+    pub(crate) async fn reload_now(&self) -> Result<(), AuthError> {
+        let mut state = self.inner.refresh_gate.lock().await;
+        self.inner.reload(&mut state).await
     }
 }
 
@@ -190,7 +242,7 @@ fn spawn_refresher(inner: Weak<Inner>, every: Duration) -> JoinHandle<()> {
 }
 
 impl Inner {
-    fn current_keys(&self) -> Arc<KeySet> {
+    fn current_keys(&self) -> Arc<Keys> {
         // A poisoned lock still holds a consistent Arc: the writer only swaps it.
         let guard = self
             .keys
@@ -199,9 +251,10 @@ impl Inner {
         Arc::clone(&guard)
     }
 
-    async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// The principal, and the generation of the key set that verified it.
+    async fn verify(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         let header = claims::parse_header(token)?;
-        let key = self.key_for(header.kid.as_deref(), header.alg).await?;
+        let (key, generation) = self.key_for(header.kid.as_deref(), header.alg).await?;
         let validation = match key.alg {
             Algorithm::RS256 => &self.rs256,
             Algorithm::ES256 => &self.es256,
@@ -209,15 +262,18 @@ impl Inner {
         };
         let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| from_jwt(&e))?;
-        data.claims.into_principal()
+        Ok((data.claims.into_principal()?, generation))
     }
 
     async fn key_for(
         &self,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Result<Arc<VerifyKey>, AuthError> {
-        let find = || self.current_keys().find(kid, alg);
+    ) -> Result<(Arc<VerifyKey>, u64), AuthError> {
+        let find = || {
+            let keys = self.current_keys();
+            keys.set.find(kid, alg).map(|key| (key, keys.generation))
+        };
         if let Some(found) = find() {
             return Ok(found);
         }
@@ -252,28 +308,34 @@ impl Inner {
         }
         // Remembered even when unusable, so a broken file is reported once, not on every poll.
         state.last_document = digest;
-        let fresh = Arc::new(self.loader.parse(&document)?);
-        let old = {
+        let fresh = self.loader.parse(&document)?;
+        let (removed, generation) = {
             let mut guard = self
                 .keys
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if fresh.same_keys_as(&guard) {
+            if fresh.same_keys_as(&guard.set) {
                 tracing::debug!(keys = fresh.len(), "JWKS read again; same keys");
                 return Ok(());
             }
-            std::mem::replace(&mut *guard, Arc::clone(&fresh))
+            let removed = !fresh.keeps_all_of(&guard.set);
+            let generation = guard.generation + 1;
+            *guard = Arc::new(Keys {
+                set: fresh,
+                generation,
+            });
+            // After the swap: whoever sees the new generation also finds the new keys.
+            self.generation.store(generation, Ordering::Release);
+            (removed, generation)
         };
-        // A key that went away may have been revoked: tokens it signed must be checked again.
-        if !fresh.keeps_all_of(&old) {
-            self.verified.invalidate_all();
-            tracing::info!(
-                keys = fresh.len(),
-                "JWKS changed; a key was removed, verified-token cache cleared"
-            );
-        } else {
-            tracing::info!(keys = fresh.len(), "JWKS changed; keys added");
-        }
+        // Entries of older generations are never served again; this only frees them.
+        self.verified.invalidate_all();
+        tracing::info!(
+            keys = self.current_keys().set.len(),
+            generation,
+            removed,
+            "JWKS changed; tokens verified with the earlier keys will be verified again"
+        );
         Ok(())
     }
 }

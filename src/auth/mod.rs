@@ -18,7 +18,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use authenticator::Authenticator;
+pub use authenticator::{Authenticator, KeyGeneration};
 pub use error::AuthError;
 
 /// Scope a caller needs to ask entitlement questions.

@@ -1,5 +1,5 @@
 //! Key rotation through a JWKS file: a key added works at once, a key removed stops working
-//! once a read sees it gone.
+//! once a read sees it gone, and no cached verification outlives the key set that made it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -85,4 +85,41 @@ async fn a_key_removed_from_the_file_stops_working() {
     auth.authenticate(Some(&bearer(b, b.kid(), "bob-2")))
         .await
         .unwrap();
+}
+
+/// Verifications still running when the refresh that removes their key completes may finish
+/// after it (and after it cleared the cache); what they cache must not outlive the old keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifications_racing_a_key_removal_are_not_served_afterwards() {
+    let Keys { a, b, .. } = &two_keys();
+    let (dir, auth) = file_auth(&[a, b], Duration::from_secs(3600)).await;
+    let path = jwks_path(&dir);
+    for round in 0..30 {
+        publish(&path, &[a, b]);
+        auth.reload_now().await.unwrap();
+        let tokens: Vec<String> = (0..48)
+            .map(|i| bearer(a, a.kid(), &format!("r{round}-{i}")))
+            .collect();
+        let racing: Vec<_> = tokens
+            .iter()
+            .cloned()
+            .map(|t| {
+                let auth = auth.clone();
+                tokio::spawn(async move { auth.authenticate(Some(&t)).await })
+            })
+            .collect();
+        publish(&path, &[b]);
+        auth.reload_now().await.unwrap();
+        // Whatever the racing calls answered, the refresh has completed: key A is gone.
+        for r in racing {
+            let _ = r.await.unwrap();
+        }
+        for t in &tokens {
+            assert_eq!(
+                auth.authenticate(Some(t)).await.err(),
+                Some(AuthError::UnknownKey),
+                "round {round}: a token of the removed key was served from the cache"
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! not the dev key. The token attacks follow RFC 8725 (JWT Best Current Practices).
 
 mod rotation;
+mod tokens;
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{AuthError, Principal};
 
 /// Real tokens are a few KiB at most; the cap bounds the work an anonymous caller can cause.
-const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 const MAX_WEB_ID_CHARS: usize = 255;
 
 /// The token in `Bearer <token>`; the scheme is case-insensitive (RFC 7235).

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use authenticator::{Authenticator, KeyGeneration};
+pub use claims::MAX_TOKEN_LEN;
 pub use error::AuthError;
 
 /// Scope a caller needs to ask entitlement questions.

@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 pub use db::{Backend, TestDb};
-pub use idp::{IDP_ISSUER, Idp, IdpKey};
+pub use idp::{IDP_ISSUER, Idp, IdpKey, now_secs};
 
 pub const ICN: &str = "1234567";
 pub const COUNTRY: &str = "US";

@@ -2,6 +2,8 @@
 //! production: tokens verified against an identity provider's JWKS file (`support::idp`),
 //! not the dev key. The token attacks follow RFC 8725 (JWT Best Current Practices).
 
+mod codes;
+mod privileges;
 mod rotation;
 mod tokens;
 

@@ -148,6 +148,8 @@ def check(docs, min_replicas):
         errors.append("ENTITLEMENTS_LOG_JSON must be true")
     if not str(config.get("ENTITLEMENTS_AUTH_JWKS", "")).startswith("https://"):
         errors.append("ENTITLEMENTS_AUTH_JWKS must be an https:// URL")
+    if not str(config.get("ENTITLEMENTS_AUTH_ISSUER", "")).strip():
+        errors.append("ENTITLEMENTS_AUTH_ISSUER must be set: the server refuses to start without it")
     for cm in by_kind.get("ConfigMap", []):
         for key in cm.get("data") or {}:
             if key in SECRET_KEYS:

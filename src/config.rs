@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::dev::{DEV_ISSUER, DevKey};
-use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, DEFAULT_LEEWAY_SECS, JwksSource};
+use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, JwksSource};
 use crate::mail::{MailBrand, Mailbox, default_from};
 use crate::service::{CacheCapacity, RequestLimits, ServiceConfig};
 
@@ -40,7 +40,7 @@ pub struct ServeArgs {
     /// JWKS of the identity provider: a file path or an https:// URL.
     #[arg(long, env = "ENTITLEMENTS_AUTH_JWKS")]
     pub auth_jwks: Option<String>,
-    /// Required `iss` of tokens (recommended in production).
+    /// The exact `iss` tokens must carry; required unless --dev (which defaults to entitlements-dev).
     #[arg(long, env = "ENTITLEMENTS_AUTH_ISSUER")]
     pub auth_issuer: Option<String>,
     #[arg(long, env = "ENTITLEMENTS_AUTH_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
@@ -138,15 +138,42 @@ pub struct ConfigError(pub String);
 impl ServeArgs {
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let (auth, dev_key) = match (&self.auth_jwks, self.dev) {
-            (Some(jwks), _) => {
+            // Dev mode writes every email, verification codes included, to files: with real
+            // identities behind the tokens, anyone who can read the data directory could
+            // verify any address.
+            (Some(_), true) => {
+                return Err(ConfigError(
+                    "refusing to start: --dev (ENTITLEMENTS_DEV) together with --auth-jwks \
+                     (ENTITLEMENTS_AUTH_JWKS). Dev mode writes every email, verification codes \
+                     included, to files and is never for real identities: drop --dev to use the \
+                     identity provider's JWKS, or drop --auth-jwks to try the service with the \
+                     local dev key."
+                        .to_owned(),
+                ));
+            }
+            (Some(jwks), false) => {
                 let source = JwksSource::parse(jwks)
                     .map_err(|e| ConfigError(format!("--auth-jwks: {e}")))?;
+                // Without an issuer check, a token from any issuer whose keys share the JWKS
+                // (several tenants or environments of one provider often do) would be accepted.
+                let issuer = self
+                    .auth_issuer
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        ConfigError(
+                            "refusing to start: no --auth-issuer (ENTITLEMENTS_AUTH_ISSUER). \
+                             Give the identity provider's issuer, the exact `iss` of its tokens \
+                             (e.g. https://idp.example.com), so tokens of other issuers are refused."
+                                .to_owned(),
+                        )
+                    })?;
                 (
                     AuthConfig {
-                        jwks: source,
-                        issuer: self.auth_issuer.clone(),
+                        issuer: Some(issuer.to_owned()),
                         audience: self.auth_audience.clone(),
-                        leeway_secs: DEFAULT_LEEWAY_SECS,
+                        ..AuthConfig::new(source)
                     },
                     None,
                 )
@@ -157,14 +184,13 @@ impl ServeArgs {
                 })?;
                 (
                     AuthConfig {
-                        jwks: JwksSource::File(key.jwks_path()),
                         issuer: Some(
                             self.auth_issuer
                                 .clone()
                                 .unwrap_or_else(|| DEV_ISSUER.to_owned()),
                         ),
                         audience: self.auth_audience.clone(),
-                        leeway_secs: DEFAULT_LEEWAY_SECS,
+                        ..AuthConfig::new(JwksSource::File(key.jwks_path()))
                     },
                     Some(key),
                 )
@@ -233,5 +259,83 @@ impl ServeArgs {
             metrics_listen: self.metrics_listen,
             metrics_sample: Duration::from_millis(self.metrics_sample_ms.max(100)),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().display().to_string();
+        let mut argv = vec!["serve", "--data-dir", &data_dir, "--mail-dir", &data_dir];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().serve.into_config()
+    }
+
+    fn refusal(args: &[&str]) -> String {
+        match config(args) {
+            Ok(_) => panic!("{args:?} was accepted"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn production_needs_an_issuer() {
+        for issuer in [None, Some(""), Some("  ")] {
+            let mut args = vec!["--auth-jwks", "https://idp.example.com/jwks.json"];
+            if let Some(issuer) = issuer {
+                args.extend(["--auth-issuer", issuer]);
+            }
+            let why = refusal(&args);
+            assert!(
+                why.contains("--auth-issuer") && why.contains("ENTITLEMENTS_AUTH_ISSUER"),
+                "{why}"
+            );
+        }
+        let ok = config(&[
+            "--auth-jwks",
+            "https://idp.example.com/jwks.json",
+            "--auth-issuer",
+            " https://idp.example.com ",
+        ]);
+        assert_eq!(
+            ok.unwrap().auth.issuer.as_deref(),
+            Some("https://idp.example.com")
+        );
+    }
+
+    #[test]
+    fn dev_mode_refuses_a_real_jwks() {
+        let why = refusal(&["--dev", "--auth-jwks", "https://idp.example.com/jwks.json"]);
+        assert!(
+            why.contains("--dev") && why.contains("--auth-jwks"),
+            "{why}"
+        );
+        let why = refusal(&[
+            "--dev",
+            "--auth-jwks",
+            "https://idp.example.com/jwks.json",
+            "--auth-issuer",
+            "https://idp.example.com",
+        ]);
+        assert!(
+            why.contains("--dev") && why.contains("--auth-jwks"),
+            "{why}"
+        );
+        // Dev mode alone still starts, with its own key and issuer.
+        let dev = config(&["--dev"]).unwrap();
+        assert!(dev.dev);
+        assert_eq!(dev.auth.issuer.as_deref(), Some(DEV_ISSUER));
     }
 }

@@ -28,6 +28,9 @@ const SERVICE_NAMES: [&str; 3] = [
     "entitlement.v1.AccountAdminService",
 ];
 
+/// A largest token plus 16 KiB for the rest of a call's metadata (trace context, user agent,
+/// gRPC's own headers), as HPACK counts it.
+const MAX_HEADER_LIST_BYTES: u32 = crate::auth::MAX_TOKEN_LEN as u32 + 16 * 1024;
 const REFLECTION_METHOD: &str = "grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 
 /// The health service name that is SERVING whenever the process answers.
@@ -82,6 +85,10 @@ pub async fn run(
     ]);
     methods.push(REFLECTION_METHOD.to_owned());
     let router = Server::builder()
+        // Above the token cap, so an oversized token is answered TOKEN_MALFORMED; at hyper's
+        // default (16 KiB for all metadata together) the transport answered first, with an
+        // HTTP 431 that clients see as UNKNOWN with no reason.
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .concurrency_limit_per_connection(config.concurrency_limit)
         .load_shed(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod attacks;
 mod cache;
 mod concurrency;
 mod feed;

@@ -211,9 +211,6 @@ crate::both_backends!(
 
 /// Reasons reached only by unit tests (`src/**/tests*`), named there by their error variant.
 const REACHED_IN_UNIT_TESTS: &[(&str, &str)] = &[
-    ("TOKEN_EXPIRED", "AuthError::Expired"),
-    ("TOKEN_NOT_YET_VALID", "AuthError::NotYetValid"),
-    ("TOKEN_SUBJECT_MISSING", "AuthError::MissingSubject"),
     ("JWKS_UNAVAILABLE", "AuthError::JwksUnavailable"),
     ("AUTH_MISCONFIGURED", "AuthError::Config"),
 ];

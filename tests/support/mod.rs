@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod idp;
 pub mod smtp_sink;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 pub use db::{Backend, TestDb};
+pub use idp::{IDP_ISSUER, Idp, IdpKey, now_secs};
 
 pub const ICN: &str = "1234567";
 pub const COUNTRY: &str = "US";
@@ -36,6 +38,9 @@ pub struct TestApp {
     pub data_dir: Arc<tempfile::TempDir>,
     pub db: Arc<TestDb>,
     pub key: Arc<DevKey>,
+    /// When set, the server verifies tokens against this provider's JWKS file (not dev mode)
+    /// and [`TestApp::token`] mints with its key.
+    pub idp: Option<Arc<Idp>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub mail: MailKind,
@@ -53,6 +58,9 @@ pub struct AppOptions {
     pub max_message_bytes: usize,
     /// RequestAccess per person and per account per hour (the suite's default: no limit).
     pub request_limits: (u32, u32),
+    /// Serve as in production, with this provider's JWKS file (read again every 50 ms) and
+    /// issuer [`IDP_ISSUER`], instead of dev mode.
+    pub idp: Option<Arc<Idp>>,
 }
 
 impl Default for AppOptions {
@@ -62,6 +70,7 @@ impl Default for AppOptions {
             request_ttl_hours: 720,
             max_message_bytes: 4 * 1024 * 1024,
             request_limits: (1_000_000, 1_000_000),
+            idp: None,
         }
     }
 }
@@ -92,6 +101,9 @@ impl TestApp {
         let mut config = config(&db.url, data_dir.path(), &mail, opts);
         config.mail_poll = Duration::from_millis(50);
         config.expiry_sweep = Duration::from_millis(100);
+        if opts.idp.is_some() {
+            config.auth.refresh_every = Duration::from_millis(50);
+        }
         let key = Arc::new(DevKey::load_or_create(data_dir.path()).expect("dev key"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -116,6 +128,7 @@ impl TestApp {
             data_dir,
             db,
             key,
+            idp: opts.idp.clone(),
             stop: Some(stop),
             handle: Some(handle),
             mail,
@@ -143,6 +156,7 @@ impl TestApp {
             data_dir,
             db,
             key,
+            idp: None,
             stop: None,
             handle: None,
             mail,
@@ -158,9 +172,16 @@ impl TestApp {
             self.data_dir.clone(),
             self.clock.clone(),
             self.mail.clone(),
-            &AppOptions::default(),
+            &self.same_identity(),
         )
         .await
+    }
+
+    fn same_identity(&self) -> AppOptions {
+        AppOptions {
+            idp: self.idp.clone(),
+            ..AppOptions::default()
+        }
     }
 
     /// Stops this server (gracefully) and starts another on the same data and database.
@@ -172,7 +193,7 @@ impl TestApp {
             self.data_dir.clone(),
             self.clock.clone(),
             mail,
-            &AppOptions::default(),
+            &self.same_identity(),
         )
         .await
     }
@@ -236,7 +257,10 @@ impl TestApp {
         req.given_name = Some(format!("{sub}-given"));
         req.family_name = Some(format!("{sub}-family"));
         req.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
-        self.key.mint(&req).expect("mint")
+        match &self.idp {
+            Some(idp) => idp.mint(&req),
+            None => self.key.mint(&req).expect("mint"),
+        }
     }
 
     /// A person with an email claim `<sub>@example.com`.
@@ -318,8 +342,11 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
             database_url: Some(url.to_owned()),
             data_dir: data_dir.to_path_buf(),
         },
-        auth_jwks: None,
-        auth_issuer: None,
+        auth_jwks: opts
+            .idp
+            .as_ref()
+            .map(|idp| idp.jwks_path().display().to_string()),
+        auth_issuer: opts.idp.as_ref().map(|_| IDP_ISSUER.to_owned()),
         auth_audience: "entitlements".to_owned(),
         mail_dir: match mail {
             MailKind::Dir(d) => Some(d.clone()),
@@ -331,7 +358,7 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
         },
         mail_from: None,
         portal_url: "https://portal.example.com".to_owned(),
-        dev: true,
+        dev: opts.idp.is_none(),
         request_ttl_hours: opts.request_ttl_hours,
         request_timeout_ms: 30_000,
         concurrency_limit: 1024,

@@ -395,6 +395,9 @@ fn serve_args(url: &str, jwks: &std::path::Path, dir: &std::path::Path) -> Vec<S
         &dir.join("mail").display().to_string(),
         "--data-dir",
         &dir.display().to_string(),
+        // As an operator runs it: Prometheus metrics on, so their cost is in the figures.
+        "--metrics-listen",
+        "127.0.0.1:0",
     ]
     .iter()
     .map(|s| (*s).to_owned())

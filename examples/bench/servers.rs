@@ -181,6 +181,10 @@ pub async fn serve_constant() -> anyhow::Result<()> {
 pub async fn serve_real(args: entitlements::config::ServeArgs) -> anyhow::Result<()> {
     let _telemetry = entitlements::telemetry::init("entitlements-bench", false)?;
     let config = args.into_config()?;
+    let _metrics = entitlements::telemetry::metrics::init(
+        "entitlements-bench",
+        config.metrics_listen.is_some(),
+    )?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("LISTENING {}", listener.local_addr()?);
     let clock = Arc::new(entitlements::clock::SystemClock);

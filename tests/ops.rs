@@ -216,6 +216,10 @@ async fn database_down_means_not_serving_and_unavailable() {
         cache_members: 1_500_000,
         access_requests_per_person_per_hour: 1_000_000,
         access_requests_per_account_per_hour: 1_000_000,
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
+        health_listen: None,
     };
     let config = args.into_config().unwrap();
     let key = entitlements::auth::dev::DevKey::load_or_create(dir.path()).unwrap();

@@ -9,6 +9,7 @@ use crate::auth::dev::{DEV_ISSUER, DevKey};
 use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, JwksSource};
 use crate::mail::{MailBrand, Mailbox, default_from};
 use crate::service::{CacheCapacity, RequestLimits, ServiceConfig};
+use crate::transport::{DEFAULT_RELOAD_EVERY, TlsSettings};
 
 #[derive(clap::Args, Clone)]
 pub struct DbArgs {
@@ -105,6 +106,18 @@ pub struct ServeArgs {
     /// RequestAccess calls for one account per hour on one replica (also the burst).
     #[arg(long, env = "ENTITLEMENTS_ACCESS_REQUESTS_PER_ACCOUNT_PER_HOUR", default_value_t = RequestLimits::default().per_account_per_hour)]
     pub access_requests_per_account_per_hour: u32,
+    /// Serve gRPC over TLS with this PEM certificate chain (with --tls-key); re-read when it changes.
+    #[arg(long, env = "ENTITLEMENTS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "ENTITLEMENTS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this PEM CA (mutual TLS; needs --tls-cert).
+    #[arg(long, env = "ENTITLEMENTS_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Also serve plaintext grpc.health.v1 (and nothing else) here, for probes that cannot speak TLS.
+    #[arg(long, env = "ENTITLEMENTS_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 pub enum MailSetup {
@@ -129,6 +142,10 @@ pub struct Config {
     /// Where `/metrics` is served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     pub metrics_sample: Duration,
+    /// TLS on the gRPC listener, if any.
+    pub tls: Option<TlsSettings>,
+    /// Where plaintext health is served besides the main listener, if anywhere.
+    pub health_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +154,7 @@ pub struct ConfigError(pub String);
 
 impl ServeArgs {
     pub fn into_config(self) -> Result<Config, ConfigError> {
+        let tls = self.tls()?;
         let (auth, dev_key) = match (&self.auth_jwks, self.dev) {
             // Dev mode writes every email, verification codes included, to files: with real
             // identities behind the tokens, anyone who can read the data directory could
@@ -258,7 +276,66 @@ impl ServeArgs {
             dev: self.dev,
             metrics_listen: self.metrics_listen,
             metrics_sample: Duration::from_millis(self.metrics_sample_ms.max(100)),
+            tls,
+            health_listen: self.health_listen,
         })
+    }
+
+    /// Both --tls-cert and --tls-key, or neither. clap checks this on the command line; this
+    /// also covers a `ServeArgs` made in code. The files are read when the server starts.
+    fn tls(&self) -> Result<Option<TlsSettings>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsSettings {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+                reload_every: DEFAULT_RELOAD_EVERY,
+            })),
+            (None, None) if self.tls_client_ca.is_some() => Err(ConfigError(
+                "--tls-client-ca needs --tls-cert and --tls-key: client certificates are only asked for over TLS"
+                    .to_owned(),
+            )),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError(
+                "--tls-cert needs --tls-key (ENTITLEMENTS_TLS_KEY): give both or neither".to_owned(),
+            )),
+            (None, Some(_)) => Err(ConfigError(
+                "--tls-key needs --tls-cert (ENTITLEMENTS_TLS_CERT): give both or neither".to_owned(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tls_tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn error_of(args: &[&str]) -> String {
+        let cli =
+            Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap();
+        match cli.serve.into_config() {
+            Ok(_) => panic!("{args:?} was accepted"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_client_certificates_need_tls() {
+        let e = error_of(&["--tls-cert", "tls.crt"]);
+        assert!(e.contains("--tls-cert needs --tls-key"), "{e}");
+        let e = error_of(&["--tls-key", "tls.key"]);
+        assert!(e.contains("--tls-key needs --tls-cert"), "{e}");
+        let e = error_of(&["--tls-client-ca", "ca.crt"]);
+        assert!(e.contains("--tls-client-ca needs --tls-cert"), "{e}");
     }
 }
 

@@ -20,4 +20,5 @@ mod rules;
 mod store_keys;
 mod store_suite;
 mod telemetry;
+mod tls;
 mod verification;

@@ -124,7 +124,15 @@ async fn operator_calls_need_the_admin_scope(backend: Backend) {
 /// lock is gone the same call succeeds.
 async fn a_deadline_answers_deadline_exceeded(backend: Backend) {
     use sqlx::Connection;
-    let app = TestApp::spawn(backend).await;
+    // The server's own deadline, and none on the client: the answer is the server's alone.
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            request_timeout_ms: 1500,
+            ..Default::default()
+        },
+    )
+    .await;
     setup_account(&app).await;
     // Another session holds what the write needs.
     let holder = match backend {
@@ -148,16 +156,14 @@ async fn a_deadline_answers_deadline_exceeded(backend: Backend) {
         }
     };
     let suspend = || {
-        let mut req = authed(
+        authed(
             pb::SetAccountStatusRequest {
                 icn: ICN.into(),
                 status: pb::AccountStatus::Suspended as i32,
                 reason: "deadline".into(),
             },
             &app.operator(),
-        );
-        req.set_timeout(std::time::Duration::from_millis(400));
-        req
+        )
     };
     let started = std::time::Instant::now();
     let s = assert_status(
@@ -216,6 +222,10 @@ async fn database_down_means_not_serving_and_unavailable() {
         cache_members: 1_500_000,
         access_requests_per_person_per_hour: 1_000_000,
         access_requests_per_account_per_hour: 1_000_000,
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
+        health_listen: None,
     };
     let config = args.into_config().unwrap();
     let key = entitlements::auth::dev::DevKey::load_or_create(dir.path()).unwrap();

@@ -16,7 +16,7 @@ use crate::domain::Reason;
 
 /// tonic still applies a caller's `grpc-timeout` outside this layer (it cannot be turned
 /// off); answering this much earlier makes ours the answer the caller gets.
-const AHEAD_OF_TONIC: Duration = Duration::from_millis(5);
+const AHEAD_OF_TONIC: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy)]
 pub struct DeadlineLayer {

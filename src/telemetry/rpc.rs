@@ -20,7 +20,6 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Histogram;
 use tonic::Code;
-use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 use tracing::field::Empty;
@@ -173,7 +172,8 @@ fn server_span<B>(method: &str, req: &Request<B>) -> tracing::Span {
     if !super::exporting() {
         return tracing::info_span!("rpc", rpc.method = method);
     }
-    let connection = req.extensions().get::<TcpConnectInfo>();
+    // Plaintext or TLS: the connect info is filed under a different type for each.
+    let connection = crate::transport::tcp_connect_info(req.extensions());
     let span = tracing::info_span!(
         "rpc",
         otel.name = method,

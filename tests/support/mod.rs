@@ -58,9 +58,24 @@ pub struct AppOptions {
     pub max_message_bytes: usize,
     /// RequestAccess per person and per account per hour (the suite's default: no limit).
     pub request_limits: (u32, u32),
+    /// The server-side deadline of every call.
+    pub request_timeout_ms: u64,
     /// Serve as in production, with this provider's JWKS file (read again every 50 ms) and
     /// issuer [`IDP_ISSUER`], instead of dev mode.
     pub idp: Option<Arc<Idp>>,
+    /// Serve TLS (the files are re-read every 50 ms); the harness's channel uses `client`.
+    pub tls: Option<TestTls>,
+    /// `--health-listen`.
+    pub health_listen: Option<std::net::SocketAddr>,
+}
+
+/// The server's TLS files, and how the harness's own channel reaches it.
+#[derive(Clone)]
+pub struct TestTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub client: tonic::transport::ClientTlsConfig,
 }
 
 impl Default for AppOptions {
@@ -70,7 +85,10 @@ impl Default for AppOptions {
             request_ttl_hours: 720,
             max_message_bytes: 4 * 1024 * 1024,
             request_limits: (1_000_000, 1_000_000),
+            request_timeout_ms: 30_000,
             idp: None,
+            tls: None,
+            health_listen: None,
         }
     }
 }
@@ -104,6 +122,9 @@ impl TestApp {
         if opts.idp.is_some() {
             config.auth.refresh_every = Duration::from_millis(50);
         }
+        if let Some(tls) = &mut config.tls {
+            tls.reload_every = Duration::from_millis(50);
+        }
         let key = Arc::new(DevKey::load_or_create(data_dir.path()).expect("dev key"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -118,9 +139,16 @@ impl TestApp {
                 let _ = stopped.await;
             },
         ));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect_lazy();
+        let channel = match &opts.tls {
+            None => Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect_lazy(),
+            Some(tls) => Channel::from_shared(format!("https://{addr}"))
+                .expect("uri")
+                .tls_config(tls.client.clone())
+                .expect("client TLS config")
+                .connect_lazy(),
+        };
         let app = TestApp {
             addr,
             channel,
@@ -335,7 +363,8 @@ impl Drop for TestApp {
     }
 }
 
-fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Config {
+/// The configuration the harness starts servers with.
+pub fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Config {
     let args = ServeArgs {
         listen: "127.0.0.1:0".parse().expect("addr"),
         db: DbArgs {
@@ -360,7 +389,7 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
         portal_url: "https://portal.example.com".to_owned(),
         dev: opts.idp.is_none(),
         request_ttl_hours: opts.request_ttl_hours,
-        request_timeout_ms: 30_000,
+        request_timeout_ms: opts.request_timeout_ms,
         concurrency_limit: 1024,
         max_message_bytes: opts.max_message_bytes,
         log_json: false,
@@ -371,6 +400,10 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
         cache_members: 1_500_000,
         access_requests_per_person_per_hour: opts.request_limits.0,
         access_requests_per_account_per_hour: opts.request_limits.1,
+        tls_cert: opts.tls.as_ref().map(|t| t.cert.clone()),
+        tls_key: opts.tls.as_ref().map(|t| t.key.clone()),
+        tls_client_ca: opts.tls.as_ref().and_then(|t| t.client_ca.clone()),
+        health_listen: opts.health_listen,
     };
     let c = args.into_config().expect("config");
     assert!(matches!(c.mail, MailSetup::Dir(_) | MailSetup::Smtp(_)));

@@ -107,23 +107,6 @@ def check(docs, min_replicas):
         if spec.get("automountServiceAccountToken") is not False:
             errors.append(f"{name}: automountServiceAccountToken must be false")
 
-    # Probes: readiness and startup follow the API service (database + warm cache); liveness
-    # must not, or a database outage would restart every pod.
-    def grpc_probe(name, service):
-        probe = container.get(name)
-        if not probe or "grpc" not in probe:
-            errors.append(f"{name}: must be a gRPC probe")
-            return
-        if probe["grpc"].get("port") != GRPC_PORT or probe["grpc"].get("service") != service:
-            errors.append(f"{name}: must ask port {GRPC_PORT} for service {service!r}, asks {probe['grpc']}")
-
-    grpc_probe("readinessProbe", API_SERVICE)
-    grpc_probe("startupProbe", API_SERVICE)
-    grpc_probe("livenessProbe", LIVENESS_SERVICE)
-    startup = container.get("startupProbe") or {}
-    if startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3) < 240:
-        errors.append("startupProbe allows less than 4 minutes for the cache to warm")
-
     # Ports and settings agree: container ports, ConfigMap listen addresses, scrape annotations.
     ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
     if ports.get("grpc") != GRPC_PORT or ports.get("metrics") != METRICS_PORT:
@@ -144,10 +127,42 @@ def check(docs, min_replicas):
     for key, port in (("ENTITLEMENTS_LISTEN", GRPC_PORT), ("ENTITLEMENTS_METRICS_LISTEN", METRICS_PORT)):
         if key not in config or port_of(config[key]) != port or not config[key].startswith("0.0.0.0:"):
             errors.append(f"{key} must be 0.0.0.0:{port}, is {config.get(key)!r}")
+
+    # Probes: readiness and startup follow the API service (database + warm cache); liveness
+    # must not, or a database outage would restart every pod.
+    # With the service's own TLS on (docs/operations.md, "TLS"), the kubelet's probes, which
+    # cannot speak TLS, ask the plaintext health port instead.
+    settings = {**config, **{e["name"]: e.get("value") for e in container.get("env", [])}}
+    probe_port = GRPC_PORT
+    if settings.get("ENTITLEMENTS_TLS_CERT"):
+        if not settings.get("ENTITLEMENTS_HEALTH_LISTEN"):
+            errors.append("ENTITLEMENTS_TLS_CERT is set but ENTITLEMENTS_HEALTH_LISTEN is not: gRPC probes cannot speak TLS")
+        else:
+            probe_port = port_of(settings["ENTITLEMENTS_HEALTH_LISTEN"])
+            if probe_port not in ports.values():
+                errors.append(f"the health port {probe_port} is no container port")
+
+    def grpc_probe(name, service):
+        probe = container.get(name)
+        if not probe or "grpc" not in probe:
+            errors.append(f"{name}: must be a gRPC probe")
+            return
+        if probe["grpc"].get("port") != probe_port or probe["grpc"].get("service") != service:
+            errors.append(f"{name}: must ask port {probe_port} for service {service!r}, asks {probe['grpc']}")
+
+    grpc_probe("readinessProbe", API_SERVICE)
+    grpc_probe("startupProbe", API_SERVICE)
+    grpc_probe("livenessProbe", LIVENESS_SERVICE)
+    startup = container.get("startupProbe") or {}
+    if startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3) < 240:
+        errors.append("startupProbe allows less than 4 minutes for the cache to warm")
+
     if config.get("ENTITLEMENTS_LOG_JSON") != "true":
         errors.append("ENTITLEMENTS_LOG_JSON must be true")
     if not str(config.get("ENTITLEMENTS_AUTH_JWKS", "")).startswith("https://"):
         errors.append("ENTITLEMENTS_AUTH_JWKS must be an https:// URL")
+    if not str(config.get("ENTITLEMENTS_AUTH_ISSUER", "")).strip():
+        errors.append("ENTITLEMENTS_AUTH_ISSUER must be set: the server refuses to start without it")
     for cm in by_kind.get("ConfigMap", []):
         for key in cm.get("data") or {}:
             if key in SECRET_KEYS:

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::dev::{DEV_ISSUER, DevKey};
-use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, DEFAULT_LEEWAY_SECS, JwksSource};
+use crate::auth::{AuthConfig, DEFAULT_AUDIENCE, JwksSource};
 use crate::mail::{MailBrand, MailKeys, Mailbox, default_from};
 use crate::private_fs;
-use crate::service::{CacheCapacity, ServiceConfig};
+use crate::service::{CacheCapacity, RequestLimits, ServiceConfig};
+use crate::transport::{DEFAULT_RELOAD_EVERY, TlsSettings};
 
 #[derive(clap::Args, Clone)]
 pub struct DbArgs {
@@ -42,7 +43,7 @@ pub struct ServeArgs {
     /// JWKS of the identity provider: a file path or an https:// URL.
     #[arg(long, env = "ENTITLEMENTS_AUTH_JWKS")]
     pub auth_jwks: Option<String>,
-    /// Required `iss` of tokens (recommended in production).
+    /// The exact `iss` tokens must carry; required unless --dev (which defaults to entitlements-dev).
     #[arg(long, env = "ENTITLEMENTS_AUTH_ISSUER")]
     pub auth_issuer: Option<String>,
     #[arg(long, env = "ENTITLEMENTS_AUTH_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
@@ -106,6 +107,24 @@ pub struct ServeArgs {
     /// Most (account, person) pairs the check cache holds.
     #[arg(long, env = "ENTITLEMENTS_CACHE_MEMBERS", default_value_t = CacheCapacity::default().members)]
     pub cache_members: usize,
+    /// RequestAccess calls one person may make per hour on one replica (also the burst).
+    #[arg(long, env = "ENTITLEMENTS_ACCESS_REQUESTS_PER_PERSON_PER_HOUR", default_value_t = RequestLimits::default().per_person_per_hour)]
+    pub access_requests_per_person_per_hour: u32,
+    /// RequestAccess calls for one account per hour on one replica (also the burst).
+    #[arg(long, env = "ENTITLEMENTS_ACCESS_REQUESTS_PER_ACCOUNT_PER_HOUR", default_value_t = RequestLimits::default().per_account_per_hour)]
+    pub access_requests_per_account_per_hour: u32,
+    /// Serve gRPC over TLS with this PEM certificate chain (with --tls-key); re-read when it changes.
+    #[arg(long, env = "ENTITLEMENTS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "ENTITLEMENTS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this PEM CA (mutual TLS; needs --tls-cert).
+    #[arg(long, env = "ENTITLEMENTS_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Also serve plaintext grpc.health.v1 (and nothing else) here, for probes that cannot speak TLS.
+    #[arg(long, env = "ENTITLEMENTS_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 pub enum MailSetup {
@@ -130,6 +149,10 @@ pub struct Config {
     /// Where `/metrics` is served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     pub metrics_sample: Duration,
+    /// TLS on the gRPC listener, if any.
+    pub tls: Option<TlsSettings>,
+    /// Where plaintext health is served besides the main listener, if anywhere.
+    pub health_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,16 +161,44 @@ pub struct ConfigError(pub String);
 
 impl ServeArgs {
     pub fn into_config(self) -> Result<Config, ConfigError> {
+        let tls = self.tls()?;
         let (auth, dev_key) = match (&self.auth_jwks, self.dev) {
-            (Some(jwks), _) => {
+            // Dev mode writes every email, verification codes included, to files: with real
+            // identities behind the tokens, anyone who can read the data directory could
+            // verify any address.
+            (Some(_), true) => {
+                return Err(ConfigError(
+                    "refusing to start: --dev (ENTITLEMENTS_DEV) together with --auth-jwks \
+                     (ENTITLEMENTS_AUTH_JWKS). Dev mode writes every email, verification codes \
+                     included, to files and is never for real identities: drop --dev to use the \
+                     identity provider's JWKS, or drop --auth-jwks to try the service with the \
+                     local dev key."
+                        .to_owned(),
+                ));
+            }
+            (Some(jwks), false) => {
                 let source = JwksSource::parse(jwks)
                     .map_err(|e| ConfigError(format!("--auth-jwks: {e}")))?;
+                // Without an issuer check, a token from any issuer whose keys share the JWKS
+                // (several tenants or environments of one provider often do) would be accepted.
+                let issuer = self
+                    .auth_issuer
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        ConfigError(
+                            "refusing to start: no --auth-issuer (ENTITLEMENTS_AUTH_ISSUER). \
+                             Give the identity provider's issuer, the exact `iss` of its tokens \
+                             (e.g. https://idp.example.com), so tokens of other issuers are refused."
+                                .to_owned(),
+                        )
+                    })?;
                 (
                     AuthConfig {
-                        jwks: source,
-                        issuer: self.auth_issuer.clone(),
+                        issuer: Some(issuer.to_owned()),
                         audience: self.auth_audience.clone(),
-                        leeway_secs: DEFAULT_LEEWAY_SECS,
+                        ..AuthConfig::new(source)
                     },
                     None,
                 )
@@ -162,14 +213,13 @@ impl ServeArgs {
                 })?;
                 (
                     AuthConfig {
-                        jwks: JwksSource::File(key.jwks_path()),
                         issuer: Some(
                             self.auth_issuer
                                 .clone()
                                 .unwrap_or_else(|| DEV_ISSUER.to_owned()),
                         ),
                         audience: self.auth_audience.clone(),
-                        leeway_secs: DEFAULT_LEEWAY_SECS,
+                        ..AuthConfig::new(JwksSource::File(key.jwks_path()))
                     },
                     Some(key),
                 )
@@ -239,6 +289,10 @@ impl ServeArgs {
                     portal_url: self.portal_url.clone(),
                     ..MailBrand::default()
                 },
+                limits: RequestLimits {
+                    per_person_per_hour: self.access_requests_per_person_per_hour.max(1),
+                    per_account_per_hour: self.access_requests_per_account_per_hour.max(1),
+                },
                 cache: CacheCapacity {
                     accounts: self.cache_accounts.max(1),
                     persons: self.cache_persons.max(1),
@@ -254,6 +308,154 @@ impl ServeArgs {
             dev: self.dev,
             metrics_listen: self.metrics_listen,
             metrics_sample: Duration::from_millis(self.metrics_sample_ms.max(100)),
+            tls,
+            health_listen: self.health_listen,
         })
+    }
+
+    /// Both --tls-cert and --tls-key, or neither. clap checks this on the command line; this
+    /// also covers a `ServeArgs` made in code. The files are read when the server starts.
+    fn tls(&self) -> Result<Option<TlsSettings>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsSettings {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+                reload_every: DEFAULT_RELOAD_EVERY,
+            })),
+            (None, None) if self.tls_client_ca.is_some() => Err(ConfigError(
+                "--tls-client-ca needs --tls-cert and --tls-key: client certificates are only asked for over TLS"
+                    .to_owned(),
+            )),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError(
+                "--tls-cert needs --tls-key (ENTITLEMENTS_TLS_KEY): give both or neither".to_owned(),
+            )),
+            (None, Some(_)) => Err(ConfigError(
+                "--tls-key needs --tls-cert (ENTITLEMENTS_TLS_CERT): give both or neither".to_owned(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tls_tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn error_of(args: &[&str]) -> String {
+        let cli =
+            Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).unwrap();
+        match cli.serve.into_config() {
+            Ok(_) => panic!("{args:?} was accepted"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_client_certificates_need_tls() {
+        let e = error_of(&["--tls-cert", "tls.crt"]);
+        assert!(e.contains("--tls-cert needs --tls-key"), "{e}");
+        let e = error_of(&["--tls-key", "tls.key"]);
+        assert!(e.contains("--tls-key needs --tls-cert"), "{e}");
+        let e = error_of(&["--tls-client-ca", "ca.crt"]);
+        assert!(e.contains("--tls-client-ca needs --tls-cert"), "{e}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    const TEST_MAIL_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().display().to_string();
+        // Every production setting these tests do not look at is given (a mail key here).
+        let mut argv = vec![
+            "serve",
+            "--data-dir",
+            &data_dir,
+            "--mail-dir",
+            &data_dir,
+            "--mail-key",
+            TEST_MAIL_KEY,
+        ];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().serve.into_config()
+    }
+
+    fn refusal(args: &[&str]) -> String {
+        match config(args) {
+            Ok(_) => panic!("{args:?} was accepted"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn production_needs_an_issuer() {
+        for issuer in [None, Some(""), Some("  ")] {
+            let mut args = vec!["--auth-jwks", "https://idp.example.com/jwks.json"];
+            if let Some(issuer) = issuer {
+                args.extend(["--auth-issuer", issuer]);
+            }
+            let why = refusal(&args);
+            assert!(
+                why.contains("--auth-issuer") && why.contains("ENTITLEMENTS_AUTH_ISSUER"),
+                "{why}"
+            );
+        }
+        let ok = config(&[
+            "--auth-jwks",
+            "https://idp.example.com/jwks.json",
+            "--auth-issuer",
+            " https://idp.example.com ",
+        ]);
+        assert_eq!(
+            ok.unwrap().auth.issuer.as_deref(),
+            Some("https://idp.example.com")
+        );
+    }
+
+    #[test]
+    fn dev_mode_refuses_a_real_jwks() {
+        let why = refusal(&["--dev", "--auth-jwks", "https://idp.example.com/jwks.json"]);
+        assert!(
+            why.contains("--dev") && why.contains("--auth-jwks"),
+            "{why}"
+        );
+        let why = refusal(&[
+            "--dev",
+            "--auth-jwks",
+            "https://idp.example.com/jwks.json",
+            "--auth-issuer",
+            "https://idp.example.com",
+        ]);
+        assert!(
+            why.contains("--dev") && why.contains("--auth-jwks"),
+            "{why}"
+        );
+        // Dev mode alone still starts, with its own key and issuer.
+        let dev = config(&["--dev"]).unwrap();
+        assert!(dev.dev);
+        assert_eq!(dev.auth.issuer.as_deref(), Some(DEV_ISSUER));
     }
 }

@@ -8,14 +8,14 @@ pub(crate) mod render;
 mod time;
 
 use crate::proto::v1 as pb;
-pub use args::{CtlArgs, CtlCommand, Output, Page};
+pub use args::{CtlArgs, CtlCommand, Output, Page, TlsArgs};
 use client::{Client, describe_status};
 use render::{Node, list, obj, opt};
 
 /// Runs one subcommand and prints its response to stdout. A gRPC error comes back as an error
 /// reading `<CODE> <ErrorInfo.reason>: <message>` plus any field violations.
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
-    let client = Client::connect(&args.server, args.token.as_deref()).await?;
+    let client = Client::connect(&args.server, args.token.as_deref(), &args.tls).await?;
     let node = call(&client, args.command).await.map_err(describe_status)?;
     match args.output {
         Output::Text => print!("{}", render::text(&node)),

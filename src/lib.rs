@@ -16,5 +16,6 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod transport;
 
 pub use server::run;

@@ -2,6 +2,7 @@
 //! database comes up behind it: health says NOT_SERVING until it is migrated and answering.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::telemetry::rpc::RpcLayer;
+use crate::transport::CurrentTls;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, MailSetup};
@@ -28,6 +30,9 @@ const SERVICE_NAMES: [&str; 3] = [
     "entitlement.v1.AccountAdminService",
 ];
 
+/// A largest token plus 16 KiB for the rest of a call's metadata (trace context, user agent,
+/// gRPC's own headers), as HPACK counts it.
+const MAX_HEADER_LIST_BYTES: u32 = crate::auth::MAX_TOKEN_LEN as u32 + 16 * 1024;
 const REFLECTION_METHOD: &str = "grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 
 /// The health service name that is SERVING whenever the process answers.
@@ -47,6 +52,11 @@ pub async fn run(
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before anything else: a certificate that cannot be served is a start-up error.
+    let tls = match config.tls.clone() {
+        Some(settings) => Some(CurrentTls::load(settings).await?),
+        None => None,
+    };
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
     // For liveness probes: the process answers. Readiness (the services above) also needs the
@@ -76,17 +86,38 @@ pub async fn run(
         ),
         None => None,
     };
+    let health_listener = match config.health_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} for health"))?,
+        ),
+        None => None,
+    };
     let mut methods = crate::telemetry::rpc::methods_of(&[
         crate::proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ]);
     methods.push(REFLECTION_METHOD.to_owned());
+    let rpc_layer = RpcLayer::new(methods.iter().map(String::as_str));
+    let health_task = health_listener.map(|l| {
+        let (health, rpc_layer, stop) = (health.clone(), rpc_layer.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::transport::serve_health(l, health, rpc_layer, stop).await {
+                tracing::error!(error = %e, "the health listener stopped");
+            }
+        })
+    });
     let router = Server::builder()
-        .timeout(config.request_timeout)
+        // Above the token cap, so an oversized token is answered TOKEN_MALFORMED; at hyper's
+        // default (16 KiB for all metadata together) the transport answered first, with an
+        // HTTP 431 that clients see as UNKNOWN with no reason.
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .concurrency_limit_per_connection(config.concurrency_limit)
         .load_shed(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .layer(RpcLayer::new(methods.iter().map(String::as_str)))
+        .layer(rpc_layer)
+        .layer(crate::grpc::DeadlineLayer::new(config.request_timeout))
         .add_service(health)
         .add_service(reflection)
         .add_service(
@@ -106,15 +137,36 @@ pub async fn run(
         );
 
     let stop_for_server = stop_tx.clone();
-    // TCP_NODELAY: without it a response that spans two segments waits for the client's
-    // delayed ACK (seen: a 40-check batch took about 44 ms on loopback, a 20-check one 1.3 ms).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = router.serve_with_incoming_shutdown(incoming, async move {
+    let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing calls in flight");
         let _ = stop_for_server.send(true);
-    });
-    tracing::info!(%addr, "listening on {addr}; NOT_SERVING until the database answers and the cache is loaded");
+    };
+    let scheme = match &tls {
+        Some((current, _)) if current.mutual() => "TLS, client certificates required",
+        Some(_) => "TLS",
+        None => "plaintext",
+    };
+    let mut reloader_task = None;
+    let mut server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match tls {
+            // TCP_NODELAY: without it a response that spans two segments waits for the
+            // client's delayed ACK (seen: a 40-check batch took about 44 ms on loopback, a
+            // 20-check one 1.3 ms).
+            None => Box::pin(router.serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                signal,
+            )),
+            Some((current, reloader)) => {
+                reloader_task = Some(crate::transport::spawn_reloader(reloader, stop_rx.clone()));
+                let incoming = crate::transport::tls_incoming(listener, current, stop_rx.clone());
+                Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+            }
+        };
+    tracing::info!(%addr, scheme, "listening on {addr} ({scheme}); NOT_SERVING until the database answers and the cache is loaded");
+    if let Some(a) = config.health_listen {
+        tracing::info!(health = %a, "plaintext health (grpc.health.v1 only) on {a}");
+    }
     let dev = config.dev;
     if config.dev {
         tracing::warn!(
@@ -131,15 +183,18 @@ pub async fn run(
         })
     });
     let backend = start_backend(config, clock, cell, reporter.clone(), stop_rx.clone());
-    tokio::pin!(server);
     let tasks = tokio::select! {
         r = &mut server => { r.context("gRPC server failed")?; let _ = stop_tx.send(true); return Ok(()) }
         b = backend => b?,
     };
-    tracing::info!(%addr, dev, "entitlements serving gRPC on {addr}");
+    tracing::info!(%addr, dev, scheme, "entitlements serving gRPC on {addr} ({scheme})");
     let served = server.await;
     let _ = stop_tx.send(true);
-    for t in tasks.into_iter().chain(metrics_task) {
+    let listeners = metrics_task
+        .into_iter()
+        .chain(health_task)
+        .chain(reloader_task);
+    for t in tasks.into_iter().chain(listeners) {
         // Background tasks stop at the signal; the mail worker finishes the message in hand.
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }

@@ -5,6 +5,7 @@
 mod support;
 
 mod at_rest;
+mod attacks;
 mod cache;
 mod concurrency;
 mod decider;
@@ -24,5 +25,6 @@ mod store_keys;
 mod store_suite;
 mod telemetry;
 mod text;
+mod tls;
 mod undeliverable;
 mod verification;

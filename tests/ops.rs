@@ -119,7 +119,72 @@ async fn operator_calls_need_the_admin_scope(backend: Backend) {
     assert_status(r, Code::PermissionDenied, "CHECK_SCOPE_REQUIRED");
 }
 
+/// A call that cannot finish within its deadline (here: the account row is held by another
+/// transaction) answers DEADLINE_EXCEEDED with its ErrorInfo, not a bare CANCELLED; once the
+/// lock is gone the same call succeeds.
+async fn a_deadline_answers_deadline_exceeded(backend: Backend) {
+    use sqlx::Connection;
+    // The server's own deadline, and none on the client: the answer is the server's alone.
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            request_timeout_ms: 1500,
+            ..Default::default()
+        },
+    )
+    .await;
+    setup_account(&app).await;
+    // Another session holds what the write needs.
+    let holder = match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c) as Box<dyn std::any::Any + Send>
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("SELECT icn FROM accounts WHERE icn = $1 FOR UPDATE")
+                .bind(ICN)
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c) as Box<dyn std::any::Any + Send>
+        }
+    };
+    let suspend = || {
+        authed(
+            pb::SetAccountStatusRequest {
+                icn: ICN.into(),
+                status: pb::AccountStatus::Suspended as i32,
+                reason: "deadline".into(),
+            },
+            &app.operator(),
+        )
+    };
+    let started = std::time::Instant::now();
+    let s = assert_status(
+        app.admin().set_account_status(suspend()).await,
+        Code::DeadlineExceeded,
+        "DEADLINE_EXCEEDED",
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{s:?}"
+    );
+    drop(holder);
+    eventually("the write goes through once the lock is gone", || {
+        let app = &app;
+        async move { app.admin().set_account_status(suspend()).await.is_ok() }
+    })
+    .await;
+}
+
 crate::both_backends!(
+    a_deadline_answers_deadline_exceeded,
     oversized_messages_are_refused,
     health_and_reflection_need_no_token,
     audit_events_carry_the_callers_trace_id,
@@ -156,6 +221,12 @@ async fn database_down_means_not_serving_and_unavailable() {
         cache_accounts: 200_000,
         cache_persons: 1_500_000,
         cache_members: 1_500_000,
+        access_requests_per_person_per_hour: 1_000_000,
+        access_requests_per_account_per_hour: 1_000_000,
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
+        health_listen: None,
     };
     let config = args.into_config().unwrap();
     let key = entitlements::auth::dev::DevKey::load_or_create(dir.path()).unwrap();

@@ -371,4 +371,155 @@ async fn withdraw_and_expiry(backend: Backend) {
     .await;
 }
 
-crate::both_backends!(request_access_rules, decision_rules, withdraw_and_expiry);
+fn retry_after(s: &tonic::Status) -> std::time::Duration {
+    use tonic_types::StatusExt;
+    s.get_error_details()
+        .retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("retry info")
+}
+
+/// A request/withdraw loop on one account: the administrators hear of the first request of the
+/// day only, and the sixth request within 24 hours is refused with RetryInfo until the oldest
+/// leaves the window (across replicas: the rule is read from the database).
+async fn a_request_loop_is_limited_and_emails_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    let admin_mails = |app: &TestApp| {
+        app.mails_to("stc1@example.com")
+            .iter()
+            .filter(|m| m.contains("has asked for access"))
+            .count()
+    };
+    let access = app.access();
+    for turn in 0..5 {
+        let r = request(&app, "ana", pb::Role::AuthorizedUser).await;
+        app.clock.advance(60_000);
+        access
+            .clone()
+            .withdraw_request(authed(
+                pb::WithdrawRequestRequest {
+                    access_request_id: r.access_request_id,
+                    reason: String::new(),
+                },
+                &app.person("ana"),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("withdraw {turn}: {e:?}"));
+        app.clock.advance(60_000);
+    }
+    app.wait_mail("stc1@example.com", "has asked for access", 1)
+        .await;
+    let s = assert_status(
+        access
+            .clone()
+            .request_access(authed(
+                req_msg(ICN, COUNTRY, pb::Role::AuthorizedUser),
+                &app.person("ana"),
+            ))
+            .await,
+        Code::ResourceExhausted,
+        "ACCESS_REQUESTS_RATE_LIMITED",
+    );
+    // The first of the five leaves the window 24 hours after it was made (10 minutes ago).
+    let wait = retry_after(&s).as_secs();
+    assert!((23 * 3600..=24 * 3600 - 590).contains(&wait), "{wait}");
+    // Another replica says the same: the count is the database's.
+    let other = app.replica().await;
+    assert_status(
+        other
+            .access()
+            .request_access(authed(
+                req_msg(ICN, COUNTRY, pb::Role::AuthorizedUser),
+                &other.person("ana"),
+            ))
+            .await,
+        Code::ResourceExhausted,
+        "ACCESS_REQUESTS_RATE_LIMITED",
+    );
+    // Someone else is not held back, and their request is announced.
+    request(&app, "ben", pb::Role::AuthorizedUser).await;
+    app.wait_mail("stc1@example.com", "has asked for access", 2)
+        .await;
+    assert_eq!(admin_mails(&app), 2, "one email per person and day");
+    // A day later ana may ask again, and the administrators hear of it again.
+    app.clock.advance(24 * 3600 * 1000);
+    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    app.wait_mail("stc1@example.com", "has asked for access", 3)
+        .await;
+}
+
+/// Per replica: a person may ask for a handful of accounts at once; a flood waits. Likewise
+/// for one account across persons.
+async fn request_access_is_rate_limited_per_person_and_account(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            request_limits: (4, 6),
+            ..Default::default()
+        },
+    )
+    .await;
+    setup_account(&app).await;
+    let op = app.operator();
+    for i in 0..5 {
+        app.admin()
+            .create_account(authed(
+                pb::CreateAccountRequest {
+                    icn: format!("{}", 100 + i),
+                    company_name: format!("Co {i}"),
+                    country_code: COUNTRY.into(),
+                },
+                &op,
+            ))
+            .await
+            .unwrap();
+    }
+    let ask = |icn: String, who: &str| {
+        let token = app.person(who);
+        let access = app.access();
+        async move {
+            let mut access = access;
+            access
+                .request_access(authed(
+                    req_msg(&icn, COUNTRY, pb::Role::AuthorizedUser),
+                    &token,
+                ))
+                .await
+        }
+    };
+    for i in 0..4 {
+        ask(format!("{}", 100 + i), "ana")
+            .await
+            .expect("a handful passes");
+    }
+    let s = assert_status(
+        ask("104".into(), "ana").await,
+        Code::ResourceExhausted,
+        "ACCESS_REQUESTS_RATE_LIMITED",
+    );
+    let wait = retry_after(&s).as_secs();
+    assert!(
+        (1..=15 * 60).contains(&wait),
+        "one more every 15 minutes: {wait}"
+    );
+    // One account, many persons: the account's own limit (6 an hour).
+    for p in ["p1", "p2", "p3", "p4", "p5", "p6"] {
+        ask(ICN.into(), p)
+            .await
+            .expect("within the account's limit");
+    }
+    assert_status(
+        ask(ICN.into(), "p7").await,
+        Code::ResourceExhausted,
+        "ACCESS_REQUESTS_RATE_LIMITED",
+    );
+}
+
+crate::both_backends!(
+    request_access_rules,
+    decision_rules,
+    withdraw_and_expiry,
+    a_request_loop_is_limited_and_emails_once,
+    request_access_is_rate_limited_per_person_and_account
+);

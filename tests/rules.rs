@@ -232,7 +232,123 @@ async fn a_request_past_its_deadline_is_over(backend: Backend) {
     );
 }
 
+/// A person without a service scope learns nothing about accounts they do not belong to:
+/// unknown, suspended and foreign accounts answer alike. The ticketing system and operators
+/// keep the precise reasons.
+async fn a_person_cannot_enumerate_accounts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let op = app.operator();
+    let other = "7777777";
+    app.admin()
+        .create_account(authed(
+            pb::CreateAccountRequest {
+                icn: other.into(),
+                company_name: "Other".into(),
+                country_code: COUNTRY.into(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    request(&app, "ben", pb::Role::AuthorizedUser).await;
+    set_status(&app, pb::AccountStatus::Suspended).await;
+    let self_check = |icn: &str, who: &str| {
+        let req = pb::CheckEntitlementRequest {
+            web_id: who.into(),
+            icn: icn.into(),
+            action: pb::Action::ViewSupportArea as i32,
+            product_id: String::new(),
+            severity: 0,
+            consistency_token: String::new(),
+        };
+        (req, app.person(who))
+    };
+    let reason_for =
+        |r: pb::CheckEntitlementResponse| pb::DecisionReason::try_from(r.reason).unwrap();
+    use pb::DecisionReason as R;
+    // ana belongs nowhere: unknown, suspended and foreign accounts look the same to her.
+    for icn in ["7654321", ICN, other] {
+        let (req, token) = self_check(icn, "ana");
+        let r = app
+            .entitlement()
+            .check_entitlement(authed(req, &token))
+            .await
+            .unwrap();
+        assert_eq!(reason_for(r.into_inner()), R::NotAMember, "{icn}");
+    }
+    // Her own pending request still speaks (she knows of it); a member of the suspended
+    // account learns that it is suspended.
+    let (req, token) = self_check(ICN, "ben");
+    let r = app
+        .entitlement()
+        .check_entitlement(authed(req, &token))
+        .await
+        .unwrap();
+    assert_eq!(reason_for(r.into_inner()), R::RequestPending);
+    let (req, token) = self_check(ICN, "stc1");
+    let r = app
+        .entitlement()
+        .check_entitlement(authed(req, &token))
+        .await
+        .unwrap();
+    assert_eq!(reason_for(r.into_inner()), R::AccountSuspended);
+    // The ticketing system keeps the precise reasons.
+    for (icn, want) in [
+        ("7654321", R::UnknownAccount),
+        (ICN, R::AccountSuspended),
+        (other, R::NotAMember),
+    ] {
+        let (req, _) = self_check(icn, "ana");
+        let r = app
+            .entitlement()
+            .check_entitlement(authed(req, &app.checker()))
+            .await
+            .unwrap();
+        assert_eq!(reason_for(r.into_inner()), want, "{icn}");
+    }
+    // Reading members: the same refusal for an unknown and a foreign account; operators are
+    // told the account does not exist.
+    let list = |icn: &str| pb::ListMembersRequest {
+        icn: icn.into(),
+        page_size: 0,
+        page_token: String::new(),
+    };
+    for icn in ["7654321", other] {
+        assert_status(
+            app.access()
+                .list_members(authed(list(icn), &app.person("ana")))
+                .await,
+            Code::PermissionDenied,
+            "NOT_AN_ADMINISTRATOR",
+        );
+    }
+    assert_status(
+        app.access()
+            .list_members(authed(list("7654321"), &op))
+            .await,
+        Code::NotFound,
+        "ACCOUNT_NOT_FOUND",
+    );
+    // Changing a member of an account that does not exist: the same.
+    assert_status(
+        app.access()
+            .remove_member(authed(
+                pb::RemoveMemberRequest {
+                    icn: "7654321".into(),
+                    web_id: "ben".into(),
+                    reason: String::new(),
+                },
+                &stc,
+            ))
+            .await,
+        Code::PermissionDenied,
+        "NOT_AN_ADMINISTRATOR",
+    );
+}
+
 crate::both_backends!(
+    a_person_cannot_enumerate_accounts,
     a_suspended_account_is_not_administered,
     an_unverified_administrator_changes_no_member,
     an_approval_never_lowers_a_role,

@@ -3,6 +3,11 @@
 //!
 //!     cargo run --release --example bench                 # full: 100k accounts, 1M memberships, both stores
 //!     cargo run --example bench -- --smoke                # CI: small data, short runs
+//!
+//! Per store: seeding, the service's start (spawn to SERVING for the EntitlementService) and
+//! its cache warm-up, CheckEntitlement against the constant baseline, revocation across
+//! replicas (PostgreSQL), then the write path: whole access workflows per second against one
+//! INSERT per call (`workflow.rs`).
 
 /// The same allocator as the `entitlements` binary, for both servers under test.
 #[global_allocator]
@@ -11,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod dataset;
 mod load;
 mod servers;
+mod workflow;
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +26,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 use dataset::Shape;
+use entitlements::auth::dev::DevKey;
 use load::{Load, Report};
 
 const RSA_PEM: &str = include_str!("../../src/auth/testdata/rsa2048-test-only.pem");
@@ -34,11 +41,18 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// The variants are the child modes' subcommand names (serve-real, serve-constant, serve-insert).
+#[allow(clippy::enum_variant_names)]
 enum Mode {
     /// (internal) the service, as a child process
     ServeReal(Box<entitlements::config::ServeArgs>),
     /// (internal) the constant-answer baseline, as a child process
     ServeConstant,
+    /// (internal) the write-path baseline (one INSERT per call), as a child process
+    ServeInsert {
+        #[arg(long)]
+        database_url: String,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -64,7 +78,22 @@ struct Opts {
     /// Revocation samples across three replicas on PostgreSQL (0 skips).
     #[arg(long, default_value_t = 50)]
     revocations: usize,
-    /// Small and short, for CI: 1k accounts, 10k memberships, 2 s runs, 10 revocations.
+    /// Skip the write-path (workflow) benchmark.
+    #[arg(long)]
+    skip_workflow: bool,
+    /// Flows in flight, one measurement each (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    workflow_in_flight: Vec<usize>,
+    /// Accounts for the workflow, each with a verified Site Technical Contact; flow n asks
+    /// account n % this.
+    #[arg(long, default_value_t = 1_000)]
+    workflow_accounts: i64,
+    #[arg(long, default_value_t = 2_000)]
+    workflow_warmup_ms: u64,
+    #[arg(long, default_value_t = 10_000)]
+    workflow_duration_ms: u64,
+    /// Small and short, for CI: 1k accounts, 10k memberships, 2 s runs, 10 revocations;
+    /// workflow: 100 accounts, 0.5 s warm-up, 1 s runs.
     #[arg(long)]
     smoke: bool,
     #[arg(
@@ -83,6 +112,9 @@ fn main() -> anyhow::Result<()> {
     match cli.mode {
         Some(Mode::ServeReal(args)) => rt.block_on(servers::serve_real(*args)),
         Some(Mode::ServeConstant) => rt.block_on(servers::serve_constant()),
+        Some(Mode::ServeInsert { database_url }) => {
+            rt.block_on(servers::serve_insert(database_url))
+        }
         None => rt.block_on(drive(cli.opts)),
     }
 }
@@ -98,7 +130,9 @@ fn token(scope: &str, sub: &str) -> anyhow::Result<String> {
     Ok(jsonwebtoken::encode(&header, &claims, &key)?)
 }
 
-fn write_jwks(path: &std::path::Path) -> anyhow::Result<()> {
+/// The identity provider's JWKS: the RS256 key of the ticketing system's and the operator's
+/// tokens, and the Ed25519 key (`persons`) that signs the workflow's person and STC tokens.
+fn write_jwks(path: &std::path::Path, persons: &DevKey) -> anyhow::Result<()> {
     let key = EncodingKey::from_rsa_pem(RSA_PEM.as_bytes())?;
     let mut jwk = serde_json::to_value(jsonwebtoken::jwk::Jwk::from_encoding_key(
         &key,
@@ -106,7 +140,12 @@ fn write_jwks(path: &std::path::Path) -> anyhow::Result<()> {
     )?)?;
     jwk["kid"] = json!("bench-rsa");
     jwk["use"] = json!("sig");
-    std::fs::write(path, serde_json::to_vec(&json!({ "keys": [jwk] }))?)?;
+    let mut keys = vec![jwk];
+    let ed: serde_json::Value = serde_json::from_slice(&std::fs::read(persons.jwks_path())?)?;
+    if let Some(ed) = ed["keys"].as_array() {
+        keys.extend(ed.iter().cloned());
+    }
+    std::fs::write(path, serde_json::to_vec(&json!({ "keys": keys }))?)?;
     Ok(())
 }
 
@@ -117,6 +156,17 @@ struct Run {
     base: Report,
     rss_mib: Option<f64>,
     warm: Option<Duration>,
+    start: Start,
+}
+
+/// The service's start: from spawning its process.
+#[derive(Clone, Copy)]
+struct Start {
+    /// Until the overall health ("") says SERVING (None if never seen before the next).
+    overall: Option<Duration>,
+    /// Until `entitlement.v1.EntitlementService` says SERVING.
+    service: Duration,
+    rss_mib: Option<f64>,
 }
 
 async fn drive(mut o: Opts) -> anyhow::Result<()> {
@@ -128,7 +178,17 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
             o.duration_secs,
             o.revocations,
         ) = (1_000, 10_000, 1, 2, 10);
+        (
+            o.workflow_accounts,
+            o.workflow_warmup_ms,
+            o.workflow_duration_ms,
+        ) = (100, 500, 1_000);
     }
+    anyhow::ensure!(
+        o.accounts <= dataset::WORKFLOW_ICN_BASE - 1_000_000,
+        "at most {} accounts",
+        dataset::WORKFLOW_ICN_BASE - 1_000_000
+    );
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -136,6 +196,19 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
     let shape = Shape {
         accounts: o.accounts,
         members: o.members,
+        workflow_accounts: if o.skip_workflow {
+            0
+        } else {
+            o.workflow_accounts
+        },
+    };
+    let wf = workflow::Params {
+        in_flight: o.workflow_in_flight.clone(),
+        connections: o.connections,
+        warmup: Duration::from_millis(o.workflow_warmup_ms),
+        duration: Duration::from_millis(o.workflow_duration_ms),
+        rounds: o.rounds.max(1),
+        accounts: o.workflow_accounts,
     };
     let load = Load {
         connections: o.connections,
@@ -145,7 +218,8 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
     };
     let dir = tempfile::tempdir()?;
     let jwks = dir.path().join("jwks.json");
-    write_jwks(&jwks)?;
+    let persons = std::sync::Arc::new(DevKey::load_or_create(&dir.path().join("idp"))?);
+    write_jwks(&jwks, &persons)?;
     let checker = token("entitlements.check", "ticketing")?;
     let operator = token("entitlements.admin", "operator")?;
     println!(
@@ -159,11 +233,22 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
         shape.members,
         servers::has_taskset()
     );
+    if !o.skip_workflow {
+        println!(
+            "workflow: {} accounts with a verified STC; {:?} flows in flight; {:.1}s warm-up, {:.1}s measured, {} rounds",
+            shape.workflow_accounts,
+            wf.in_flight,
+            wf.warmup.as_secs_f64(),
+            wf.duration.as_secs_f64(),
+            wf.rounds
+        );
+    }
 
     // The baseline stays up for the whole run: each service measurement is paired with a
     // baseline measurement taken right before it, so both see the same machine load.
     let constant = servers::spawn("serve-constant", &[], Some(0))?;
     let mut runs = Vec::new();
+    let mut flows = Vec::new();
     let mut failed = false;
     for store in ["sqlite", "postgres"] {
         if o.store != "both" && o.store != store {
@@ -183,8 +268,18 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
         }
         println!("{store}: seeded in {:.1}s", seeded.elapsed().as_secs_f64());
         let args = serve_args(&url, &jwks, dir.path());
+        let spawned = Instant::now();
         let server = servers::spawn("serve-real", &args, Some(0))?;
-        wait_serving(&server.addr).await?;
+        let start = wait_ready(&server, spawned).await?;
+        println!(
+            "{store}: spawn to SERVING: {} overall (\"\"), {:.2}s {SERVICE}; server RSS then {}",
+            start
+                .overall
+                .map(|d| format!("{:.2}s", d.as_secs_f64()))
+                .unwrap_or_else(|| "?".into()),
+            start.service.as_secs_f64(),
+            mib(start.rss_mib)
+        );
         let t = Instant::now();
         let allowed = load::warm_all(&server.addr, &checker, shape).await?;
         let warm = t.elapsed();
@@ -226,12 +321,13 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
             base: median(&base),
             rss_mib: rss,
             warm: Some(warm),
+            start,
         };
         print_run(&run);
         runs.push(run);
         if store == "postgres" && o.revocations > 0 {
             revocation(
-                server,
+                &server,
                 &url,
                 &jwks,
                 dir.path(),
@@ -241,9 +337,22 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
                 o.revocations,
             )
             .await?;
-        } else {
-            drop(server);
         }
+        if !o.skip_workflow {
+            let rows = workflow::section(
+                store,
+                &url,
+                &server,
+                persons.clone(),
+                ISSUER,
+                &dir.path().join("mail"),
+                &wf,
+            )
+            .await?;
+            failed |= rows.iter().any(|r| r.errors > 0);
+            flows.extend(rows);
+        }
+        drop(server);
         if store == "postgres" {
             dataset::drop_postgres(&o.postgres_admin_url, "entitlements_bench").await?;
         }
@@ -266,6 +375,10 @@ async fn drive(mut o: Opts) -> anyhow::Result<()> {
             }
         );
     }
+    print_start_table(&runs);
+    if !flows.is_empty() {
+        workflow::print_table(&flows, wf.rounds);
+    }
     anyhow::ensure!(!failed, "the benchmark saw errors or wrong answers");
     Ok(())
 }
@@ -287,6 +400,9 @@ fn serve_args(url: &str, jwks: &std::path::Path, dir: &std::path::Path) -> Vec<S
         &dir.join("mail").display().to_string(),
         "--data-dir",
         &dir.display().to_string(),
+        // As an operator runs it: Prometheus metrics on, so their cost is in the figures.
+        "--metrics-listen",
+        "127.0.0.1:0",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -307,9 +423,7 @@ fn print_run(r: &Run) {
         r.report.cpu_us_per_call,
         r.base.cpu_us_per_call,
         r.report.errors,
-        r.rss_mib
-            .map(|m| format!("{m:.0} MiB"))
-            .unwrap_or_else(|| "?".into()),
+        mib(r.rss_mib),
         r.warm
             .map(|w| format!("cache warmed in {:.1}s", w.as_secs_f64()))
             .unwrap_or_default(),
@@ -344,27 +458,81 @@ fn median(rs: &[Report]) -> Report {
     v[v.len() / 2]
 }
 
-async fn wait_serving(addr: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
+/// The health service name a replica reports SERVING once it is ready to answer checks (from
+/// its cache, once replicas bulk-load it before saying so); the overall "" may come earlier.
+const SERVICE: &str = "entitlement.v1.EntitlementService";
+
+fn mib(m: Option<f64>) -> String {
+    m.map(|m| format!("{m:.0} MiB"))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Whether `service` is SERVING on `ch`: any error (not connected yet, unknown service name,
+/// no answer within a second) counts as not yet.
+async fn is_serving(ch: &tonic::transport::Channel, service: &str) -> bool {
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    let req = tonic_health::pb::HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    tokio::time::timeout(Duration::from_secs(1), h.check(req))
+        .await
+        .is_ok_and(|r| r.is_ok_and(|r| r.into_inner().status == serving))
+}
+
+/// Polls the health Check every 20 ms until [`SERVICE`] says SERVING; times it (and the
+/// overall "") from `spawned`, and reads the server's RSS at that moment.
+async fn wait_ready(server: &servers::Server, spawned: Instant) -> anyhow::Result<Start> {
+    let deadline = spawned + Duration::from_secs(600);
+    let ch = tonic::transport::Channel::from_shared(server.addr.clone())?.connect_lazy();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut overall = None;
     loop {
-        if let Ok(ch) = tonic::transport::Channel::from_shared(addr.to_owned())?
-            .connect()
-            .await
-        {
-            let mut h = tonic_health::pb::health_client::HealthClient::new(ch);
-            let req = tonic_health::pb::HealthCheckRequest {
-                service: String::new(),
-            };
-            if h.check(req)
-                .await
-                .is_ok_and(|r| r.into_inner().status == serving)
-            {
-                return Ok(());
-            }
+        tick.tick().await;
+        if overall.is_none() && is_serving(&ch, "").await {
+            overall = Some(spawned.elapsed());
         }
-        anyhow::ensure!(Instant::now() < deadline, "{addr} did not become SERVING");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if is_serving(&ch, SERVICE).await {
+            return Ok(Start {
+                overall,
+                service: spawned.elapsed(),
+                rss_mib: server.rss_mib(),
+            });
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} did not report SERVING for {SERVICE} within 600 s",
+            server.addr
+        );
+    }
+}
+
+/// The warm-start table: spawn to SERVING, memory then, the warm-up pass over every
+/// membership, memory after it.
+fn print_start_table(runs: &[Run]) {
+    println!(
+        "\nwarm start: from spawning the service to health SERVING, then one check of every membership (BatchCheckEntitlements)"
+    );
+    println!(
+        "| store | spawn to SERVING (\"\") | spawn to SERVING ({SERVICE}) | RSS at SERVING | warm-up pass over all memberships | RSS after it |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for r in runs {
+        println!(
+            "| {} | {} | {:.2} s | {} | {} | {} |",
+            r.name,
+            r.start
+                .overall
+                .map(|d| format!("{:.2} s", d.as_secs_f64()))
+                .unwrap_or_else(|| "?".into()),
+            r.start.service.as_secs_f64(),
+            mib(r.start.rss_mib),
+            r.warm
+                .map(|w| format!("{:.2} s", w.as_secs_f64()))
+                .unwrap_or_else(|| "?".into()),
+            mib(r.rss_mib),
+        );
     }
 }
 
@@ -372,7 +540,7 @@ async fn wait_serving(addr: &str) -> anyhow::Result<()> {
 /// replica, how long until every replica denies (no consistency token)?
 #[allow(clippy::too_many_arguments)]
 async fn revocation(
-    first: servers::Server,
+    first: &servers::Server,
     url: &str,
     jwks: &std::path::Path,
     dir: &std::path::Path,
@@ -387,7 +555,7 @@ async fn revocation(
         servers::spawn("serve-real", &args, None)?,
     ];
     for s in &others {
-        wait_serving(&s.addr).await?;
+        wait_ready(s, Instant::now()).await?;
     }
     let mut admin = pb::account_admin_service_client::AccountAdminServiceClient::new(
         tonic::transport::Channel::from_shared(first.addr.clone())?
@@ -395,7 +563,7 @@ async fn revocation(
             .await?,
     );
     let mut checkers = Vec::new();
-    for s in std::iter::once(&first).chain(others.iter()) {
+    for s in std::iter::once(first).chain(others.iter()) {
         checkers.push(
             pb::entitlement_service_client::EntitlementServiceClient::new(
                 tonic::transport::Channel::from_shared(s.addr.clone())?

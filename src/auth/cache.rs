@@ -15,11 +15,16 @@ const MAX_ENTRIES: u64 = 100_000;
 /// size, and the cache holds no bearer credentials.
 pub(crate) type TokenDigest = [u8; 32];
 
+/// The generation of the key set that verified the token, then the token's digest. Lookups use
+/// the current generation, so once the keys change no earlier verification is served, not
+/// even one that finished after the change began (and was inserted after it was cleared).
+pub(crate) type CacheKey = (u64, TokenDigest);
+
 pub(crate) fn digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
 }
 
-pub(crate) fn new_cache() -> Cache<TokenDigest, Arc<Principal>> {
+pub(crate) fn new_cache() -> Cache<CacheKey, Arc<Principal>> {
     Cache::builder()
         .max_capacity(MAX_ENTRIES)
         .expire_after(UntilTokenExpiry)
@@ -29,10 +34,10 @@ pub(crate) fn new_cache() -> Cache<TokenDigest, Arc<Principal>> {
 /// Each entry lives until its token's `exp`, never longer.
 struct UntilTokenExpiry;
 
-impl moka::Expiry<TokenDigest, Arc<Principal>> for UntilTokenExpiry {
+impl moka::Expiry<CacheKey, Arc<Principal>> for UntilTokenExpiry {
     fn expire_after_create(
         &self,
-        _key: &TokenDigest,
+        _key: &CacheKey,
         value: &Arc<Principal>,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -41,7 +46,7 @@ impl moka::Expiry<TokenDigest, Arc<Principal>> for UntilTokenExpiry {
 
     fn expire_after_update(
         &self,
-        _key: &TokenDigest,
+        _key: &CacheKey,
         value: &Arc<Principal>,
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
@@ -103,10 +108,10 @@ mod tests {
     #[test]
     fn cache_drops_entry_at_its_expiry() {
         let cache = new_cache();
-        let key = digest("a.b.c");
+        let key = (0, digest("a.b.c"));
         cache.insert(key, Arc::new(principal(unix_now() + 3600)));
         assert!(cache.get(&key).is_some());
-        let gone = digest("d.e.f");
+        let gone = (0, digest("d.e.f"));
         cache.insert(gone, Arc::new(principal(unix_now() - 5)));
         assert!(cache.get(&gone).is_none());
     }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{AuthError, Principal};
 
 /// Real tokens are a few KiB at most; the cap bounds the work an anonymous caller can cause.
-const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 const MAX_WEB_ID_CHARS: usize = 255;
 
 /// The token in `Bearer <token>`; the scheme is case-insensitive (RFC 7235).
@@ -48,6 +48,8 @@ struct RawHeader {
     kid: Option<String>,
     #[serde(default)]
     crit: Option<serde_json::Value>,
+    #[serde(default)]
+    typ: Option<String>,
 }
 
 pub(crate) fn parse_header(token: &str) -> Result<TokenHeader, AuthError> {
@@ -78,6 +80,11 @@ pub(crate) fn parse_header(token: &str) -> Result<TokenHeader, AuthError> {
             "critical header extensions are not supported".into(),
         ));
     }
+    if let Some(typ) = raw.typ.as_deref()
+        && !is_access_token_type(typ)
+    {
+        return Err(AuthError::UnsupportedType(printable(typ, 32)));
+    }
     let alg = match raw.alg.as_str() {
         "RS256" => Algorithm::RS256,
         "ES256" => Algorithm::ES256,
@@ -85,6 +92,16 @@ pub(crate) fn parse_header(token: &str) -> Result<TokenHeader, AuthError> {
         other => return Err(AuthError::UnsupportedAlgorithm(printable(other, 16))),
     };
     Ok(TokenHeader { alg, kid: raw.kid })
+}
+
+/// RFC 8725 3.11: a JWT of another kind (a security event, a DPoP proof, an ID token typed as
+/// such) signed by the same provider must not pass for an access token. `typ` is a media type
+/// compared case-insensitively, with `application/` implied when it has no `/` (RFC 7515 4.1.9).
+fn is_access_token_type(typ: &str) -> bool {
+    let typ = typ.trim().to_ascii_lowercase();
+    let typ = typ.strip_prefix("application/").unwrap_or(&typ);
+    // `JWT` (RFC 7519 5.1) is what most providers send; `at+jwt` is RFC 9068's access token.
+    matches!(typ, "jwt" | "at+jwt")
 }
 
 /// The caller's `alg` ends up in our answer and logs; keep it short and inert.
@@ -262,6 +279,36 @@ mod tests {
         }
         assert!(matches!(
             parse_header(&enc(r#"{"alg":"RS256","crit":["b64"]}"#)),
+            Err(AuthError::MalformedToken(_))
+        ));
+        for typ in [
+            "JWT",
+            "jwt",
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "application/JWT",
+        ] {
+            let h = enc(&format!(r#"{{"alg":"EdDSA","typ":"{typ}"}}"#));
+            assert!(parse_header(&h).is_ok(), "{typ}");
+        }
+        for typ in [
+            "secevent+jwt",
+            "dpop+jwt",
+            "JOSE",
+            "at+jwt2",
+            "text/jwt",
+            "application/",
+        ] {
+            let h = enc(&format!(r#"{{"alg":"EdDSA","typ":"{typ}"}}"#));
+            assert_eq!(
+                parse_header(&h).err(),
+                Some(AuthError::UnsupportedType(typ.into())),
+                "{typ}"
+            );
+        }
+        assert!(matches!(
+            parse_header(&enc(r#"{"alg":"EdDSA","typ":7}"#)),
             Err(AuthError::MalformedToken(_))
         ));
         assert!(matches!(

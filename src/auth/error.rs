@@ -14,6 +14,8 @@ pub enum AuthError {
     MalformedToken(String),
     #[error("unsupported token algorithm `{0}`")]
     UnsupportedAlgorithm(String),
+    #[error("unsupported token type `{0}`")]
+    UnsupportedType(String),
     #[error("no key in the JWKS matches the token")]
     UnknownKey,
     #[error("the token signature does not verify")]
@@ -42,6 +44,8 @@ impl AuthError {
             Self::MalformedHeader => Reason::AuthorizationHeaderMalformed,
             Self::MalformedToken(_) => Reason::TokenMalformed,
             Self::UnsupportedAlgorithm(_) => Reason::TokenAlgorithmUnsupported,
+            // Not a new reason: to the caller it is a token of the wrong shape, like `crit`.
+            Self::UnsupportedType(_) => Reason::TokenMalformed,
             Self::UnknownKey => Reason::TokenKeyUnknown,
             Self::BadSignature => Reason::TokenSignatureInvalid,
             Self::Expired => Reason::TokenExpired,
@@ -64,6 +68,11 @@ impl AuthError {
             Self::MalformedToken(detail) => format!("malformed token: {detail}"),
             Self::UnsupportedAlgorithm(alg) => {
                 format!("token algorithm `{alg}` is not accepted (use RS256, ES256 or EdDSA)")
+            }
+            Self::UnsupportedType(typ) => {
+                format!(
+                    "token type `{typ}` is not accepted (use an access token: `JWT` or `at+jwt`)"
+                )
             }
             Self::UnknownKey => "the token's signing key is not known to this service".into(),
             Self::BadSignature => "the token signature is invalid".into(),

@@ -103,6 +103,11 @@ impl KeySet {
     pub fn keeps_all_of(&self, older: &KeySet) -> bool {
         older.fingerprints.is_subset(&self.fingerprints)
     }
+
+    /// The same keys, whatever the order or formatting of the document.
+    pub fn same_keys_as(&self, other: &KeySet) -> bool {
+        self.fingerprints == other.fingerprints
+    }
 }
 
 fn usable_key(jwk: &Jwk) -> Result<VerifyKey, &'static str> {
@@ -190,20 +195,28 @@ impl Loader {
         Ok(Self { source, client })
     }
 
-    pub fn is_remote(&self) -> bool {
-        self.client.is_some()
+    /// The document's bytes. Errors name the file or URL: they are for our logs (see
+    /// `AuthError::public_message`).
+    pub async fn read(&self) -> Result<Vec<u8>, AuthError> {
+        match (&self.source, &self.client) {
+            (JwksSource::Url(url), Some(client)) => fetch(client, url).await,
+            (JwksSource::File(path), _) => read_file(path).await,
+            (JwksSource::Url(_), None) => {
+                Err(AuthError::Config("no HTTP client for the JWKS URL".into()))
+            }
+        }
     }
 
-    /// Errors name the file or URL: they are for our logs (see `AuthError::public_message`).
-    pub async fn load(&self) -> Result<KeySet, AuthError> {
-        let (bytes, origin) = match (&self.source, &self.client) {
-            (JwksSource::Url(url), Some(client)) => (fetch(client, url).await?, url.to_string()),
-            (JwksSource::File(path), _) => (read_file(path).await?, path.display().to_string()),
-            (JwksSource::Url(_), None) => {
-                return Err(AuthError::Config("no HTTP client for the JWKS URL".into()));
-            }
-        };
-        KeySet::parse(&bytes).map_err(|e| AuthError::JwksUnavailable(format!("{origin}: {e}")))
+    pub fn parse(&self, bytes: &[u8]) -> Result<KeySet, AuthError> {
+        KeySet::parse(bytes)
+            .map_err(|e| AuthError::JwksUnavailable(format!("{}: {e}", self.origin())))
+    }
+
+    fn origin(&self) -> String {
+        match &self.source {
+            JwksSource::Url(url) => url.to_string(),
+            JwksSource::File(path) => path.display().to_string(),
+        }
     }
 }
 

@@ -16,8 +16,10 @@ mod jwks;
 mod tests;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-pub use authenticator::Authenticator;
+pub use authenticator::{Authenticator, KeyGeneration};
+pub use claims::MAX_TOKEN_LEN;
 pub use error::AuthError;
 
 /// Scope a caller needs to ask entitlement questions.
@@ -41,12 +43,17 @@ pub struct AuthConfig {
     pub audience: String,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_secs: u64,
+    /// How often the JWKS is read again in the background (it is also read again on an
+    /// unknown `kid`).
+    pub refresh_every: Duration,
 }
 
 impl AuthConfig {
-    /// Defaults: no issuer check, audience [`DEFAULT_AUDIENCE`], leeway [`DEFAULT_LEEWAY_SECS`].
+    /// Defaults: no issuer check, audience [`DEFAULT_AUDIENCE`], leeway [`DEFAULT_LEEWAY_SECS`],
+    /// the source's refresh interval ([`JwksSource::default_refresh`]).
     pub fn new(jwks: JwksSource) -> Self {
         Self {
+            refresh_every: jwks.default_refresh(),
             jwks,
             issuer: None,
             audience: DEFAULT_AUDIENCE.to_owned(),
@@ -55,12 +62,11 @@ impl AuthConfig {
     }
 }
 
-/// Where the identity provider's public keys come from.
+/// Where the identity provider's public keys come from. Both are read at start, again in the
+/// background and on an unknown `kid`; a removed key stops working once a read sees it gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksSource {
-    /// Read once at start.
     File(PathBuf),
-    /// Fetched at start, refreshed in the background and on an unknown `kid`.
     Url(url::Url),
 }
 
@@ -94,6 +100,18 @@ impl JwksSource {
             return Ok(Self::File(path));
         }
         Ok(Self::File(PathBuf::from(s)))
+    }
+}
+
+impl JwksSource {
+    /// A URL every 10 minutes: the identity provider is someone else's server, and keys are
+    /// published well before use. A file every 2 seconds: a local read of a few KiB (parsed
+    /// only when it changed), and whoever edits it expects a removed key to stop at once.
+    pub fn default_refresh(&self) -> Duration {
+        match self {
+            Self::File(_) => Duration::from_secs(2),
+            Self::Url(_) => Duration::from_secs(600),
+        }
     }
 }
 

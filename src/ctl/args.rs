@@ -1,6 +1,8 @@
 //! The command line of `entitlements ctl`: global options and one subcommand per RPC, with
 //! flags named like the proto fields (kebab-case).
 
+use std::path::PathBuf;
+
 use clap::{Args, Subcommand, ValueEnum};
 use prost_types::Timestamp;
 
@@ -14,7 +16,7 @@ fn parse_time_arg(s: &str) -> Result<Timestamp, String> {
 
 #[derive(Args, Debug)]
 pub struct CtlArgs {
-    /// The service's address.
+    /// The service's address: http://host:port, or https://host:port for TLS.
     #[arg(
         long,
         global = true,
@@ -32,6 +34,8 @@ pub struct CtlArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// How to print the response.
     #[arg(
         long,
@@ -43,6 +47,35 @@ pub struct CtlArgs {
     pub output: Output,
     #[command(subcommand)]
     pub command: CtlCommand,
+}
+
+/// TLS for an `https://` server.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TlsArgs {
+    /// PEM CA certificate(s) to trust for an https:// server instead of the system's roots.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "ENTITLEMENTS_CA_CERT"
+    )]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate for a server that requires one (mutual TLS; with --client-key).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "ENTITLEMENTS_CLIENT_CERT"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "ENTITLEMENTS_CLIENT_KEY"
+    )]
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

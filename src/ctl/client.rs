@@ -1,13 +1,17 @@
 //! The connection to the service: the channel, the bearer token on every call, and gRPC
 //! errors made readable.
 
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_types::StatusExt;
 
+use super::TlsArgs;
 use super::names::code_name;
 use crate::proto::v1::access_service_client::AccessServiceClient;
 use crate::proto::v1::account_admin_service_client::AccountAdminServiceClient;
@@ -19,8 +23,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `server` (`http://host:port`; a bare `host:port` means http).
-    pub async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Self> {
+    /// Connects to `server` (`http://host:port` or `https://host:port`; a bare `host:port`
+    /// means http).
+    pub async fn connect(server: &str, token: Option<&str>, tls: &TlsArgs) -> anyhow::Result<Self> {
         let auth = match token.map(str::trim) {
             Some(t) if !t.is_empty() => Some(
                 MetadataValue::try_from(format!("Bearer {t}"))
@@ -33,10 +38,20 @@ impl Client {
         } else {
             format!("http://{server}")
         };
-        let channel = Endpoint::from_shared(url.clone())
+        let endpoint = Endpoint::from_shared(url.clone())
             .with_context(|| format!("--server {server}: not a URL"))?
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(30));
+        let endpoint = if url.starts_with("https://") {
+            with_tls(endpoint, tls)?
+        } else if tls.ca_cert.is_some() || tls.client_cert.is_some() || tls.client_key.is_some() {
+            bail!(
+                "--ca-cert, --client-cert and --client-key are for TLS: use an https:// --server, not {url}"
+            );
+        } else {
+            endpoint
+        };
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot connect to {url}"))?;
@@ -62,6 +77,47 @@ impl Client {
 
     pub fn entitlement(&self) -> EntitlementServiceClient<Channel> {
         EntitlementServiceClient::new(self.channel.clone())
+    }
+}
+
+/// TLS with ALPN h2: the server is checked against `--ca-cert` when given, else against the
+/// system's roots (or the webpki roots compiled in, where the system has none); a client
+/// certificate is presented when the server requires one.
+fn with_tls(endpoint: Endpoint, tls: &TlsArgs) -> anyhow::Result<Endpoint> {
+    let mut config = ClientTlsConfig::new();
+    if let Some(path) = &tls.ca_cert {
+        let pem = read_pem(path, "--ca-cert")?;
+        config = config.ca_certificate(Certificate::from_pem(pem));
+    }
+    match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => {
+            let cert = read_pem(cert, "--client-cert")?;
+            let key = std::fs::read(key)
+                .with_context(|| format!("--client-key {}: cannot read it", key.display()))?;
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        (None, None) => {}
+        _ => bail!("--client-cert and --client-key go together: give both or neither"),
+    }
+    if tls.ca_cert.is_some() {
+        // Only the private CA: a public certificate for the same name is not trusted here.
+        return endpoint.tls_config(config).context("TLS settings");
+    }
+    endpoint
+        .clone()
+        .tls_config(config.clone().with_native_roots())
+        .or_else(|_| endpoint.tls_config(config.with_webpki_roots()))
+        .context("TLS settings")
+}
+
+/// A PEM file with at least one certificate in it.
+fn read_pem(path: &Path, flag: &str) -> anyhow::Result<Vec<u8>> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("{flag} {}: cannot read it", path.display()))?;
+    match CertificateDer::pem_slice_iter(&pem).next() {
+        Some(Ok(_)) => Ok(pem),
+        Some(Err(e)) => bail!("{flag} {}: not a PEM certificate ({e})", path.display()),
+        None => bail!("{flag} {}: no PEM CERTIFICATE in it", path.display()),
     }
 }
 

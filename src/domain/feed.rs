@@ -46,16 +46,28 @@ pub struct ChangeRecord {
     pub at: Millis,
 }
 
-/// Consistency tokens are opaque to callers: a version tag and the revision.
-pub fn encode_token(r: Revision) -> String {
-    format!("v1.{r}")
+/// What a consistency token says: a revision of one database's change feed. Opaque to
+/// callers; the database is named so that a token from another one is refused, not misread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub database: String,
+    pub revision: Revision,
 }
 
-pub fn decode_token(s: &str) -> Option<Revision> {
-    s.strip_prefix("v1.")?
-        .parse::<Revision>()
-        .ok()
-        .filter(|r| *r >= 0)
+pub fn encode_token(database: &str, r: Revision) -> String {
+    format!("v2.{database}.{r}")
+}
+
+pub fn decode_token(s: &str) -> Option<Token> {
+    let (database, revision) = s.strip_prefix("v2.")?.split_once('.')?;
+    let named = !database.is_empty()
+        && database.len() <= 32
+        && database.bytes().all(|b| b.is_ascii_alphanumeric());
+    let revision = revision.parse::<Revision>().ok().filter(|r| *r >= 0)?;
+    named.then(|| Token {
+        database: database.to_owned(),
+        revision,
+    })
 }
 
 #[cfg(test)]
@@ -83,9 +95,17 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        assert_eq!(decode_token(&encode_token(42)), Some(42));
+        let t = Token {
+            database: "0f3a9c".into(),
+            revision: 42,
+        };
+        assert_eq!(decode_token(&encode_token("0f3a9c", 42)), Some(t));
         assert_eq!(decode_token("42"), None);
-        assert_eq!(decode_token("v1.-1"), None);
-        assert_eq!(decode_token("v1.x"), None);
+        assert_eq!(decode_token("v2.ab12.-1"), None);
+        assert_eq!(decode_token("v2.ab12.x"), None);
+        assert_eq!(decode_token("v1.5"), None, "tokens that name no database");
+        assert_eq!(decode_token("v2..5"), None);
+        assert_eq!(decode_token("v2.a-b.5"), None);
+        assert_eq!(decode_token(&format!("v2.{}.5", "a".repeat(33))), None);
     }
 }

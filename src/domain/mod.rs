@@ -5,6 +5,7 @@ pub mod access_request;
 pub mod decision;
 pub mod feed;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod policy;
 pub mod reason;

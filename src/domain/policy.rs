@@ -18,13 +18,19 @@
 //!   and members, and change or remove its members.
 //! - Nobody decides their own request; an administrator does not change their own membership;
 //!   an STC is changed or removed only by an operator (as an STC).
-//!
-//! And one rule of what a reader is shown ([`shows_decider`]): a person reading their own
-//! request sees the decision and its reason, but not which administrator made it.
+//! - **A person learns nothing about an account they do not belong to**: checking themself,
+//!   an unknown, a suspended and a foreign account all answer as an ordinary account they are
+//!   not a member of ([`as_seen_by_self`]); reading or administering an account that does not
+//!   exist is refused as for one they do not administer ([`unknown_account`]). The ticketing
+//!   system and operators keep the precise reasons.
+//! - **A person reading their own request** sees the decision and its reason, but not which
+//!   administrator made it ([`shows_decider`]); administrators and operators do.
 
+use super::decision::{Action, CheckFacts, CheckInput, Decision, DecisionReason, decide};
 use super::ids::WebId;
 use super::model::AccountStatus;
 use super::role::Role;
+use crate::clock::Millis;
 
 /// Who is acting, as the transport established it from a verified token.
 #[derive(Debug, Clone, Copy)]
@@ -189,6 +195,54 @@ pub fn authorize(actor: &Actor<'_>, op: &Operation<'_>) -> Result<(), Refusal> {
 /// requester who withdrew).
 pub fn shows_decider(reader: &Actor<'_>, requester: &WebId, decider: &WebId) -> bool {
     reader.operator || reader.web_id != requester || reader.web_id == decider
+}
+
+/// What a person checking themself is told. Unless they are an active member of the account,
+/// whether it exists or is suspended is not theirs to learn: those answers become what their
+/// own relation to it says (a pending or denied request, a removed membership: things they
+/// know), else NOT_A_MEMBER, as for any foreign account. Never an allow: a hidden refusal
+/// stays a refusal. Service callers and active members get the decision as it is.
+pub fn as_seen_by_self(
+    actor: &Actor<'_>,
+    facts: &CheckFacts,
+    decision: Decision,
+    now: Millis,
+) -> Decision {
+    let service = actor.checker || actor.operator;
+    let member = facts.membership.is_some_and(|m| m.is_active());
+    let hidden = matches!(
+        decision.reason,
+        DecisionReason::UnknownAccount | DecisionReason::AccountSuspended
+    );
+    if service || member || !hidden {
+        return decision;
+    }
+    let ordinary = CheckFacts {
+        account_status: Some(AccountStatus::Active),
+        contracts: Vec::new().into(),
+        ..facts.clone()
+    };
+    // Opening a service request is refused to every non-member, so this is their reason.
+    let input = CheckInput {
+        action: Action::OpenServiceRequest,
+        product: None,
+        severity: None,
+    };
+    let own = decide(&ordinary, &input, now);
+    Decision {
+        allowed: false,
+        ..own
+    }
+}
+
+/// An account that does not exist: an operator is told so (Ok: answer NOT_FOUND); anyone else
+/// gets the refusal they would get for an existing account they do not administer.
+pub fn unknown_account(actor: &Actor<'_>) -> Result<(), Refusal> {
+    if actor.operator {
+        Ok(())
+    } else {
+        Err(Refusal::NotAnAdministrator)
+    }
 }
 
 fn operator(actor: &Actor<'_>) -> Result<(), Refusal> {

@@ -89,14 +89,23 @@ reasons! {
     VerificationCodeLocked = "VERIFICATION_CODE_LOCKED",
     /// Changes after the token were already forgotten: reload and watch from now.
     ConsistencyTokenTooOld = "CONSISTENCY_TOKEN_TOO_OLD",
+    /// The token came from another database (another deployment, or before a restore).
+    ConsistencyTokenForeign = "CONSISTENCY_TOKEN_FOREIGN",
+    /// The token names a revision this database has not reached (after a restore from an
+    /// older backup, or a made-up token).
+    ConsistencyTokenAhead = "CONSISTENCY_TOKEN_AHEAD",
 
     // Try again (RESOURCE_EXHAUSTED with RetryInfo, ABORTED, UNAVAILABLE, INTERNAL).
     VerificationEmailRateLimited = "VERIFICATION_EMAIL_RATE_LIMITED",
+    /// Too many requests for access, by this person or for this account (RetryInfo says when).
+    AccessRequestsRateLimited = "ACCESS_REQUESTS_RATE_LIMITED",
     /// A concurrent change won; the call is safe to retry.
     ConcurrentUpdate = "CONCURRENT_UPDATE",
     /// The server is starting and not yet migrated.
     Starting = "STARTING",
     ShuttingDown = "SHUTTING_DOWN",
+    /// The call did not finish within the server's deadline or the caller's `grpc-timeout`.
+    DeadlineExceeded = "DEADLINE_EXCEEDED",
     DatabaseUnavailable = "DATABASE_UNAVAILABLE",
     /// A bug or corrupt data; the cause is logged, never sent.
     Internal = "INTERNAL",

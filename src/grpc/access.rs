@@ -2,7 +2,6 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, field, line, text};
 use super::{Api, svc};
-use crate::domain::feed::encode_token;
 use crate::domain::{AccessRequestId, CountryCode, Icn, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::access_service_server::AccessService;
@@ -26,7 +25,7 @@ impl AccessService for Api {
         let view = svc(s.request_access(&caller, &icn, &country, role).await)?;
         Ok(Response::new(pb::RequestAccessResponse {
             access_request: Some(view.value.into()),
-            consistency_token: encode_token(view.revision),
+            consistency_token: s.token(view.revision),
         }))
     }
 
@@ -45,7 +44,7 @@ impl AccessService for Api {
         let view = svc(s.approve_request(&caller, id, granted).await)?;
         Ok(Response::new(pb::ApproveRequestResponse {
             access_request: Some(view.value.into()),
-            consistency_token: encode_token(view.revision),
+            consistency_token: s.token(view.revision),
         }))
     }
 
@@ -64,7 +63,7 @@ impl AccessService for Api {
         let view = svc(s.deny_request(&caller, id, &reason).await)?;
         Ok(Response::new(pb::DenyRequestResponse {
             access_request: Some(view.value.into()),
-            consistency_token: encode_token(view.revision),
+            consistency_token: s.token(view.revision),
         }))
     }
 
@@ -83,7 +82,7 @@ impl AccessService for Api {
         let view = svc(s.withdraw_request(&caller, id, &reason).await)?;
         Ok(Response::new(pb::WithdrawRequestResponse {
             access_request: Some(view.value.into()),
-            consistency_token: encode_token(view.revision),
+            consistency_token: s.token(view.revision),
         }))
     }
 
@@ -96,7 +95,7 @@ impl AccessService for Api {
         let verified = svc(s.verify_email(&caller, &code).await)?;
         Ok(Response::new(pb::VerifyEmailResponse {
             email_verified: verified.value,
-            consistency_token: encode_token(verified.revision),
+            consistency_token: s.token(verified.revision),
         }))
     }
 
@@ -178,7 +177,7 @@ impl AccessService for Api {
         let view = svc(s.update_member_role(&caller, &icn, &web_id, role).await)?;
         Ok(Response::new(pb::UpdateMemberRoleResponse {
             membership: Some(view.value.into()),
-            consistency_token: encode_token(view.revision),
+            consistency_token: s.token(view.revision),
         }))
     }
 
@@ -194,7 +193,7 @@ impl AccessService for Api {
         let view = svc(s.remove_member(&caller, &icn, &web_id, &reason).await)?;
         Ok(Response::new(pb::RemoveMemberResponse {
             membership: Some(view.value.into()),
-            consistency_token: encode_token(view.revision),
+            consistency_token: s.token(view.revision),
         }))
     }
 }

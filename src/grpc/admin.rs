@@ -2,7 +2,6 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as cv, field, line, text};
 use super::{Api, svc};
-use crate::domain::feed::encode_token;
 use crate::domain::{Contract, ContractId, CountryCode, Email, Icn, ProductId, Reason, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::account_admin_service_server::AccountAdminService;
@@ -27,7 +26,7 @@ impl AccountAdminService for Api {
         let account = svc(s.create_account(&caller, &icn, &company, &country).await)?;
         Ok(Response::new(pb::CreateAccountResponse {
             account: Some(account.value.into()),
-            consistency_token: encode_token(account.revision),
+            consistency_token: s.token(account.revision),
         }))
     }
 
@@ -57,7 +56,7 @@ impl AccountAdminService for Api {
         let account = svc(s.set_account_status(&caller, &icn, status, &reason).await)?;
         Ok(Response::new(pb::SetAccountStatusResponse {
             account: Some(account.value.into()),
-            consistency_token: encode_token(account.revision),
+            consistency_token: s.token(account.revision),
         }))
     }
 
@@ -77,7 +76,7 @@ impl AccountAdminService for Api {
         let view = svc(s.add_site_technical_contact(&caller, &icn, stc).await)?;
         Ok(Response::new(pb::AddSiteTechnicalContactResponse {
             membership: Some(view.value.into()),
-            consistency_token: encode_token(view.revision),
+            consistency_token: s.token(view.revision),
         }))
     }
 
@@ -95,7 +94,7 @@ impl AccountAdminService for Api {
             .await)?;
         Ok(Response::new(pb::RemoveSiteTechnicalContactResponse {
             membership: Some(view.value.into()),
-            consistency_token: encode_token(view.revision),
+            consistency_token: s.token(view.revision),
         }))
     }
 
@@ -128,7 +127,7 @@ impl AccountAdminService for Api {
         let contract = svc(s.upsert_contract(&caller, contract).await)?;
         Ok(Response::new(pb::UpsertSupportContractResponse {
             contract: Some(contract.value.into()),
-            consistency_token: encode_token(contract.revision),
+            consistency_token: s.token(contract.revision),
         }))
     }
 

@@ -1,7 +1,10 @@
 //! Bearer token -> `Caller`. Claims are parsed into domain types once per token, not per call:
 //! the ticketing system sends the same token on every check, so the last few tokens seen are
 //! kept with their parsed identity and matched by comparing bytes, which costs far less than
-//! hashing the token for the verified-token cache on every call.
+//! hashing the token for the verified-token cache on every call. Each is kept with the
+//! generation of the key set that verified it and served only while that is still the
+//! current one, so a key removed from the JWKS stops working here as soon as in the
+//! authenticator.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,13 +14,14 @@ use std::time::{Duration, Instant};
 use tonic::Request;
 
 use super::status::status;
-use crate::auth::{Authenticator, Principal, SCOPE_ADMIN, SCOPE_CHECK};
+use crate::auth::{Authenticator, KeyGeneration, Principal, SCOPE_ADMIN, SCOPE_CHECK};
 use crate::domain::{Email, Reason, WebId, ids::sanitize_line};
 use crate::service::{Caller, Identity};
 
 const SLOTS: usize = 16;
-/// A recent token is handed back to the authenticator at least this often, so a key the
-/// identity provider revoked (which clears the authenticator's cache) stops working soon.
+/// A recent token is still handed back to the authenticator at least this often: the
+/// generation check covers key changes, this bounds how long anything else it might learn
+/// takes to apply here.
 const RECHECK: Duration = Duration::from_secs(1);
 
 struct Recent {
@@ -26,6 +30,8 @@ struct Recent {
     /// Token expiry, Unix seconds.
     expires_at: i64,
     checked: Instant,
+    /// The key set that verified the token.
+    keys: KeyGeneration,
 }
 
 /// The identities of the last few tokens seen.
@@ -36,7 +42,7 @@ pub struct RecentCallers {
 }
 
 impl RecentCallers {
-    fn get(&self, header: &str) -> Option<Arc<Identity>> {
+    fn get(&self, header: &str, keys: KeyGeneration) -> Option<Arc<Identity>> {
         let slots = self
             .slots
             .read()
@@ -47,11 +53,12 @@ impl RecentCallers {
                 && r.header.as_bytes().last() == header.as_bytes().last()
                 && *r.header == *header
         })?;
-        let fresh = hit.checked.elapsed() < RECHECK && unix_now() <= hit.expires_at;
+        let fresh =
+            hit.keys == keys && hit.checked.elapsed() < RECHECK && unix_now() <= hit.expires_at;
         fresh.then(|| hit.identity.clone())
     }
 
-    fn put(&self, header: &str, identity: Arc<Identity>, expires_at: i64) {
+    fn put(&self, header: &str, identity: Arc<Identity>, expires_at: i64, keys: KeyGeneration) {
         let mut slots = self
             .slots
             .write()
@@ -61,6 +68,7 @@ impl RecentCallers {
             identity,
             expires_at,
             checked: Instant::now(),
+            keys,
         };
         if let Some(same) = slots.iter_mut().find(|r| *r.header == *header) {
             *same = entry;
@@ -92,16 +100,17 @@ pub async fn caller<T>(
         .metadata()
         .get("authorization")
         .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let identity = match header.and_then(|h| recent.get(h)) {
+    let current = auth.key_generation();
+    let identity = match header.and_then(|h| recent.get(h, current)) {
         Some(id) => id,
         None => {
-            let principal = auth
-                .authenticate(header)
+            let (principal, keys) = auth
+                .authenticate_at(header)
                 .await
                 .map_err(|e| super::status::from_auth(&e))?;
             let identity = Arc::new(identity(&principal)?);
             if let Some(h) = header {
-                recent.put(h, identity.clone(), principal.expires_at);
+                recent.put(h, identity.clone(), principal.expires_at, keys);
             }
             identity
         }
@@ -175,21 +184,43 @@ mod tests {
     fn recent_tokens_are_matched_exactly_and_expire() {
         let r = RecentCallers::default();
         let far = unix_now() + 600;
-        r.put("Bearer aaa.bbb.ccc", id("a"), far);
+        let g = KeyGeneration::for_tests(0);
+        r.put("Bearer aaa.bbb.ccc", id("a"), far, g);
         assert_eq!(
-            r.get("Bearer aaa.bbb.ccc").map(|i| i.web_id.to_string()),
+            r.get("Bearer aaa.bbb.ccc", g).map(|i| i.web_id.to_string()),
             Some("a".into())
         );
-        assert!(r.get("Bearer aaa.bbb.ccd").is_none());
-        assert!(r.get("Bearer aaa.bbb.cc").is_none());
-        r.put("Bearer old", id("b"), unix_now() - 1);
+        assert!(r.get("Bearer aaa.bbb.ccd", g).is_none());
+        assert!(r.get("Bearer aaa.bbb.cc", g).is_none());
+        r.put("Bearer old", id("b"), unix_now() - 1, g);
         assert!(
-            r.get("Bearer old").is_none(),
+            r.get("Bearer old", g).is_none(),
             "an expired token is not served"
         );
         for i in 0..40 {
-            r.put(&format!("Bearer t{i}"), id("x"), far);
+            r.put(&format!("Bearer t{i}"), id("x"), far, g);
         }
         assert!(r.slots.read().unwrap().len() <= SLOTS);
+    }
+
+    #[test]
+    fn recent_tokens_are_not_served_once_the_keys_change() {
+        let r = RecentCallers::default();
+        let far = unix_now() + 600;
+        r.put(
+            "Bearer aaa.bbb.ccc",
+            id("a"),
+            far,
+            KeyGeneration::for_tests(3),
+        );
+        assert!(
+            r.get("Bearer aaa.bbb.ccc", KeyGeneration::for_tests(3))
+                .is_some()
+        );
+        assert!(
+            r.get("Bearer aaa.bbb.ccc", KeyGeneration::for_tests(4))
+                .is_none(),
+            "verified under keys that are no longer the current ones"
+        );
     }
 }

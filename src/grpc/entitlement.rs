@@ -8,11 +8,11 @@ use tonic_types::StatusExt;
 
 use super::convert::{self as cv, field};
 use super::{Api, svc};
-use crate::domain::feed::{decode_token, encode_token};
+use crate::domain::feed::{Token, decode_token};
 use crate::domain::{ChangeKey, ChangeRecord, Decision, Icn, ProductId, Reason, Revision, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::entitlement_service_server::EntitlementService;
-use crate::service::{CheckRequest, WatchBatch};
+use crate::service::{CheckRequest, Services, WatchBatch};
 
 pub type EntitlementServer = pb::entitlement_service_server::EntitlementServiceServer<Api>;
 
@@ -33,7 +33,7 @@ fn check_request(m: &pb::CheckEntitlementRequest, prefix: &str) -> Result<CheckR
     })
 }
 
-fn token(name: &str, s: &str) -> Result<Option<Revision>, Status> {
+fn token(name: &str, s: &str) -> Result<Option<Token>, Status> {
     if s.is_empty() {
         return Ok(None);
     }
@@ -46,20 +46,20 @@ fn token(name: &str, s: &str) -> Result<Option<Revision>, Status> {
     })
 }
 
-fn response(d: Decision, revision: Revision) -> pb::CheckEntitlementResponse {
+fn response(s: &Services, d: Decision, revision: Revision) -> pb::CheckEntitlementResponse {
     pb::CheckEntitlementResponse {
         allowed: d.allowed,
         reason: cv::reason_out(d.reason),
         role: cv::role_out(d.role),
         contract_id: d.contract_id.map(|c| c.to_string()).unwrap_or_default(),
-        consistency_token: encode_token(revision),
+        consistency_token: s.token(revision),
     }
 }
 
 fn check_error(s: &Status) -> pb::CheckError {
     let details = s.get_error_details();
     pb::CheckError {
-        code: format!("{:?}", s.code()).to_uppercase_snake(),
+        code: crate::telemetry::rpc::code_name(s.code()).to_owned(),
         reason: details
             .error_info()
             .map(|i| i.reason.clone())
@@ -72,32 +72,14 @@ fn check_error(s: &Status) -> pb::CheckError {
     }
 }
 
-trait UpperSnake {
-    fn to_uppercase_snake(&self) -> String;
-}
-
-impl UpperSnake for String {
-    /// `InvalidArgument` -> `INVALID_ARGUMENT`, the name gRPC documents for the code.
-    fn to_uppercase_snake(&self) -> String {
-        let mut out = String::with_capacity(self.len() + 4);
-        for (i, c) in self.chars().enumerate() {
-            if c.is_ascii_uppercase() && i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_uppercase());
-        }
-        out
-    }
-}
-
-fn change(c: ChangeRecord) -> pb::EntitlementChange {
+fn change(s: &Services, c: ChangeRecord) -> pb::EntitlementChange {
     let (kind, icn, web_id) = match c.key {
         ChangeKey::Account(i) => (pb::ChangeKind::Account, i.to_string(), String::new()),
         ChangeKey::Member(i, w) => (pb::ChangeKind::Member, i.to_string(), w.to_string()),
         ChangeKey::Person(w) => (pb::ChangeKind::Person, String::new(), w.to_string()),
     };
     pb::EntitlementChange {
-        consistency_token: encode_token(c.revision),
+        consistency_token: s.token(c.revision),
         kind: kind as i32,
         icn,
         web_id,
@@ -117,8 +99,9 @@ impl EntitlementService for Api {
         let (caller, s) = self.enter_read(&req).await?;
         let check = check_request(req.get_ref(), "")?;
         let at_least = token("consistency_token", &req.get_ref().consistency_token)?;
+        let at_least = svc(s.honour(at_least).await)?;
         let (d, revision) = svc(s.check_entitlement(&caller, &check, at_least).await)?;
-        Ok(Response::new(response(d, revision)))
+        Ok(Response::new(response(s, d, revision)))
     }
 
     async fn batch_check_entitlements(
@@ -135,12 +118,14 @@ impl EntitlementService for Api {
             ));
         }
         let batch_token = token("consistency_token", &m.consistency_token)?;
+        let batch_token = svc(s.honour(batch_token).await)?;
         let answers = futures_util::future::join_all(m.checks.iter().enumerate().map(|(i, c)| {
             let (caller, s) = (&caller, s);
             async move {
                 let prefix = format!("checks[{i}].");
                 let check = check_request(c, &prefix)?;
                 let own = token(&format!("{prefix}consistency_token"), &c.consistency_token)?;
+                let own = svc(s.honour(own).await)?;
                 let at_least = own.max(batch_token);
                 svc(s.check_entitlement(caller, &check, at_least).await)
             }
@@ -153,7 +138,7 @@ impl EntitlementService for Api {
                 outcome: Some(match a {
                     Ok((d, r)) => {
                         through = through.max(r);
-                        pb::batch_check_result::Outcome::Response(response(d, r))
+                        pb::batch_check_result::Outcome::Response(response(s, d, r))
                     }
                     Err(e) => pb::batch_check_result::Outcome::Error(check_error(&e)),
                 }),
@@ -161,7 +146,7 @@ impl EntitlementService for Api {
             .collect();
         Ok(Response::new(pb::BatchCheckEntitlementsResponse {
             results,
-            consistency_token: encode_token(through),
+            consistency_token: s.token(through),
         }))
     }
 
@@ -174,16 +159,18 @@ impl EntitlementService for Api {
         let (caller, s) = self.enter_read(&req).await?;
         let m = req.into_inner();
         let from = token("consistency_token", &m.consistency_token)?;
+        let from = svc(s.honour(from).await)?;
         let icn = match m.icn.as_str() {
             "" => None,
             i => Some(field("icn", i, Icn::parse)?),
         };
         let rx = svc(s.watch_changes(&caller, from, icn).await)?;
-        let stream = ReceiverStream::new(rx).map(|item| {
+        let s = s.clone();
+        let stream = ReceiverStream::new(rx).map(move |item| {
             item.map(
                 |WatchBatch { changes, through }| pb::WatchEntitlementChangesResponse {
-                    changes: changes.into_iter().map(change).collect(),
-                    consistency_token: encode_token(through),
+                    changes: changes.into_iter().map(|c| change(&s, c)).collect(),
+                    consistency_token: s.token(through),
                 },
             )
             .map_err(super::status::from_service)

@@ -4,9 +4,11 @@ mod access;
 mod admin;
 pub mod auth;
 pub mod convert;
+mod deadline;
 mod entitlement;
 pub mod status;
 
+pub use deadline::DeadlineLayer;
 use std::sync::Arc;
 
 use tonic::{Request, Status};

@@ -3,6 +3,7 @@
 use super::audit::{self, Event};
 use super::write::{Write, actor};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
+use crate::domain::limits::{self, RequestPace};
 use crate::domain::policy::{self, Operation};
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, CountryCode,
@@ -25,6 +26,9 @@ impl Services {
                 "requested_role",
                 "must be ROLE_AUTHORIZED_USER or ROLE_TECHNICAL_CONTACT",
             ));
+        }
+        if let Err(retry_after_ms) = self.inner.limiters.request_access(&caller.web_id, icn) {
+            return Err(too_many_requests(retry_after_ms));
         }
         let mut w = self.begin(caller).await?;
         let account = match w.tx().account_for_update(icn).await? {
@@ -62,6 +66,15 @@ impl Services {
                 self.record_expiry(&mut w, &existing, &account).await?;
             }
         }
+        let now = w.now();
+        let earlier = w
+            .tx()
+            .request_times(icn, &caller.web_id, now - limits::REQUEST_WINDOW_MS)
+            .await?;
+        let pace = limits::request_pace(&earlier, now);
+        if let RequestPace::TooSoon { retry_after_ms } = pace {
+            return Err(too_many_requests(retry_after_ms));
+        }
         let request = AccessRequest::new(
             icn.clone(),
             caller.web_id.clone(),
@@ -92,7 +105,10 @@ impl Services {
             after: Some(audit::request(&request)),
             reason: None,
         });
-        self.notify_new_request(&mut w, &request, &person, &account)
+        // The administrators heard of this person's first request today; a loop of requests
+        // and withdrawals must not email them on every turn.
+        let tell_administrators = pace == RequestPace::First;
+        self.notify_new_request(&mut w, &request, &person, &account, tell_administrators)
             .await?;
         w.done(view(caller, request, Some(person), &account)).await
     }
@@ -125,8 +141,13 @@ impl Services {
         request: &AccessRequest,
         person: &Person,
         account: &Account,
+        tell_administrators: bool,
     ) -> ServiceResult<()> {
-        let admins = w.tx().administrators(&request.icn).await?;
+        let admins = if tell_administrators {
+            w.tx().administrators(&request.icn).await?
+        } else {
+            Vec::new()
+        };
         let verified: Vec<&Person> = admins
             .iter()
             .map(|(_, p)| p)
@@ -376,4 +397,12 @@ pub(super) fn read_by(caller: &Caller, mut v: AccessRequestView) -> AccessReques
         v.request.decided_by = None;
     }
     v
+}
+
+fn too_many_requests(retry_after_ms: i64) -> ServiceError {
+    ServiceError::ResourceExhausted {
+        reason: Reason::AccessRequestsRateLimited,
+        message: "too many requests for access; try again later".to_owned(),
+        retry_after_ms,
+    }
 }

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use tracing::Instrument as _;
 
+use super::write::actor;
 use super::{Caller, ServiceResult, Services};
 use crate::domain::decision::CheckInput;
-use crate::domain::policy::Operation;
+use crate::domain::policy::{self, Operation};
 use crate::domain::{Action, CheckFacts, Decision, Icn, ProductId, Revision, WebId, decide};
 
 #[derive(Debug, Clone)]
@@ -53,7 +54,9 @@ impl Services {
             severity: req.severity,
         };
         // The time is read after the facts: a contract ends at its instant, cached or not.
-        let decision = decide(&facts, &input, self.now());
+        let now = self.now();
+        let decision =
+            policy::as_seen_by_self(&actor(caller), &facts, decide(&facts, &input, now), now);
         let counters = &self.inner.counters;
         counters.looked_up(hit);
         counters.decided(decision.reason);

@@ -2,7 +2,7 @@
 
 use super::access::read_by;
 use super::audit::{self, Event};
-use super::write::{Write, account_not_found};
+use super::write::{Write, no_such_account};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::domain::policy::{Operation, Standing};
 use crate::domain::{
@@ -41,7 +41,7 @@ impl Services {
     async fn authorize_read(&self, caller: &Caller, icn: &Icn) -> ServiceResult<()> {
         let facts = self.store().check_facts(icn, &caller.web_id).await?;
         let Some(account) = facts.account_status else {
-            return Err(account_not_found(icn));
+            return Err(no_such_account(Some(caller), icn));
         };
         let standing = Standing {
             account,

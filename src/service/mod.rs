@@ -9,6 +9,7 @@ mod check;
 mod error;
 mod expiry;
 mod feed;
+mod limits;
 mod members;
 mod outbox;
 mod stats;
@@ -26,14 +27,16 @@ pub use check::CheckRequest;
 pub use error::{ServiceError, ServiceResult};
 pub use expiry::spawn_expiry_sweeper;
 pub use feed::{FEED_RETENTION_MS, Feed, FeedConfig, spawn_feed_trimmer};
+pub use limits::RequestLimits;
 pub use members::MyAccess;
 pub use stats::{ServiceStats, spawn_ops_sampler};
 pub use watch::WatchBatch;
 
 use crate::clock::{Millis, SharedClock};
+use crate::domain::feed::Token;
 use crate::domain::policy::Refusal;
 use crate::domain::verification::{SendPolicy, VerificationCode};
-use crate::domain::{Email, Person, Revision, WebId};
+use crate::domain::{Email, Person, Reason, Revision, WebId};
 use crate::mail::{MailBrand, MailKeys, templates};
 use crate::store::SharedStore;
 use write::Write;
@@ -81,6 +84,7 @@ pub struct ServiceConfig {
     pub brand: MailBrand,
     pub cache: CacheCapacity,
     pub feed: FeedConfig,
+    pub limits: RequestLimits,
     /// Seal every email written to the outbox, and open what the worker claims.
     pub mail_keys: Arc<MailKeys>,
 }
@@ -94,6 +98,7 @@ impl Default for ServiceConfig {
             brand: MailBrand::default(),
             cache: CacheCapacity::default(),
             feed: FeedConfig::default(),
+            limits: RequestLimits::default(),
             mail_keys: Arc::new(MailKeys::ephemeral()),
         }
     }
@@ -114,6 +119,9 @@ struct Inner {
     feed: Arc<Feed>,
     cache: Arc<FactsCache>,
     counters: stats::Counters,
+    /// This database's name, which every consistency token carries.
+    database: String,
+    limiters: limits::Limiters,
 }
 
 /// A mutation's result and the revision that makes it visible (its consistency token).
@@ -133,6 +141,7 @@ impl Services {
         mail_wake: Arc<Notify>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> ServiceResult<(Self, tokio::task::JoinHandle<()>)> {
+        let database = store.database_id().await?;
         let cache = Arc::new(FactsCache::new(config.cache));
         let started = std::time::Instant::now();
         let loaded = cache.warm(&*store).await?;
@@ -152,6 +161,7 @@ impl Services {
             loaded.revision,
             shutdown,
         );
+        let limiters = limits::Limiters::new(config.limits);
         let inner = Inner {
             store,
             clock,
@@ -160,6 +170,8 @@ impl Services {
             feed,
             cache,
             counters: stats::Counters::default(),
+            database,
+            limiters,
         };
         inner.counters.warmed(warm_seconds);
         Ok((
@@ -185,6 +197,35 @@ impl Services {
     /// The revision this replica has applied: what a read now reflects at least.
     pub fn applied_revision(&self) -> Revision {
         self.inner.feed.applied()
+    }
+
+    /// The consistency token for revision `r` of this database.
+    pub fn token(&self, r: Revision) -> String {
+        crate::domain::feed::encode_token(&self.inner.database, r)
+    }
+
+    /// The revision a caller's token asks for, if this service can honour it: a token of this
+    /// database, at a revision it has reached. Anything else is refused with its reason,
+    /// never read as something else.
+    pub async fn honour(&self, token: Option<Token>) -> ServiceResult<Option<Revision>> {
+        let Some(t) = token else {
+            return Ok(None);
+        };
+        if t.database != self.inner.database {
+            return Err(ServiceError::precondition(
+                Reason::ConsistencyTokenForeign,
+                "this consistency token was given out by another database; call without it",
+            ));
+        }
+        if t.revision > self.applied_revision()
+            && t.revision > self.store().feed_bounds().await?.head
+        {
+            return Err(ServiceError::precondition(
+                Reason::ConsistencyTokenAhead,
+                "this consistency token is ahead of the database; call without it",
+            ));
+        }
+        Ok(Some(t.revision))
     }
 
     pub fn feed(&self) -> &Arc<Feed> {

@@ -110,24 +110,26 @@ impl<'s> Write<'s> {
 
     /// Locks an account (first, by the lock order).
     pub(super) async fn lock_account(&mut self, icn: &Icn) -> ServiceResult<Account> {
-        self.tx
-            .account_for_update(icn)
-            .await?
-            .ok_or_else(|| account_not_found(icn))
+        match self.tx.account_for_update(icn).await? {
+            Some(a) => Ok(a),
+            None => Err(no_such_account(self.caller, icn)),
+        }
     }
 
     /// Locks a request and its account, in the lock order (the account first: its ICN is read
-    /// before the transaction, which is safe because a request never changes account).
+    /// unlocked first, which is safe because a request never changes account). The read goes
+    /// through this transaction's own connection: on SQLite a writer holding the write lock
+    /// and waiting for a second pooled connection, while every other connection waits for
+    /// that lock, stalls the pool until the busy timeout.
     pub(super) async fn lock_request(
         &mut self,
         id: AccessRequestId,
     ) -> ServiceResult<(AccessRequest, Account)> {
         let icn = self
-            .services
-            .store()
-            .request_view(id)
+            .tx
+            .request(id)
             .await?
-            .map(|v| v.request.icn)
+            .map(|r| r.icn)
             .ok_or_else(|| request_not_found(id))?;
         let account = self.lock_account(&icn).await?;
         let request = self
@@ -222,6 +224,15 @@ impl<'s> Write<'s> {
     pub(super) async fn done<T>(self, value: T) -> ServiceResult<Written<T>> {
         let revision = self.commit().await?;
         Ok(Written { value, revision })
+    }
+}
+
+/// What a caller is told about an account that does not exist: operators NOT_FOUND, anyone
+/// else what they would hear about an account they do not administer (the policy).
+pub(super) fn no_such_account(caller: Option<&Caller>, icn: &Icn) -> ServiceError {
+    match caller.map(|c| policy::unknown_account(&actor(c))) {
+        Some(Err(refusal)) => refusal.into(),
+        _ => account_not_found(icn),
     }
 }
 

@@ -193,6 +193,8 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ChangeRecord>, StoreError>;
     async fn feed_bounds(&self) -> Result<FeedBounds, StoreError>;
+    /// This database's own name (migration 0004), which consistency tokens carry.
+    async fn database_id(&self) -> Result<String, StoreError>;
     /// Forgets feed entries older than `before`; returns how many.
     async fn trim_changes(&self, before: Millis) -> Result<u64, StoreError>;
     /// A wake-up for new revisions (PostgreSQL LISTEN/NOTIFY); None where only polling works.
@@ -234,6 +236,8 @@ pub trait WriteTx: Send {
     /// Active administrators (STCs and TCs) with their person records.
     async fn administrators(&mut self, icn: &Icn) -> Result<Vec<(Membership, Person)>, StoreError>;
 
+    /// A request read without a lock: to learn which account to lock first.
+    async fn request(&mut self, id: AccessRequestId) -> Result<Option<AccessRequest>, StoreError>;
     async fn request_for_update(
         &mut self,
         id: AccessRequestId,
@@ -243,6 +247,13 @@ pub trait WriteTx: Send {
         icn: &Icn,
         web_id: &WebId,
     ) -> Result<Option<AccessRequest>, StoreError>;
+    /// When the person made their requests for the account created after `after`.
+    async fn request_times(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+        after: Millis,
+    ) -> Result<Vec<Millis>, StoreError>;
     /// Fails with `Conflict` when the person already has a pending request for the account.
     async fn insert_request(&mut self, request: &AccessRequest) -> Result<(), StoreError>;
     async fn update_request(&mut self, request: &AccessRequest) -> Result<(), StoreError>;

@@ -13,6 +13,8 @@ use tonic::Code;
 use super::ops::{Actor, CONTRACT_IDS, DAY, MINUTE, Ms, Op, PRODUCT_LISTS};
 
 pub const REQUEST_TTL: Ms = 30 * DAY;
+/// One person may ask for one account this many times a day; the next is refused.
+pub const REQUESTS_PER_DAY: usize = 5;
 pub const CODE_TTL: Ms = DAY;
 pub const RESEND_GAP: Ms = MINUTE;
 pub const SEND_WINDOW: Ms = 60 * MINUTE;
@@ -102,6 +104,7 @@ pub struct Request {
     pub person: usize,
     pub requested: Role,
     pub state: State,
+    pub created: Ms,
     pub updated: Ms,
     pub expires: Ms,
 }

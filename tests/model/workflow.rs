@@ -3,9 +3,10 @@
 
 use tonic::Code;
 
-use super::ops::{ACTING_PEOPLE, Actor, Grant, Op, PEOPLE, ReqRef, email};
+use super::ops::{ACTING_PEOPLE, Actor, DAY, Grant, Op, PEOPLE, ReqRef, email};
 use super::reference::{
-    Detail, Expect, MAX_WRONG_TRIES, Membership, Model, REQUEST_TTL, Request, Role, State, fail,
+    Detail, Expect, MAX_WRONG_TRIES, Membership, Model, REQUEST_TTL, REQUESTS_PER_DAY, Request,
+    Role, State, fail,
 };
 
 impl Model {
@@ -82,19 +83,30 @@ impl Model {
             // Nothing is written, not even the refreshed person record.
             return fail(Code::AlreadyExists, "ALREADY_A_MEMBER");
         }
-        self.sync(person);
         let open = self
             .requests
             .iter()
             .position(|r| r.icn == icn && r.person == person && self.state_of(r) == State::Pending);
         if let Some(i) = open {
+            self.sync(person);
             return Expect::Ok(Detail::SameRequest(i));
         }
+        // Refused before anything is written (the person record included).
+        let today = self
+            .requests
+            .iter()
+            .filter(|r| r.icn == icn && r.person == person && r.created > self.now - DAY)
+            .count();
+        if today >= REQUESTS_PER_DAY {
+            return fail(Code::ResourceExhausted, "ACCESS_REQUESTS_RATE_LIMITED");
+        }
+        self.sync(person);
         self.requests.push(Request {
             icn,
             person,
             requested: role,
             state: State::Pending,
+            created: self.now,
             updated: self.now,
             expires: self.now + REQUEST_TTL,
         });
@@ -196,7 +208,7 @@ impl Model {
     /// verified administrator of an active account, or an operator (on any account).
     fn may_administer(&self, by: Actor, icn: usize) -> Result<(), Expect> {
         let Some(account) = &self.accounts[icn] else {
-            return Err(fail(Code::NotFound, "ACCOUNT_NOT_FOUND"));
+            return Err(unknown_account(by));
         };
         if self.is_admin(icn, by) {
             if !self.verified(by) {
@@ -263,7 +275,7 @@ impl Model {
     /// administrators while it is active.
     fn may_read(&self, by: Actor, icn: usize) -> Result<(), Expect> {
         let Some(account) = &self.accounts[icn] else {
-            return Err(fail(Code::NotFound, "ACCOUNT_NOT_FOUND"));
+            return Err(unknown_account(by));
         };
         if by == Actor::Operator {
             return Ok(());
@@ -373,5 +385,15 @@ impl Model {
                     && self.state_of(&self.requests[i]) == State::Expired
             })
             .collect()
+    }
+}
+
+/// Only an operator learns that an account does not exist; anyone else hears what they would
+/// for an account they do not administer.
+fn unknown_account(by: Actor) -> Expect {
+    if by == Actor::Operator {
+        fail(Code::NotFound, "ACCOUNT_NOT_FOUND")
+    } else {
+        fail(Code::PermissionDenied, "NOT_AN_ADMINISTRATOR")
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod idp;
 pub mod smtp_sink;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 pub use db::{Backend, TestDb};
+pub use idp::{IDP_ISSUER, Idp, IdpKey, now_secs};
 
 pub const ICN: &str = "1234567";
 pub const COUNTRY: &str = "US";
@@ -36,6 +38,9 @@ pub struct TestApp {
     pub data_dir: Arc<tempfile::TempDir>,
     pub db: Arc<TestDb>,
     pub key: Arc<DevKey>,
+    /// When set, the server verifies tokens against this provider's JWKS file (not dev mode)
+    /// and [`TestApp::token`] mints with its key.
+    pub idp: Option<Arc<Idp>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub mail: MailKind,
@@ -51,6 +56,26 @@ pub struct AppOptions {
     pub mail: Option<MailKind>,
     pub request_ttl_hours: u64,
     pub max_message_bytes: usize,
+    /// RequestAccess per person and per account per hour (the suite's default: no limit).
+    pub request_limits: (u32, u32),
+    /// The server-side deadline of every call.
+    pub request_timeout_ms: u64,
+    /// Serve as in production, with this provider's JWKS file (read again every 50 ms) and
+    /// issuer [`IDP_ISSUER`], instead of dev mode.
+    pub idp: Option<Arc<Idp>>,
+    /// Serve TLS (the files are re-read every 50 ms); the harness's channel uses `client`.
+    pub tls: Option<TestTls>,
+    /// `--health-listen`.
+    pub health_listen: Option<std::net::SocketAddr>,
+}
+
+/// The server's TLS files, and how the harness's own channel reaches it.
+#[derive(Clone)]
+pub struct TestTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub client: tonic::transport::ClientTlsConfig,
 }
 
 impl Default for AppOptions {
@@ -59,6 +84,11 @@ impl Default for AppOptions {
             mail: None,
             request_ttl_hours: 720,
             max_message_bytes: 4 * 1024 * 1024,
+            request_limits: (1_000_000, 1_000_000),
+            request_timeout_ms: 30_000,
+            idp: None,
+            tls: None,
+            health_listen: None,
         }
     }
 }
@@ -89,6 +119,12 @@ impl TestApp {
         let mut config = config(&db.url, data_dir.path(), &mail, opts);
         config.mail_poll = Duration::from_millis(50);
         config.expiry_sweep = Duration::from_millis(100);
+        if opts.idp.is_some() {
+            config.auth.refresh_every = Duration::from_millis(50);
+        }
+        if let Some(tls) = &mut config.tls {
+            tls.reload_every = Duration::from_millis(50);
+        }
         let key = Arc::new(DevKey::load_or_create(data_dir.path()).expect("dev key"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -103,9 +139,16 @@ impl TestApp {
                 let _ = stopped.await;
             },
         ));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect_lazy();
+        let channel = match &opts.tls {
+            None => Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect_lazy(),
+            Some(tls) => Channel::from_shared(format!("https://{addr}"))
+                .expect("uri")
+                .tls_config(tls.client.clone())
+                .expect("client TLS config")
+                .connect_lazy(),
+        };
         let app = TestApp {
             addr,
             channel,
@@ -113,6 +156,7 @@ impl TestApp {
             data_dir,
             db,
             key,
+            idp: opts.idp.clone(),
             stop: Some(stop),
             handle: Some(handle),
             mail,
@@ -140,6 +184,7 @@ impl TestApp {
             data_dir,
             db,
             key,
+            idp: None,
             stop: None,
             handle: None,
             mail,
@@ -155,9 +200,16 @@ impl TestApp {
             self.data_dir.clone(),
             self.clock.clone(),
             self.mail.clone(),
-            &AppOptions::default(),
+            &self.same_identity(),
         )
         .await
+    }
+
+    fn same_identity(&self) -> AppOptions {
+        AppOptions {
+            idp: self.idp.clone(),
+            ..AppOptions::default()
+        }
     }
 
     /// Stops this server (gracefully) and starts another on the same data and database.
@@ -169,7 +221,7 @@ impl TestApp {
             self.data_dir.clone(),
             self.clock.clone(),
             mail,
-            &AppOptions::default(),
+            &self.same_identity(),
         )
         .await
     }
@@ -207,13 +259,36 @@ impl TestApp {
         }
     }
 
+    /// A consistency token of this server's database at its present revision.
+    pub async fn token_of_now(&self) -> String {
+        self.entitlement()
+            .check_entitlement(authed(
+                pb::CheckEntitlementRequest {
+                    web_id: "nobody".into(),
+                    icn: ICN.into(),
+                    action: pb::Action::ViewSupportArea as i32,
+                    product_id: String::new(),
+                    severity: 0,
+                    consistency_token: String::new(),
+                },
+                &self.checker(),
+            ))
+            .await
+            .expect("check")
+            .into_inner()
+            .consistency_token
+    }
+
     pub fn token(&self, sub: &str, email: Option<&str>, scopes: &[&str]) -> String {
         let mut req = MintRequest::new(sub);
         req.email = email.map(str::to_owned);
         req.given_name = Some(format!("{sub}-given"));
         req.family_name = Some(format!("{sub}-family"));
         req.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
-        self.key.mint(&req).expect("mint")
+        match &self.idp {
+            Some(idp) => idp.mint(&req),
+            None => self.key.mint(&req).expect("mint"),
+        }
     }
 
     /// A person with an email claim `<sub>@example.com`.
@@ -288,15 +363,22 @@ impl Drop for TestApp {
     }
 }
 
-fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Config {
+/// The configuration the harness starts servers with.
+/// `--mail-key` of servers run as in production: 32 bytes, base64.
+pub const TEST_MAIL_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+pub fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Config {
     let args = ServeArgs {
         listen: "127.0.0.1:0".parse().expect("addr"),
         db: DbArgs {
             database_url: Some(url.to_owned()),
             data_dir: data_dir.to_path_buf(),
         },
-        auth_jwks: None,
-        auth_issuer: None,
+        auth_jwks: opts
+            .idp
+            .as_ref()
+            .map(|idp| idp.jwks_path().display().to_string()),
+        auth_issuer: opts.idp.as_ref().map(|_| IDP_ISSUER.to_owned()),
         auth_audience: "entitlements".to_owned(),
         mail_dir: match mail {
             MailKind::Dir(d) => Some(d.clone()),
@@ -307,11 +389,13 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
             MailKind::Dir(_) => None,
         },
         mail_from: None,
-        mail_key: None,
+        // Dev mode keeps its own under the data directory; production is given one, the same
+        // for every replica and restart of a test.
+        mail_key: opts.idp.is_some().then(|| TEST_MAIL_KEY.to_owned()),
         portal_url: "https://portal.example.com".to_owned(),
-        dev: true,
+        dev: opts.idp.is_none(),
         request_ttl_hours: opts.request_ttl_hours,
-        request_timeout_ms: 30_000,
+        request_timeout_ms: opts.request_timeout_ms,
         concurrency_limit: 1024,
         max_message_bytes: opts.max_message_bytes,
         log_json: false,
@@ -320,6 +404,12 @@ fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) -> Con
         cache_accounts: 200_000,
         cache_persons: 1_500_000,
         cache_members: 1_500_000,
+        access_requests_per_person_per_hour: opts.request_limits.0,
+        access_requests_per_account_per_hour: opts.request_limits.1,
+        tls_cert: opts.tls.as_ref().map(|t| t.cert.clone()),
+        tls_key: opts.tls.as_ref().map(|t| t.key.clone()),
+        tls_client_ca: opts.tls.as_ref().and_then(|t| t.client_ca.clone()),
+        health_listen: opts.health_listen,
     };
     let c = args.into_config().expect("config");
     assert!(matches!(c.mail, MailSetup::Dir(_) | MailSetup::Smtp(_)));
@@ -454,4 +544,19 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+/// The revision a consistency token names (tokens are `v2.<database>.<revision>`).
+pub fn token_revision(token: &str) -> i64 {
+    token
+        .rsplit_once('.')
+        .expect("a token")
+        .1
+        .parse()
+        .expect("a revision")
+}
+
+/// `token` with its revision replaced: the same database, another point of its history.
+pub fn token_at(token: &str, revision: i64) -> String {
+    format!("{}.{revision}", token.rsplit_once('.').expect("a token").0)
 }

@@ -3,6 +3,7 @@
 
 mod files;
 mod remote;
+mod rotation;
 
 use std::sync::Arc;
 
@@ -63,6 +64,35 @@ impl Dev {
             .authenticate(Some(&format!("Bearer {token}")))
             .await
     }
+}
+
+struct Keys {
+    _dirs: Vec<tempfile::TempDir>,
+    a: DevKey,
+    b: DevKey,
+}
+
+fn two_keys() -> Keys {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = DevKey::load_or_create(da.path()).unwrap();
+    let b = DevKey::load_or_create(db.path()).unwrap();
+    Keys {
+        _dirs: vec![da, db],
+        a,
+        b,
+    }
+}
+
+fn bearer(key: &DevKey, kid: &str, sub: &str) -> String {
+    format!(
+        "Bearer {}",
+        sign(
+            Algorithm::EdDSA,
+            Some(kid),
+            &claims(sub, 300),
+            key.encoding_key()
+        )
+    )
 }
 
 fn unsigned(header: &Value, claims: &Value, signature: &str) -> String {
@@ -185,6 +215,30 @@ async fn rejections_map_to_their_errors() {
     // Inside the leeway an expired token still passes.
     let just_expired = dev.token(&with("exp", json!(now - 5)));
     assert!(dev.check(&just_expired).await.is_ok());
+}
+
+#[tokio::test]
+async fn only_access_token_types_are_accepted() {
+    let dev = dev_setup(Some(DEV_ISSUER), 30).await;
+    let base = claims("https://id.example/gina", 300);
+    let typed = |typ: Option<&str>| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(dev.key.kid().to_owned());
+        header.typ = typ.map(str::to_owned);
+        jsonwebtoken::encode(&header, &base, dev.key.encoding_key()).unwrap()
+    };
+    for typ in [
+        None,
+        Some("JWT"),
+        Some("at+jwt"),
+        Some("application/AT+JWT"),
+    ] {
+        assert!(dev.check(&typed(typ)).await.is_ok(), "{typ:?}");
+    }
+    // Signed by the trusted key, but a security event is not an access token.
+    let got = dev.check(&typed(Some("secevent+jwt"))).await.err();
+    assert_eq!(got, Some(AuthError::UnsupportedType("secevent+jwt".into())));
+    assert_eq!(got.unwrap().reason().as_str(), "TOKEN_MALFORMED");
 }
 
 #[tokio::test]

@@ -4,14 +4,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::files::jwks_of;
-use super::{claims, sign};
-use crate::auth::authenticator::Timing;
-use crate::auth::dev::DevKey;
+use super::{bearer, two_keys};
 use crate::auth::{AuthConfig, AuthError, Authenticator, JwksSource};
 
 struct JwksServer {
@@ -79,35 +76,6 @@ impl JwksServer {
     }
 }
 
-struct Keys {
-    _dirs: Vec<tempfile::TempDir>,
-    a: DevKey,
-    b: DevKey,
-}
-
-fn two_keys() -> Keys {
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = DevKey::load_or_create(da.path()).unwrap();
-    let b = DevKey::load_or_create(db.path()).unwrap();
-    Keys {
-        _dirs: vec![da, db],
-        a,
-        b,
-    }
-}
-
-fn bearer(key: &DevKey, kid: &str, sub: &str) -> String {
-    format!(
-        "Bearer {}",
-        sign(
-            Algorithm::EdDSA,
-            Some(kid),
-            &claims(sub, 300),
-            key.encoding_key()
-        )
-    )
-}
-
 #[tokio::test]
 async fn unknown_kid_refreshes_once_per_floor() {
     let keys = two_keys();
@@ -143,12 +111,11 @@ async fn unknown_kid_refreshes_once_per_floor() {
 async fn background_refresh_drops_revoked_keys_from_the_cache() {
     let keys = two_keys();
     let server = JwksServer::start(Some(jwks_of(&[&keys.a, &keys.b]))).await;
-    let timing = Timing {
+    let cfg = AuthConfig {
         refresh_every: Duration::from_millis(100),
-        ..Timing::default()
+        ..AuthConfig::new(JwksSource::Url(server.url.clone()))
     };
-    let cfg = AuthConfig::new(JwksSource::Url(server.url.clone()));
-    let auth = Authenticator::with_timing(cfg, timing).await.unwrap();
+    let auth = Authenticator::new(cfg).await.unwrap();
     let token_a = bearer(&keys.a, keys.a.kid(), "alice");
     auth.authenticate(Some(&token_a)).await.unwrap();
 

@@ -254,3 +254,72 @@ fn refusals_about_state_are_preconditions() {
     assert!(!NotAnAdministrator.is_precondition());
     assert!(!SelfDecision.is_precondition());
 }
+
+#[test]
+fn a_person_sees_no_account_they_do_not_belong_to() {
+    use crate::domain::access_request::AccessRequestState;
+    use crate::domain::decision::{
+        Action, CheckFacts, CheckInput, DecisionReason as D, LatestRequest, MemberStatus, decide,
+    };
+    let a = ana();
+    let view = CheckInput {
+        action: Action::ViewSupportArea,
+        product: None,
+        severity: None,
+    };
+    let seen = |who, facts: &CheckFacts| {
+        as_seen_by_self(&actor(who, &a), facts, decide(facts, &view, 0), 0)
+    };
+    let suspended = CheckFacts {
+        account_status: Some(Suspended),
+        ..CheckFacts::default()
+    };
+    // Unknown and suspended accounts look like any account she is not a member of.
+    for facts in [CheckFacts::default(), suspended.clone()] {
+        let d = seen(Who::Person, &facts);
+        assert_eq!((d.allowed, d.reason), (false, D::NotAMember));
+    }
+    // Her own pending request speaks, but never as an allow on a suspended account.
+    let pending = CheckFacts {
+        latest_request: Some(LatestRequest {
+            state: AccessRequestState::Pending,
+            changed_at: 0,
+            expires_at: 10,
+        }),
+        ..suspended.clone()
+    };
+    let d = seen(Who::Person, &pending);
+    assert_eq!((d.allowed, d.reason), (false, D::RequestPending));
+    // An active member sees the account as it is; a removed one does not.
+    let member = |removed_at| CheckFacts {
+        membership: Some(MemberStatus {
+            role: AU,
+            removed_at,
+        }),
+        ..suspended.clone()
+    };
+    assert_eq!(seen(Who::Person, &member(None)).reason, D::AccountSuspended);
+    assert_eq!(seen(Who::Person, &member(Some(1))).reason, D::AccessRevoked);
+    // Service callers keep the precise reasons.
+    for who in [Who::Checker, Who::Operator] {
+        assert_eq!(
+            seen(who, &CheckFacts::default()).reason,
+            D::UnknownAccount,
+            "{who:?}"
+        );
+        assert_eq!(seen(who, &suspended).reason, D::AccountSuspended, "{who:?}");
+    }
+}
+
+#[test]
+fn only_operators_learn_an_account_does_not_exist() {
+    let a = ana();
+    assert_eq!(unknown_account(&actor(Who::Operator, &a)), Ok(()));
+    for who in [Who::Person, Who::NoEmail, Who::Checker] {
+        assert_eq!(
+            unknown_account(&actor(who, &a)),
+            Err(NotAnAdministrator),
+            "{who:?}"
+        );
+    }
+}

@@ -261,6 +261,13 @@ where
         feed::bounds(&self.pool).await
     }
 
+    async fn database_id(&self) -> Result<String, StoreError> {
+        let (uid,): (String,) = sqlx::query_as(text::DATABASE_ID)
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        Ok(uid)
+    }
+
     async fn trim_changes(&self, before: Millis) -> Result<u64, StoreError> {
         feed::trim(&self.pool, before).await
     }

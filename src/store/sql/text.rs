@@ -93,6 +93,9 @@ pub(super) fn request_by_id(lock: &str) -> String {
     format!("SELECT {REQUEST_COLS} FROM access_requests r WHERE r.id = $1{lock}")
 }
 
+pub(super) const REQUEST_TIMES: &str = "SELECT created_at FROM access_requests \
+    WHERE icn = $1 AND web_id = $2 AND created_at > $3";
+
 pub(super) fn pending_request(lock: &str) -> String {
     format!(
         "SELECT {REQUEST_COLS} FROM access_requests r \
@@ -245,6 +248,8 @@ pub(super) const INSERT_CHANGE: &str = "INSERT INTO change_log \
 
 pub(super) const CHANGES_SINCE: &str = "SELECT revision, kind, icn, web_id, at FROM change_log \
     WHERE revision > $1 AND revision <= $1 + $2 ORDER BY revision, seq";
+
+pub(super) const DATABASE_ID: &str = "SELECT uid FROM database_identity WHERE id = 1";
 
 pub(super) const FEED_BOUNDS: &str = "SELECT revision, trimmed_through FROM feed_head WHERE id = 1";
 

@@ -155,6 +155,15 @@ where
     }
 
     #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
+    async fn request(&mut self, id: AccessRequestId) -> Result<Option<AccessRequest>, StoreError> {
+        let row: Option<RequestRow> = sqlx::query_as(&text::request_by_id(""))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(AccessRequest::try_from).transpose()
+    }
+
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
     async fn request_for_update(
         &mut self,
         id: AccessRequestId,
@@ -178,6 +187,22 @@ where
             .fetch_optional(&mut *self.tx)
             .await?;
         row.map(AccessRequest::try_from).transpose()
+    }
+
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
+    async fn request_times(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+        after: Millis,
+    ) -> Result<Vec<Millis>, StoreError> {
+        let rows: Vec<(i64,)> = sqlx::query_as(text::REQUEST_TIMES)
+            .bind(icn.as_str())
+            .bind(web_id.as_str())
+            .bind(after)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 
     #[tracing::instrument(name = "INSERT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "access_requests", db.query.summary = "INSERT access_requests"))]

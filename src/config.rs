@@ -435,6 +435,47 @@ mod tests {
         );
     }
 
+    /// Outside dev mode queued email (verification codes) would wait in the database in clear.
+    #[test]
+    fn production_needs_a_mail_key_and_dev_mode_keeps_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data").display().to_string();
+        let production = |key: Option<&str>| {
+            let mut argv = vec![
+                "serve",
+                "--data-dir",
+                &data_dir,
+                "--mail-dir",
+                &data_dir,
+                "--auth-jwks",
+                "https://idp.example.com/jwks.json",
+                "--auth-issuer",
+                "https://idp.example.com",
+            ];
+            if let Some(key) = key {
+                argv.extend(["--mail-key", key]);
+            }
+            Cli::try_parse_from(argv).unwrap().serve.into_config()
+        };
+        let why = production(None).err().unwrap().0;
+        assert!(
+            why.contains("--mail-key")
+                && why.contains("ENTITLEMENTS_MAIL_KEY")
+                && why.contains("openssl rand -base64 32"),
+            "{why}"
+        );
+        let why = production(Some("too-short")).err().unwrap().0;
+        assert!(why.starts_with("--mail-key:"), "{why}");
+        assert!(production(Some(TEST_MAIL_KEY)).is_ok());
+
+        let dev = Cli::try_parse_from(["serve", "--dev", "--data-dir", &data_dir])
+            .unwrap()
+            .serve
+            .into_config();
+        assert!(dev.is_ok());
+        assert!(dir.path().join("data").join("dev-mail-key").exists());
+    }
+
     #[test]
     fn dev_mode_refuses_a_real_jwks() {
         let why = refusal(&["--dev", "--auth-jwks", "https://idp.example.com/jwks.json"]);

@@ -135,6 +135,16 @@ pub fn observe_service(services: &Services) -> Vec<Box<dyn std::any::Any + Send 
     keep.extend(feed(&meter, &s));
     keep.extend(pool(&meter, &s));
     keep.extend(database(&meter, &s));
+    keep.push(Box::new(
+        meter
+            .u64_observable_counter("entitlements.outbox.given_up")
+            .with_unit("{message}")
+            .with_description(
+                "Emails this replica stopped trying to deliver (permanent refusal, or too old)",
+            )
+            .with_callback(|o| o.observe(crate::mail::emails_given_up(), &[]))
+            .build(),
+    ));
     keep
 }
 

@@ -354,16 +354,38 @@ fn member_facts(
     Ok((membership, latest_request))
 }
 
-/// One account of a cache snapshot.
+/// One account of a cache snapshot with one of its contracts (none: all contract columns
+/// NULL), in (ICN, contract id) order, so an account's rows arrive together.
 #[derive(FromRow)]
 pub(crate) struct SnapshotAccountRow {
     pub icn: String,
     pub status: String,
+    pub contract_id: Option<String>,
+    pub product_ids: Option<String>,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub includes_24x7: Option<bool>,
+    pub updated_at: Option<i64>,
 }
 
 impl SnapshotAccountRow {
     pub(crate) fn status(&self) -> Result<AccountStatus, StoreError> {
         AccountStatus::from_db(&self.status).ok_or_else(|| corrupt("status", &self.status))
+    }
+
+    /// The contract on this row, if any.
+    pub(crate) fn contract(&self) -> Option<Result<Contract, StoreError>> {
+        let contract_id = self.contract_id.clone()?;
+        let row = ContractRow {
+            icn: self.icn.clone(),
+            contract_id,
+            product_ids: self.product_ids.clone().unwrap_or_default(),
+            starts_at: self.starts_at.unwrap_or_default(),
+            ends_at: self.ends_at.unwrap_or_default(),
+            includes_24x7: self.includes_24x7.unwrap_or_default(),
+            updated_at: self.updated_at.unwrap_or_default(),
+        };
+        Some(Contract::try_from(row))
     }
 }
 

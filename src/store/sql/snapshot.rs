@@ -1,16 +1,15 @@
 //! The bulk read a replica loads its cache from before it serves: every part a check reads,
 //! from one snapshot, with the feed revision that snapshot reflects.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::TryStreamExt;
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 use super::text;
-use crate::domain::{Contract, Icn, WebId};
+use crate::domain::{AccountStatus, Contract, Icn, WebId};
 use crate::store::dialect::Dialect;
-use crate::store::rows::{ContractRow, SnapshotAccountRow, SnapshotMemberRow};
+use crate::store::rows::{SnapshotAccountRow, SnapshotMemberRow};
 use crate::store::{SnapshotInfo, SnapshotLimits, SnapshotSink, StoreError};
 
 pub(super) async fn load<D>(
@@ -25,7 +24,6 @@ where
     for<'q> i64: Encode<'q, D> + Type<D>,
     (i64, i64): for<'r> FromRow<'r, D::Row>,
     (String, Option<i64>): for<'r> FromRow<'r, D::Row>,
-    ContractRow: for<'r> FromRow<'r, D::Row>,
     SnapshotAccountRow: for<'r> FromRow<'r, D::Row>,
     SnapshotMemberRow: for<'r> FromRow<'r, D::Row>,
 {
@@ -40,23 +38,6 @@ where
     // fatal: one bad row must not keep a replica from serving every other answer. Checks of
     // what was left out read the database and answer INTERNAL there, as they would anyway.
     let mut skipped = 0u64;
-    let mut contracts: HashMap<String, Option<Vec<Contract>>> = HashMap::new();
-    {
-        let sql = text::snapshot_contracts();
-        let mut rows = sqlx::query_as::<_, ContractRow>(&sql).fetch(&mut *tx);
-        while let Some(row) = rows.try_next().await? {
-            let entry = contracts.entry(row.icn.clone()).or_insert(Some(Vec::new()));
-            match (Contract::try_from(row), entry.as_mut()) {
-                (Ok(c), Some(list)) => list.push(c),
-                (Ok(_), None) => {}
-                (Err(e), _) => {
-                    tracing::warn!(error = %e, "a contract left out of the cache snapshot");
-                    *entry = None;
-                }
-            }
-        }
-    }
-
     let mut info = SnapshotInfo {
         revision,
         accounts: 0,
@@ -64,22 +45,37 @@ where
         members: 0,
     };
     {
+        // An account's rows arrive together: it is handed over when the next one begins.
+        let mut current: Option<PendingAccount> = None;
         let mut rows = sqlx::query_as::<_, SnapshotAccountRow>(text::SNAPSHOT_ACCOUNTS)
             .bind(limit(limits.accounts))
             .fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            let of_account = contracts.remove(&row.icn).unwrap_or(Some(Vec::new()));
-            match (row.status(), of_account) {
-                (Ok(status), Some(list)) => {
-                    let list: Arc<[Contract]> = list.into();
-                    sink.account(Icn::from_trusted(row.icn), status, list);
-                    info.accounts += 1;
+            if current.as_ref().is_none_or(|a| a.icn != row.icn) {
+                if let Some(done) = current.take() {
+                    done.hand_over(sink, &mut info, &mut skipped);
                 }
-                _ => skipped += 1,
+                current = Some(PendingAccount {
+                    icn: row.icn.clone(),
+                    status: row.status().ok(),
+                    contracts: Some(Vec::new()),
+                });
+            }
+            if let (Some(account), Some(contract)) = (current.as_mut(), row.contract()) {
+                match (contract, account.contracts.as_mut()) {
+                    (Ok(c), Some(list)) => list.push(c),
+                    (Ok(_), None) => {}
+                    (Err(e), _) => {
+                        tracing::warn!(error = %e, "a contract left out of the cache snapshot");
+                        account.contracts = None;
+                    }
+                }
             }
         }
+        if let Some(done) = current.take() {
+            done.hand_over(sink, &mut info, &mut skipped);
+        }
     }
-    drop(contracts);
     {
         let mut rows = sqlx::query_as::<_, (String, Option<i64>)>(text::SNAPSHOT_PERSONS)
             .bind(limit(limits.persons))
@@ -115,4 +111,24 @@ where
         );
     }
     Ok(info)
+}
+
+/// An account whose rows are being read: None where its status or a contract did not convert.
+struct PendingAccount {
+    icn: String,
+    status: Option<AccountStatus>,
+    contracts: Option<Vec<Contract>>,
+}
+
+impl PendingAccount {
+    fn hand_over(self, sink: &mut dyn SnapshotSink, info: &mut SnapshotInfo, skipped: &mut u64) {
+        match (self.status, self.contracts) {
+            (Some(status), Some(list)) => {
+                let list: Arc<[Contract]> = list.into();
+                sink.account(Icn::from_trusted(self.icn), status, list);
+                info.accounts += 1;
+            }
+            _ => *skipped += 1,
+        }
+    }
 }

@@ -263,12 +263,13 @@ pub(super) const MARK_TRIMMED_THROUGH: &str =
 // Cache snapshot: everything a check reads, loaded by a replica before it serves. Each part
 // is capped at what the cache can hold (`$1`).
 
-pub(super) const SNAPSHOT_ACCOUNTS: &str = "SELECT icn, status FROM accounts LIMIT $1";
-
-/// In the order `contracts_of` gives, so a loaded entry equals a filled one.
-pub(super) fn snapshot_contracts() -> String {
-    format!("SELECT {CONTRACT_COLS} FROM contracts ORDER BY icn, contract_id")
-}
+/// Each account with its contracts, one row per contract (or one with NULLs), in the order
+/// `contracts_of` gives, so a loaded entry equals a filled one and nothing is grouped in memory.
+pub(super) const SNAPSHOT_ACCOUNTS: &str = "SELECT a.icn, a.status, c.contract_id, \
+    c.product_ids, c.starts_at, c.ends_at, c.includes_24x7, c.updated_at \
+    FROM (SELECT icn, status FROM accounts ORDER BY icn LIMIT $1) AS a \
+    LEFT JOIN contracts c ON c.icn = a.icn \
+    ORDER BY a.icn, c.contract_id";
 
 pub(super) const SNAPSHOT_PERSONS: &str = "SELECT web_id, email_verified_at FROM persons LIMIT $1";
 

@@ -3,7 +3,7 @@
 
 mod args;
 mod client;
-mod names;
+pub(crate) mod names;
 pub(crate) mod render;
 mod time;
 

@@ -113,10 +113,13 @@ pub async fn run(
         // default (16 KiB for all metadata together) the transport answered first, with an
         // HTTP 431 that clients see as UNKNOWN with no reason.
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-        .concurrency_limit_per_connection(config.concurrency_limit)
-        .load_shed(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(rpc_layer)
+        // Ours rather than tonic's limit and load shedding, whose refusal carries no ErrorInfo;
+        // inside the RPC layer so shed calls are counted and traced like any other answer.
+        .layer(crate::grpc::ConnectionLimitLayer::new(
+            config.concurrency_limit,
+        ))
         .layer(crate::grpc::DeadlineLayer::new(config.request_timeout))
         .add_service(health)
         .add_service(reflection)

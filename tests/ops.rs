@@ -123,7 +123,6 @@ async fn operator_calls_need_the_admin_scope(backend: Backend) {
 /// transaction) answers DEADLINE_EXCEEDED with its ErrorInfo, not a bare CANCELLED; once the
 /// lock is gone the same call succeeds.
 async fn a_deadline_answers_deadline_exceeded(backend: Backend) {
-    use sqlx::Connection;
     // The server's own deadline, and none on the client: the answer is the server's alone.
     let app = TestApp::spawn_with(
         backend,
@@ -135,36 +134,8 @@ async fn a_deadline_answers_deadline_exceeded(backend: Backend) {
     .await;
     setup_account(&app).await;
     // Another session holds what the write needs.
-    let holder = match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut c)
-                .await
-                .unwrap();
-            Box::new(c) as Box<dyn std::any::Any + Send>
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
-            sqlx::query("SELECT icn FROM accounts WHERE icn = $1 FOR UPDATE")
-                .bind(ICN)
-                .execute(&mut c)
-                .await
-                .unwrap();
-            Box::new(c) as Box<dyn std::any::Any + Send>
-        }
-    };
-    let suspend = || {
-        authed(
-            pb::SetAccountStatusRequest {
-                icn: ICN.into(),
-                status: pb::AccountStatus::Suspended as i32,
-                reason: "deadline".into(),
-            },
-            &app.operator(),
-        )
-    };
+    let holder = hold_account_row(&app, backend).await;
+    let suspend = || suspend_request(&app);
     let started = std::time::Instant::now();
     let s = assert_status(
         app.admin().set_account_status(suspend()).await,
@@ -183,8 +154,118 @@ async fn a_deadline_answers_deadline_exceeded(backend: Backend) {
     .await;
 }
 
+/// Another session holding the account row a write of [`ICN`] needs, until dropped.
+async fn hold_account_row(app: &TestApp, backend: Backend) -> Box<dyn std::any::Any + Send> {
+    use sqlx::Connection;
+    match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c) as Box<dyn std::any::Any + Send>
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("SELECT icn FROM accounts WHERE icn = $1 FOR UPDATE")
+                .bind(ICN)
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Box::new(c) as Box<dyn std::any::Any + Send>
+        }
+    }
+}
+
+fn suspend_request(app: &TestApp) -> tonic::Request<pb::SetAccountStatusRequest> {
+    authed(
+        pb::SetAccountStatusRequest {
+            icn: ICN.into(),
+            status: pb::AccountStatus::Suspended as i32,
+            reason: "held".into(),
+        },
+        &app.operator(),
+    )
+}
+
+/// Above `--concurrency-limit` calls in flight on one connection, a new call is shed at once
+/// with RESOURCE_EXHAUSTED, its reason and a RetryInfo (tonic's own shedding sends neither);
+/// another connection is not affected, and the slot is given back when the call ends.
+async fn calls_beyond_the_connection_limit_are_shed_with_a_reason(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            concurrency_limit: Some(1),
+            request_timeout_ms: 3000,
+            ..Default::default()
+        },
+    )
+    .await;
+    setup_account(&app).await;
+    let holder = hold_account_row(&app, backend).await;
+    let read = || {
+        authed(
+            pb::ListMembersRequest {
+                icn: ICN.into(),
+                ..Default::default()
+            },
+            &app.operator(),
+        )
+    };
+    let hold = || {
+        let (mut client, r) = (app.admin(), suspend_request(&app));
+        tokio::spawn(async move { client.set_account_status(r).await })
+    };
+    // The held write and the reads race for the one slot: a read that wins sheds the write,
+    // which is then sent again, until the write holds the slot and a read is shed.
+    let mut first = hold();
+    let shed = loop {
+        match app.access().list_members(read()).await {
+            Err(s) if s.code() == Code::ResourceExhausted => break s,
+            Err(s) => panic!("unexpected refusal {s:?}"),
+            Ok(_) if first.is_finished() => {
+                let lost = first.await.unwrap();
+                assert!(
+                    matches!(&lost, Err(s) if s.code() == Code::ResourceExhausted),
+                    "the held write ended: {lost:?}"
+                );
+                first = hold();
+            }
+            Ok(_) => tokio::task::yield_now().await,
+        }
+    };
+    let shed = assert_status::<()>(
+        Err(shed),
+        Code::ResourceExhausted,
+        "TOO_MANY_CALLS_IN_FLIGHT",
+    );
+    let retry = tonic_types::StatusExt::get_error_details(&shed)
+        .retry_info()
+        .cloned();
+    assert!(retry.and_then(|r| r.retry_delay).is_some(), "{shed:?}");
+    // A second connection has slots of its own while the first one is full.
+    let other = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    pb::access_service_client::AccessServiceClient::new(other)
+        .list_members(read())
+        .await
+        .expect("another connection is not shed");
+    drop(holder);
+    first.await.unwrap().ok();
+    app.access()
+        .list_members(read())
+        .await
+        .expect("the slot is free again");
+}
+
 crate::both_backends!(
     a_deadline_answers_deadline_exceeded,
+    calls_beyond_the_connection_limit_are_shed_with_a_reason,
     oversized_messages_are_refused,
     health_and_reflection_need_no_token,
     audit_events_carry_the_callers_trace_id,

@@ -99,6 +99,8 @@ reasons! {
     VerificationEmailRateLimited = "VERIFICATION_EMAIL_RATE_LIMITED",
     /// Too many requests for access, by this person or for this account (RetryInfo says when).
     AccessRequestsRateLimited = "ACCESS_REQUESTS_RATE_LIMITED",
+    /// More calls in flight on this connection than `--concurrency-limit` (RetryInfo says when).
+    TooManyCallsInFlight = "TOO_MANY_CALLS_IN_FLIGHT",
     /// A concurrent change won; the call is safe to retry.
     ConcurrentUpdate = "CONCURRENT_UPDATE",
     /// The server is starting and not yet migrated.

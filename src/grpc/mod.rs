@@ -6,9 +6,11 @@ pub mod auth;
 pub mod convert;
 mod deadline;
 mod entitlement;
+mod overload;
 pub mod status;
 
 pub use deadline::DeadlineLayer;
+pub use overload::ConnectionLimitLayer;
 use std::sync::Arc;
 
 use tonic::{Request, Status};

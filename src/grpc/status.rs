@@ -23,6 +23,18 @@ pub fn status(
     Status::with_error_details(code, message, details)
 }
 
+/// RESOURCE_EXHAUSTED with a `RetryInfo` saying when trying again makes sense.
+pub fn exhausted(
+    reason: Reason,
+    message: impl Into<String>,
+    meta: HashMap<String, String>,
+    retry: Duration,
+) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason.as_str(), DOMAIN, meta);
+    details.set_retry_info(Some(retry));
+    Status::with_error_details(Code::ResourceExhausted, message, details)
+}
+
 pub fn invalid_field(field: &str, reason: Reason, message: &str) -> Status {
     let mut details = ErrorDetails::with_error_info(
         reason.as_str(),
@@ -64,11 +76,8 @@ pub fn from_service(e: ServiceError) -> Status {
             message,
             retry_after_ms,
         } => {
-            let mut details =
-                ErrorDetails::with_error_info(reason.as_str(), DOMAIN, HashMap::new());
             let retry = Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(0));
-            details.set_retry_info(Some(retry));
-            Status::with_error_details(Code::ResourceExhausted, message, details)
+            exhausted(reason, message, HashMap::new(), retry)
         }
         ServiceError::ShuttingDown => status(
             Code::Unavailable,

@@ -67,6 +67,8 @@ pub struct AppOptions {
     pub tls: Option<TestTls>,
     /// `--health-listen`.
     pub health_listen: Option<std::net::SocketAddr>,
+    /// `--concurrency-limit` (the default when `None`).
+    pub concurrency_limit: Option<usize>,
 }
 
 /// The server's TLS files, and how the harness's own channel reaches it.
@@ -89,6 +91,7 @@ impl Default for AppOptions {
             idp: None,
             tls: None,
             health_listen: None,
+            concurrency_limit: None,
         }
     }
 }
@@ -396,7 +399,7 @@ pub fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) ->
         dev: opts.idp.is_none(),
         request_ttl_hours: opts.request_ttl_hours,
         request_timeout_ms: opts.request_timeout_ms,
-        concurrency_limit: 1024,
+        concurrency_limit: opts.concurrency_limit.unwrap_or(1024),
         max_message_bytes: opts.max_message_bytes,
         log_json: false,
         metrics_listen: None,

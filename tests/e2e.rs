@@ -9,6 +9,7 @@ mod attacks;
 mod cache;
 mod concurrency;
 mod decider;
+mod faults;
 mod feed;
 mod flow;
 mod input;

@@ -27,6 +27,15 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A database this test made itself (its own server): nothing to drop afterwards.
+    pub fn existing(backend: Backend, url: String) -> TestDb {
+        TestDb {
+            backend,
+            url,
+            pg_name: None,
+        }
+    }
+
     pub async fn create(backend: Backend, dir: &Path) -> TestDb {
         match backend {
             Backend::Sqlite => TestDb {

@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod idp;
+pub mod pg_server;
 pub mod smtp_sink;
 
 use std::path::{Path, PathBuf};
@@ -109,6 +110,14 @@ impl TestApp {
             .mail
             .clone()
             .unwrap_or_else(|| MailKind::Dir(data_dir.path().join("mail")));
+        Self::start(db, data_dir, clock, mail, &opts).await
+    }
+
+    /// A server on a database the test made (e.g. on its own PostgreSQL server).
+    pub async fn spawn_on(db: Arc<TestDb>, opts: AppOptions) -> TestApp {
+        let data_dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let clock = ManualClock::new(SystemClock.now_ms());
+        let mail = MailKind::Dir(data_dir.path().join("mail"));
         Self::start(db, data_dir, clock, mail, &opts).await
     }
 

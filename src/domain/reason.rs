@@ -109,6 +109,8 @@ reasons! {
     /// The call did not finish within the server's deadline or the caller's `grpc-timeout`.
     DeadlineExceeded = "DEADLINE_EXCEEDED",
     DatabaseUnavailable = "DATABASE_UNAVAILABLE",
+    /// The database answers but cannot store changes (disk full, read-only); nothing changed.
+    DatabaseCannotWrite = "DATABASE_CANNOT_WRITE",
     /// A bug or corrupt data; the cause is logged, never sent.
     Internal = "INTERNAL",
 }

@@ -94,6 +94,15 @@ pub fn from_service(e: ServiceError) -> Status {
                 HashMap::new(),
             )
         }
+        ServiceError::CannotWrite(cause) => {
+            tracing::error!(%cause, "the database cannot store changes");
+            status(
+                Code::Unavailable,
+                Reason::DatabaseCannotWrite,
+                "the database cannot store changes now (its disk is full or read-only); nothing was changed; retry later",
+                HashMap::new(),
+            )
+        }
         ServiceError::Internal(cause) => {
             tracing::error!(%cause, "internal error");
             status(

@@ -35,6 +35,9 @@ pub enum ServiceError {
     /// The database did not answer; the cause is logged, not sent.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The database cannot store changes (disk full, read-only); the cause is logged.
+    #[error("cannot write: {0}")]
+    CannotWrite(String),
     /// A bug or corrupt data; the cause is logged, not sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -93,6 +96,7 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => ServiceError::Unavailable(m),
+            StoreError::CannotWrite(m) => ServiceError::CannotWrite(m),
             StoreError::Aborted(m) => {
                 tracing::info!(cause = %m, "transaction aborted by a concurrent one");
                 ServiceError::Aborted {

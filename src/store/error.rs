@@ -6,6 +6,9 @@ use sqlx::error::ErrorKind;
 pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database answers but cannot store anything: its disk is full or it is read-only.
+    #[error("database cannot write: {0}")]
+    CannotWrite(String),
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("transaction aborted: {0}")]
@@ -32,6 +35,9 @@ impl From<sqlx::Error> for StoreError {
                     _ if matches!(code.as_str(), "5" | "261" | "517" | "6") => {
                         StoreError::Aborted(db.message().to_owned())
                     }
+                    // Disk full or read-only: SQLITE_FULL, SQLITE_READONLY and its extended
+                    // codes; PostgreSQL's disk_full and read_only_sql_transaction (a standby).
+                    _ if cannot_write(&code) => StoreError::CannotWrite(db.message().to_owned()),
                     // Admin shutdown, cannot connect now, too many connections.
                     _ if code.starts_with("57P") || code.starts_with("08") || code == "53300" => {
                         StoreError::Unavailable(db.message().to_owned())
@@ -53,8 +59,37 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+fn cannot_write(code: &str) -> bool {
+    if matches!(code, "53100" | "25006") {
+        return true;
+    }
+    // SQLite's codes are numbers below 10000 (PostgreSQL's SQLSTATEs have five characters);
+    // extended codes keep the primary code in their low byte.
+    code.len() < 5
+        && code
+            .parse::<u32>()
+            .is_ok_and(|n| matches!(n & 0xff, 8 | 13))
+}
+
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         StoreError::Other(format!("migration failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cannot_write;
+
+    #[test]
+    fn full_and_read_only_are_told_apart_from_other_failures() {
+        // SQLITE_FULL, SQLITE_READONLY, SQLITE_READONLY_DBMOVED, disk_full, a standby.
+        for c in ["13", "8", "1032", "53100", "25006"] {
+            assert!(cannot_write(c), "{c}");
+        }
+        // SQLITE_BUSY, SQLITE_IOERR, a constraint, PostgreSQL's unique violation and 22008.
+        for c in ["5", "10", "2067", "23505", "22008", ""] {
+            assert!(!cannot_write(c), "{c}");
+        }
     }
 }

@@ -27,6 +27,11 @@ impl Dialect for Postgres {
         Ok(PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
+            // A connection whose transaction could not be ended (a failed COMMIT or ROLLBACK)
+            // is closed rather than handed to the next caller.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(&*conn)) })
+            })
             // A statement that hangs (lock wait, network) must not hold a connection forever.
             .after_connect(|conn, _| {
                 Box::pin(async move {

@@ -71,6 +71,12 @@ impl Dialect for Sqlite {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            // When a COMMIT fails because the disk is full, SQLite has already rolled back and
+            // sqlx's own ROLLBACK then fails too, leaving the connection counted as inside a
+            // transaction: every later write on it would fail. Such a connection is closed.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(&*conn)) })
+            })
             .connect_with(opts)
             .await?;
         if on_disk {

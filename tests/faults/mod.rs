@@ -2,3 +2,4 @@
 //! that cannot be written. What is measured here is reported in docs/reliability.md.
 
 mod pg_outage;
+mod sqlite_disk;

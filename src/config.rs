@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// seals, all open). Required outside --dev, where it defaults to <data-dir>/dev-mail-key.
     #[arg(long, env = "ENTITLEMENTS_MAIL_KEY", hide_env_values = true)]
     pub mail_key: Option<String>,
+    /// How long an email claimed for delivery stays hidden from other deliveries: after a
+    /// crash, its email goes out this long after the claim (e.g. `30s`, `2m`). Longer than
+    /// delivering a batch of 20 takes, or a slow batch is sent twice.
+    #[arg(long, env = "ENTITLEMENTS_MAIL_LEASE", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub mail_lease: Duration,
     /// Where people go to act on an email (shown in the emails).
     #[arg(
         long,
@@ -140,6 +145,7 @@ pub struct Config {
     pub mail: MailSetup,
     pub mail_from: Mailbox,
     pub mail_poll: Duration,
+    pub mail_lease: Duration,
     pub service: ServiceConfig,
     pub request_timeout: Duration,
     pub concurrency_limit: usize,
@@ -282,6 +288,7 @@ impl ServeArgs {
             mail,
             mail_from,
             mail_poll: Duration::from_secs(1),
+            mail_lease: self.mail_lease.max(Duration::from_secs(1)),
             service: ServiceConfig {
                 request_ttl_ms: i64::try_from(self.request_ttl_hours.saturating_mul(3_600_000))
                     .unwrap_or(i64::MAX),

@@ -270,6 +270,7 @@ async fn start_backend(
     )
     .with_config(crate::mail::WorkerConfig {
         poll_interval: config.mail_poll,
+        lease_ms: i64::try_from(config.mail_lease.as_millis()).unwrap_or(i64::MAX),
         ..Default::default()
     });
     tasks.push(worker.spawn(wake, stop.clone()));

@@ -289,6 +289,7 @@ async fn database_down_means_not_serving_and_unavailable() {
         mail_dir: Some(dir.path().join("mail")),
         smtp_url: None,
         mail_from: None,
+        mail_lease: std::time::Duration::from_secs(120),
         mail_key: None,
         portal_url: "https://portal.example.com".into(),
         dev: true,

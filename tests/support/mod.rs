@@ -401,6 +401,7 @@ pub fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) ->
             MailKind::Dir(_) => None,
         },
         mail_from: None,
+        mail_lease: Duration::from_secs(120),
         // Dev mode keeps its own under the data directory; production is given one, the same
         // for every replica and restart of a test.
         mail_key: opts.idp.is_some().then(|| TEST_MAIL_KEY.to_owned()),
@@ -445,7 +446,7 @@ pub fn read_mails(dir: &Path) -> Vec<String> {
 }
 
 /// The newest code sent to `to`, by the outbox order encoded in the file names.
-fn newest_code(dir: &Path, to: &str) -> Option<String> {
+pub fn newest_code(dir: &Path, to: &str) -> Option<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return None;
     };

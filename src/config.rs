@@ -77,9 +77,21 @@ pub struct ServeArgs {
     /// Development mode: a local signing key under --data-dir, .eml files for email. Never in production.
     #[arg(long, env = "ENTITLEMENTS_DEV")]
     pub dev: bool,
-    /// A pending request not decided within this many hours expires.
-    #[arg(long, env = "ENTITLEMENTS_REQUEST_TTL_HOURS", default_value_t = 720)]
-    pub request_ttl_hours: u64,
+    /// A pending request nobody has decided this long after it was made reminds the account's
+    /// administrators (e.g. `72h`, `3d`, `90s`).
+    #[arg(long, env = "ENTITLEMENTS_REMIND_AFTER", default_value = "72h", value_parser = humantime::parse_duration)]
+    pub remind_after: Duration,
+    /// ... then goes to its Site Technical Contacts (and to --operator-email where the account
+    /// has no administrator with a verified email).
+    #[arg(long, env = "ENTITLEMENTS_ESCALATE_AFTER", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub escalate_after: Duration,
+    /// ... and expires this long after it was made; the requester is told what to do next.
+    #[arg(long, env = "ENTITLEMENTS_EXPIRE_AFTER", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub expire_after: Duration,
+    /// The operators' address: requests nobody on their account can decide, and accounts left
+    /// without an administrator who can, are reported here.
+    #[arg(long, env = "ENTITLEMENTS_OPERATOR_EMAIL")]
+    pub operator_email: Option<String>,
     /// Per-call deadline (a shorter grpc-timeout from the client wins).
     #[arg(
         long,
@@ -164,6 +176,10 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
 impl ServeArgs {
     pub fn into_config(self) -> Result<Config, ConfigError> {
@@ -280,6 +296,20 @@ impl ServeArgs {
                 "--max-message-bytes must be at least 1024".to_owned(),
             ));
         }
+        if !(self.remind_after < self.escalate_after && self.escalate_after < self.expire_after) {
+            return Err(ConfigError(format!(
+                "--remind-after ({}) must be shorter than --escalate-after ({}), and that shorter than --expire-after ({})",
+                humantime::format_duration(self.remind_after),
+                humantime::format_duration(self.escalate_after),
+                humantime::format_duration(self.expire_after),
+            )));
+        }
+        let operator_email = self
+            .operator_email
+            .as_deref()
+            .map(crate::domain::Email::parse)
+            .transpose()
+            .map_err(|e| ConfigError(format!("--operator-email: {e}")))?;
         Ok(Config {
             listen: self.listen,
             database_url: self.db.url(),
@@ -290,8 +320,10 @@ impl ServeArgs {
             mail_poll: Duration::from_secs(1),
             mail_lease: self.mail_lease.max(Duration::from_secs(1)),
             service: ServiceConfig {
-                request_ttl_ms: i64::try_from(self.request_ttl_hours.saturating_mul(3_600_000))
-                    .unwrap_or(i64::MAX),
+                request_ttl_ms: millis(self.expire_after),
+                remind_after_ms: millis(self.remind_after),
+                escalate_after_ms: millis(self.escalate_after),
+                operator_email,
                 brand: MailBrand {
                     portal_url: self.portal_url.clone(),
                     ..MailBrand::default()
@@ -311,7 +343,8 @@ impl ServeArgs {
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
             concurrency_limit: self.concurrency_limit.max(1),
             max_message_bytes: self.max_message_bytes,
-            expiry_sweep: Duration::from_secs(60),
+            // Reminders, escalations and expiries are honoured within about a second.
+            expiry_sweep: Duration::from_secs(1),
             dev: self.dev,
             metrics_listen: self.metrics_listen,
             metrics_sample: Duration::from_millis(self.metrics_sample_ms.max(100)),

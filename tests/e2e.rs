@@ -13,6 +13,7 @@ mod faults;
 mod feed;
 mod flow;
 mod input;
+mod lifecycle;
 mod members;
 mod model;
 mod ops;

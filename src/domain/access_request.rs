@@ -35,6 +35,25 @@ impl AccessRequestState {
     }
 }
 
+/// What a pending request that nobody decides brings about, before it expires: a reminder to
+/// the account's administrators, then an escalation past them. Each is sent once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Nudge {
+    Remind,
+    Escalate,
+}
+
+impl Nudge {
+    pub const ALL: [Nudge; 2] = [Nudge::Remind, Nudge::Escalate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nudge::Remind => "REMIND",
+            Nudge::Escalate => "ESCALATE",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessRequest {
     pub id: AccessRequestId,

@@ -25,7 +25,13 @@
 //!   system and operators keep the precise reasons.
 //! - **A person reading their own request** sees the decision and its reason, but not which
 //!   administrator made it ([`shows_decider`]); administrators and operators do.
+//! - **Who hears of a pending request** ([`request_audience`]): when it is made and when it is
+//!   reminded, the account's administrators with a verified email (all of them if none has
+//!   one); when it is escalated, its STCs (verified ones, else all); operators whenever the
+//!   account has no administrator with a verified email or is suspended, so that no request
+//!   waits for someone who cannot decide it.
 
+use super::access_request::Nudge;
 use super::decision::{Action, CheckFacts, CheckInput, Decision, DecisionReason, decide};
 use super::ids::WebId;
 use super::model::AccountStatus;
@@ -232,6 +238,57 @@ pub fn as_seen_by_self(
     Decision {
         allowed: false,
         ..own
+    }
+}
+
+/// One of an account's active administrators (STC or TC), as [`request_audience`] sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Administrator {
+    pub role: Role,
+    pub email_verified: bool,
+}
+
+/// Who is written to about a pending request: the administrators at these positions of the
+/// list given, and whether the operators are too.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Audience {
+    pub administrators: Vec<usize>,
+    pub operators: bool,
+}
+
+/// Who hears of a pending request: `None` when it is made, else at its reminder or
+/// escalation. Administrators of a suspended account cannot decide, so only operators hear.
+pub fn request_audience(
+    stage: Option<Nudge>,
+    account: AccountStatus,
+    admins: &[Administrator],
+) -> Audience {
+    let can_decide = admins.iter().any(|a| a.email_verified);
+    if account != AccountStatus::Active {
+        return Audience {
+            administrators: Vec::new(),
+            operators: true,
+        };
+    }
+    let wanted = |a: &Administrator| match stage {
+        None | Some(Nudge::Remind) => true,
+        Some(Nudge::Escalate) => a.role == Role::SiteTechnicalContact,
+    };
+    let candidates: Vec<usize> = (0..admins.len()).filter(|&i| wanted(&admins[i])).collect();
+    let verified: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&i| admins[i].email_verified)
+        .collect();
+    Audience {
+        // Unverified administrators still hear when nobody verified would: verifying their
+        // address is what lets them decide.
+        administrators: if verified.is_empty() {
+            candidates
+        } else {
+            verified
+        },
+        operators: !can_decide,
     }
 }
 

@@ -36,6 +36,34 @@ pub const KIND_REQUEST_DENIED: &str = "request_denied";
 pub const KIND_REQUEST_EXPIRED: &str = "request_expired";
 pub const KIND_MEMBER_ROLE_CHANGED: &str = "member_role_changed";
 pub const KIND_MEMBER_REMOVED: &str = "member_removed";
+pub const KIND_REQUEST_REMINDER: &str = "request_reminder";
+pub const KIND_REQUEST_ESCALATED: &str = "request_escalated";
+pub const KIND_REQUEST_FOR_OPERATORS: &str = "request_for_operators";
+
+/// Who a note about a request that still waits is for, which decides what it asks of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingFor {
+    /// The administrators who were told when it was made.
+    Reminder,
+    /// The account's Site Technical Contacts, past the administrators who did not decide.
+    Escalation,
+    /// The operators: nobody on the account can decide it.
+    Operators,
+}
+
+/// The request a [`request_waiting`] note is about.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitingRequest<'a> {
+    pub requester_name: &'a str,
+    pub requester_email: &'a str,
+    pub requester_web_id: &'a str,
+    pub icn: &'a str,
+    pub company_name: &'a str,
+    pub requested_role_label: &'a str,
+    pub request_id: &'a str,
+    pub made_at: Millis,
+    pub expires_at: Millis,
+}
 
 /// Tells an account administrator that someone asked for access and how to decide.
 // Positional to match how the service layer holds these facts; a struct would only rename them.
@@ -88,6 +116,67 @@ pub fn access_requested_to_admin(
         format!("Access request from {name} for {company} (ICN {icn})"),
         KIND_ACCESS_REQUESTED,
     )
+}
+
+/// A request nobody has decided yet: a reminder to the administrators, an escalation to the
+/// STCs, or a note to the operators when nobody on the account can decide it.
+pub fn request_waiting(
+    brand: &MailBrand,
+    to: &str,
+    audience: WaitingFor,
+    r: &WaitingRequest<'_>,
+) -> OutgoingEmail {
+    let (name, company, icn) = (flat(r.requester_name), flat(r.company_name), flat(&r.icn));
+    let (since, until) = (format_utc(r.made_at), format_utc(r.expires_at));
+    let mut t = Text::greeting("");
+    t.para(format!(
+        "{name} asked for access to the support account of {company} (ICN {icn}) on {since}, \
+         and nobody has decided on it yet. Until someone does, they cannot open service \
+         requests for this account."
+    ));
+    t.line(format!("  Requester:       {name}"));
+    t.line(format!("  Email:           {}", flat(&r.requester_email)));
+    t.line(format!("  Web ID:          {}", flat(&r.requester_web_id)));
+    t.line(format!("  Account:         {company} (ICN {icn})"));
+    t.line(format!(
+        "  Requested role:  {}",
+        flat(&r.requested_role_label)
+    ));
+    t.line(format!("  Request id:      {}", flat(&r.request_id)));
+    t.line(format!("  Waiting since:   {since}"));
+    t.line(format!("  Expires:         {until}"));
+    t.blank();
+    let (why, subject, kind) = match audience {
+        WaitingFor::Reminder => (
+            "This is a reminder: you are an administrator of this account.",
+            format!("Reminder: access request from {name} for {company} (ICN {icn}) is waiting"),
+            KIND_REQUEST_REMINDER,
+        ),
+        WaitingFor::Escalation => (
+            "None of the account's administrators has decided on it, so it comes to you as a \
+             Site Technical Contact of the account: please decide, or ask an administrator to.",
+            format!("Escalated: access request from {name} for {company} (ICN {icn})"),
+            KIND_REQUEST_ESCALATED,
+        ),
+        WaitingFor::Operators => (
+            "Nobody on this account can decide it: it has no administrator with a verified email \
+             address, or it is suspended. As an operator you can decide it, or designate a Site \
+             Technical Contact who can.",
+            format!("No administrator can decide: access request for {company} (ICN {icn})"),
+            KIND_REQUEST_FOR_OPERATORS,
+        ),
+    };
+    t.para(why);
+    t.para(format!(
+        "To approve or deny the request, sign in to {} and open",
+        brand.portal_url
+    ));
+    t.line("  User Administration -> New requests");
+    t.blank();
+    t.para(format!(
+        "If nobody decides by {until}, the request expires and the requester is told to ask again."
+    ));
+    t.finish(brand, to, subject, kind)
 }
 
 /// Tells a requester what they can do while their request waits for an administrator.

@@ -132,8 +132,8 @@ impl Services {
         }
     }
 
-    /// Emails every administrator with a verified address (all of them if none has one),
-    /// tells the requester what a Provisional Caller may do, and sends a verification code
+    /// Emails the administrators the policy names (and the operators where nobody on the
+    /// account can decide), tells the requester what a Provisional Caller may do, and sends a verification code
     /// when their address is not verified yet.
     async fn notify_new_request(
         &self,
@@ -148,16 +148,18 @@ impl Services {
         } else {
             Vec::new()
         };
-        let verified: Vec<&Person> = admins
+        // Who hears is the policy's; a request that is not announced (a repeat within the day)
+        // goes to nobody.
+        let facts = super::nudges::administrator_facts(&admins);
+        let audience = policy::request_audience(None, account.status, &facts);
+        let recipients: Vec<&Person> = audience
+            .administrators
             .iter()
-            .map(|(_, p)| p)
-            .filter(|p| p.email_verified())
+            .map(|&i| &admins[i].1)
             .collect();
-        let recipients: Vec<&Person> = if verified.is_empty() {
-            admins.iter().map(|(_, p)| p).collect()
-        } else {
-            verified
-        };
+        if tell_administrators && audience.operators {
+            self.tell_waiting(w, None, request, person, account).await?;
+        }
         let name = person.display_name();
         let id = request.id.to_string();
         for admin in recipients {

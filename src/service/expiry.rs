@@ -75,7 +75,7 @@ impl Services {
     }
 }
 
-/// Runs `expire_overdue` every `every` until shutdown.
+/// Runs `nudge_due` and `expire_overdue` every `every` until shutdown.
 pub fn spawn_expiry_sweeper(
     services: Services,
     every: Duration,
@@ -87,6 +87,11 @@ pub fn spawn_expiry_sweeper(
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    match services.nudge_due().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(sent = n, "reminded or escalated pending access requests"),
+                        Err(e) => tracing::warn!(error = %e, "reminder sweep failed; will retry"),
+                    }
                     match services.expire_overdue().await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(expired = n, "expired overdue access requests"),

@@ -11,6 +11,7 @@ mod expiry;
 mod feed;
 mod limits;
 mod members;
+mod nudges;
 mod outbox;
 mod stats;
 mod verify;
@@ -80,6 +81,12 @@ impl std::ops::Deref for Caller {
 pub struct ServiceConfig {
     /// A pending request not decided within this time expires.
     pub request_ttl_ms: Millis,
+    /// ... reminds its account's administrators this long after it was made,
+    pub remind_after_ms: Millis,
+    /// ... and is escalated past them this long after it was made.
+    pub escalate_after_ms: Millis,
+    /// Where what nobody on an account can decide is reported.
+    pub operator_email: Option<Email>,
     pub verification: SendPolicy,
     pub brand: MailBrand,
     pub cache: CacheCapacity,
@@ -94,6 +101,9 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             request_ttl_ms: 30 * 24 * 3600 * 1000,
+            remind_after_ms: 3 * 24 * 3600 * 1000,
+            escalate_after_ms: 7 * 24 * 3600 * 1000,
+            operator_email: None,
             verification: SendPolicy::default(),
             brand: MailBrand::default(),
             cache: CacheCapacity::default(),

@@ -20,7 +20,7 @@ use crate::domain::verification::VerificationCode;
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
     AuditRecord, ChangeRecord, CheckFacts, Contract, Icn, LatestRequest, MemberStatus, MemberView,
-    Membership, Person, Revision, WebId,
+    Membership, Nudge, Person, Revision, WebId,
 };
 use crate::mail::{OutboxError, SealedEmail, StoredEmail};
 use sql::SqlStore;
@@ -213,6 +213,15 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         now: Millis,
         limit: u32,
     ) -> Result<Vec<AccessRequestId>, StoreError>;
+    /// Pending requests made at or before `made_by`, not yet past their deadline at `now`,
+    /// that have not had `nudge`; oldest first.
+    async fn due_nudges(
+        &self,
+        nudge: Nudge,
+        made_by: Millis,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<AccessRequestId>, StoreError>;
 }
 
 /// The operations of one write transaction. The service composes them; rules live there.
@@ -256,6 +265,16 @@ pub trait WriteTx: Send {
     ) -> Result<Vec<Millis>, StoreError>;
     /// Fails with `Conflict` when the person already has a pending request for the account.
     async fn insert_request(&mut self, request: &AccessRequest) -> Result<(), StoreError>;
+    /// Notes that `nudge` went out for the request; false when it had already (another
+    /// replica's sweep got there first), and then nothing may be sent.
+    async fn record_nudge(
+        &mut self,
+        id: AccessRequestId,
+        nudge: Nudge,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+    /// When each nudge of the request went out.
+    async fn nudges(&mut self, id: AccessRequestId) -> Result<Vec<(Nudge, Millis)>, StoreError>;
     async fn update_request(&mut self, request: &AccessRequest) -> Result<(), StoreError>;
 
     async fn verification(

@@ -56,6 +56,11 @@ pub enum MailKind {
 pub struct AppOptions {
     pub mail: Option<MailKind>,
     pub request_ttl_hours: u64,
+    /// `--remind-after` and `--escalate-after` (72 h and 7 d, as by default).
+    pub remind_after: Duration,
+    pub escalate_after: Duration,
+    /// `--operator-email`.
+    pub operator_email: Option<String>,
     pub max_message_bytes: usize,
     /// RequestAccess per person and per account per hour (the suite's default: no limit).
     pub request_limits: (u32, u32),
@@ -86,6 +91,9 @@ impl Default for AppOptions {
         Self {
             mail: None,
             request_ttl_hours: 720,
+            remind_after: Duration::from_secs(72 * 3600),
+            escalate_after: Duration::from_secs(7 * 24 * 3600),
+            operator_email: None,
             max_message_bytes: 4 * 1024 * 1024,
             request_limits: (1_000_000, 1_000_000),
             request_timeout_ms: 30_000,
@@ -407,7 +415,10 @@ pub fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) ->
         mail_key: opts.idp.is_some().then(|| TEST_MAIL_KEY.to_owned()),
         portal_url: "https://portal.example.com".to_owned(),
         dev: opts.idp.is_none(),
-        request_ttl_hours: opts.request_ttl_hours,
+        remind_after: opts.remind_after,
+        escalate_after: opts.escalate_after,
+        expire_after: Duration::from_secs(opts.request_ttl_hours * 3600),
+        operator_email: opts.operator_email.clone(),
         request_timeout_ms: opts.request_timeout_ms,
         concurrency_limit: opts.concurrency_limit.unwrap_or(1024),
         max_message_bytes: opts.max_message_bytes,

@@ -323,3 +323,84 @@ fn only_operators_learn_an_account_does_not_exist() {
         );
     }
 }
+
+#[test]
+fn who_hears_of_a_pending_request() {
+    use super::{Administrator, Audience, request_audience};
+    use crate::domain::Nudge;
+    let stc = |v| Administrator {
+        role: Role::SiteTechnicalContact,
+        email_verified: v,
+    };
+    let tc = |v| Administrator {
+        role: Role::TechnicalContact,
+        email_verified: v,
+    };
+    let to = |administrators: &[usize], operators| Audience {
+        administrators: administrators.to_vec(),
+        operators,
+    };
+    let active = AccountStatus::Active;
+    let suspended = AccountStatus::Suspended;
+    let cases: &[(Option<Nudge>, AccountStatus, Vec<Administrator>, Audience)] = &[
+        // Made or reminded: verified administrators only, when there are any.
+        (
+            None,
+            active,
+            vec![stc(true), tc(false), tc(true)],
+            to(&[0, 2], false),
+        ),
+        (
+            Some(Nudge::Remind),
+            active,
+            vec![stc(false), tc(true)],
+            to(&[1], false),
+        ),
+        // Nobody verified: all of them hear, and the operators too.
+        (None, active, vec![stc(false), tc(false)], to(&[0, 1], true)),
+        (Some(Nudge::Remind), active, vec![tc(false)], to(&[0], true)),
+        // No administrator at all: the operators.
+        (None, active, vec![], to(&[], true)),
+        (Some(Nudge::Escalate), active, vec![], to(&[], true)),
+        // Escalated: past the TCs, to the STCs (verified ones first).
+        (
+            Some(Nudge::Escalate),
+            active,
+            vec![tc(true), stc(true), stc(false)],
+            to(&[1], false),
+        ),
+        (
+            Some(Nudge::Escalate),
+            active,
+            vec![tc(true), stc(false)],
+            to(&[1], false),
+        ),
+        (
+            Some(Nudge::Escalate),
+            active,
+            vec![tc(false), stc(false)],
+            to(&[1], true),
+        ),
+        // A suspended account's administrators cannot decide: only the operators hear.
+        (None, suspended, vec![stc(true)], to(&[], true)),
+        (
+            Some(Nudge::Remind),
+            suspended,
+            vec![stc(true)],
+            to(&[], true),
+        ),
+        (
+            Some(Nudge::Escalate),
+            suspended,
+            vec![stc(true)],
+            to(&[], true),
+        ),
+    ];
+    for (stage, account, admins, want) in cases {
+        assert_eq!(
+            &request_audience(*stage, *account, admins),
+            want,
+            "{stage:?} {account:?} {admins:?}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use super::{SqlStore, SqlTx, feed, fetch_limit, page_next, snapshot, text};
 use crate::clock::Millis;
 use crate::domain::{
     AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord, ChangeRecord,
-    CheckFacts, Contract, Icn, MemberView, Person, Revision, WebId,
+    CheckFacts, Contract, Icn, MemberView, Nudge, Person, Revision, WebId,
 };
 use crate::store::OutboxStore;
 use crate::store::dialect::Dialect;
@@ -291,6 +291,28 @@ where
         limit: u32,
     ) -> Result<Vec<AccessRequestId>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar(text::OVERDUE_REQUESTS)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        ids.iter()
+            .map(|s| {
+                AccessRequestId::parse(s)
+                    .map_err(|_| StoreError::Corrupt(format!("request id {s:?}")))
+            })
+            .collect()
+    }
+
+    async fn due_nudges(
+        &self,
+        nudge: Nudge,
+        made_by: Millis,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<AccessRequestId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(text::DUE_NUDGES)
+            .bind(nudge.as_str())
+            .bind(made_by)
             .bind(now)
             .bind(i64::from(limit))
             .fetch_all(&mut *self.conn().await?)

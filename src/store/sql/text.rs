@@ -141,6 +141,16 @@ pub(super) fn requests_of() -> String {
 pub(super) const OVERDUE_REQUESTS: &str = "SELECT id FROM access_requests \
     WHERE state = 'PENDING' AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
 
+pub(super) const DUE_NUDGES: &str = "SELECT r.id FROM access_requests r \
+    WHERE r.state = 'PENDING' AND r.created_at <= $2 AND r.expires_at > $3 \
+    AND NOT EXISTS (SELECT 1 FROM request_nudges n WHERE n.request_id = r.id AND n.stage = $1) \
+    ORDER BY r.created_at LIMIT $4";
+/// Inserts nothing when the nudge was recorded already: the affected row count says who won.
+pub(super) const RECORD_NUDGE: &str = "INSERT INTO request_nudges (request_id, stage, sent_at) \
+    VALUES ($1, $2, $3) ON CONFLICT (request_id, stage) DO NOTHING";
+pub(super) const NUDGES_OF: &str =
+    "SELECT stage, sent_at FROM request_nudges WHERE request_id = $1 ORDER BY sent_at";
+
 // Verification codes.
 
 const VERIFICATION_COLS: &str = "web_id, email, code_hash, salt, created_at, expires_at, \

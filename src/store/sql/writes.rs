@@ -9,7 +9,7 @@ use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
     AccessRequest, AccessRequestId, Account, AuditRecord, Contract, Icn, MemberView, Membership,
-    Person, Revision, WebId,
+    Nudge, Person, Revision, WebId,
 };
 use crate::mail::SealedEmail;
 use crate::store::dialect::Dialect;
@@ -32,6 +32,7 @@ where
     for<'q> Option<i64>: Encode<'q, D> + Type<D>,
     for<'q> bool: Encode<'q, D> + Type<D>,
     (i64,): for<'r> FromRow<'r, D::Row>,
+    (String, i64): for<'r> FromRow<'r, D::Row>,
     AccountRow: for<'r> FromRow<'r, D::Row>,
     PersonRow: for<'r> FromRow<'r, D::Row>,
     MembershipRow: for<'r> FromRow<'r, D::Row>,
@@ -223,6 +224,39 @@ where
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "INSERT request_nudges", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "request_nudges", db.query.summary = "INSERT request_nudges"))]
+    async fn record_nudge(
+        &mut self,
+        id: AccessRequestId,
+        nudge: Nudge,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(text::RECORD_NUDGE)
+            .bind(id.to_string())
+            .bind(nudge.as_str())
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
+    #[tracing::instrument(name = "SELECT request_nudges", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "request_nudges", db.query.summary = "SELECT request_nudges"))]
+    async fn nudges(&mut self, id: AccessRequestId) -> Result<Vec<(Nudge, Millis)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(text::NUDGES_OF)
+            .bind(id.to_string())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.into_iter()
+            .map(|(stage, at)| {
+                Nudge::ALL
+                    .into_iter()
+                    .find(|n| n.as_str() == stage)
+                    .map(|n| (n, at))
+                    .ok_or_else(|| StoreError::Corrupt(format!("nudge stage {stage:?}")))
+            })
+            .collect()
     }
 
     #[tracing::instrument(name = "UPDATE access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "UPDATE", db.collection.name = "access_requests", db.query.summary = "UPDATE access_requests"))]

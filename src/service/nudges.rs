@@ -1,0 +1,174 @@
+//! Requests that never rot: a pending request nobody decides reminds the account's
+//! administrators, then goes past them to its STCs (and to the operators where nobody on the
+//! account can decide it), before it expires. Each nudge goes out once: the database's
+//! `request_nudges` key, written in the same transaction as the audit event and the emails,
+//! keeps two replicas' sweeps from both sending it.
+
+use super::audit::Event;
+use super::write::Write;
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::policy::{self, Administrator, Audience};
+use crate::domain::{AccessRequest, AccessRequestState, Account, Membership, Nudge, Person};
+use crate::mail::templates::{self, WaitingFor, WaitingRequest};
+
+const BATCH: u32 = 100;
+
+impl Services {
+    /// Sends every reminder and escalation that is due; returns how many went out.
+    pub async fn nudge_due(&self) -> ServiceResult<usize> {
+        let now = self.now();
+        let config = &self.inner.config;
+        let mut sent = 0;
+        for (nudge, after) in [
+            (Nudge::Remind, config.remind_after_ms),
+            (Nudge::Escalate, config.escalate_after_ms),
+        ] {
+            loop {
+                let ids = self
+                    .store()
+                    .due_nudges(nudge, now.saturating_sub(after), now, BATCH)
+                    .await?;
+                let mut progress = 0;
+                for id in &ids {
+                    if self.nudge(*id, nudge).await? {
+                        progress += 1;
+                    }
+                }
+                sent += progress;
+                // A full batch of which none could be sent (decided meanwhile) would come back
+                // as it is: the next sweep tries again.
+                if ids.len() < BATCH as usize || progress == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends `nudge` for the request unless it is no longer pending, is past its deadline, or
+    /// had it already; true when it went out.
+    async fn nudge(&self, id: crate::domain::AccessRequestId, nudge: Nudge) -> ServiceResult<bool> {
+        let mut w = self.begin_system().await?;
+        let (request, account) = match w.lock_request(id).await {
+            Ok(found) => found,
+            Err(ServiceError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if request.state != AccessRequestState::Pending || request.is_overdue(w.now()) {
+            return Ok(false);
+        }
+        let now = w.now();
+        if !w.tx().record_nudge(id, nudge, now).await? {
+            return Ok(false);
+        }
+        let Some(requester) = w.tx().person(&request.web_id).await? else {
+            return Ok(false);
+        };
+        let heard = self
+            .tell_waiting(&mut w, Some(nudge), &request, &requester, &account)
+            .await?;
+        w.system_audit(Event {
+            action: match nudge {
+                Nudge::Remind => "access_request.remind",
+                Nudge::Escalate => "access_request.escalate",
+            },
+            target_type: "access_request",
+            target_id: request.id.to_string(),
+            icn: Some(&request.icn),
+            before: None,
+            after: Some(serde_json::json!({
+                "administrators": heard.administrators,
+                "operators": heard.operators,
+            })),
+            reason: Some("no decision yet"),
+        });
+        w.commit().await?;
+        Ok(true)
+    }
+
+    /// Emails who must hear that the request waits (at `stage`; `None` when it was just made,
+    /// where the administrators get their own first notice and only operators are added here).
+    /// Returns the Web IDs of the administrators written to and whether operators were.
+    pub(super) async fn tell_waiting(
+        &self,
+        w: &mut Write<'_>,
+        stage: Option<Nudge>,
+        request: &AccessRequest,
+        requester: &Person,
+        account: &Account,
+    ) -> ServiceResult<Heard> {
+        let admins = w.tx().administrators(&request.icn).await?;
+        let facts = administrator_facts(&admins);
+        let Audience {
+            administrators,
+            operators,
+        } = policy::request_audience(stage, account.status, &facts);
+        let name = requester.display_name();
+        let id = request.id.to_string();
+        let note = WaitingRequest {
+            requester_name: &name,
+            requester_email: requester.email.as_str(),
+            requester_web_id: requester.web_id.as_str(),
+            icn: request.icn.as_str(),
+            company_name: &account.company_name,
+            requested_role_label: request.requested_role.label(),
+            request_id: &id,
+            made_at: request.created_at,
+            expires_at: request.expires_at,
+        };
+        let mut heard = Heard::default();
+        if let Some(stage) = stage {
+            let audience = match stage {
+                Nudge::Remind => WaitingFor::Reminder,
+                Nudge::Escalate => WaitingFor::Escalation,
+            };
+            for i in administrators {
+                let (_, person) = &admins[i];
+                w.mail(templates::request_waiting(
+                    self.brand(),
+                    person.email.as_str(),
+                    audience,
+                    &note,
+                ));
+                heard.administrators.push(person.web_id.to_string());
+            }
+        }
+        if operators {
+            match &self.inner.config.operator_email {
+                Some(to) => {
+                    w.mail(templates::request_waiting(
+                        self.brand(),
+                        to.as_str(),
+                        WaitingFor::Operators,
+                        &note,
+                    ));
+                    heard.operators = true;
+                }
+                None => tracing::warn!(
+                    icn = %request.icn,
+                    request = %request.id,
+                    "nobody on the account can decide this request, and no --operator-email is set to report it to"
+                ),
+            }
+        }
+        Ok(heard)
+    }
+}
+
+/// What the policy needs to know of each administrator to say who hears of a request.
+pub(super) fn administrator_facts(admins: &[(Membership, Person)]) -> Vec<Administrator> {
+    admins
+        .iter()
+        .map(|(m, p)| Administrator {
+            role: m.role,
+            email_verified: p.email_verified(),
+        })
+        .collect()
+}
+
+/// Who was written to about a waiting request.
+#[derive(Debug, Default)]
+pub(super) struct Heard {
+    pub administrators: Vec<String>,
+    pub operators: bool,
+}

@@ -1,0 +1,204 @@
+//! Requests that never rot: reminded, escalated, expired, each once, on the injected clock;
+//! requests nobody on the account can decide go to the operators; and the same on a real
+//! server with second-scale delays on the wall clock.
+
+use std::time::{Duration, Instant};
+
+use entitlements::proto::v1 as pb;
+
+use crate::flow::{request, setup_account, verified_member};
+use crate::support::*;
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+const OPS: &str = "ops@example.com";
+
+fn subjects(app: &TestApp, to: &str, starts: &str) -> usize {
+    app.mails_to(to)
+        .iter()
+        .filter(|m| header(m, "Subject").is_some_and(|s| s.starts_with(starts)))
+        .count()
+}
+
+/// Waits until `to` has `n` emails whose subject starts with `starts`, then checks there are
+/// not more.
+async fn expect_mails(app: &TestApp, to: &str, starts: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while subjects(app, to, starts) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{to}: {n} x {starts:?} expected, have {}",
+            subjects(app, to, starts)
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        subjects(app, to, starts),
+        n,
+        "{to}: {starts:?}: {:#?}",
+        app.mails_to(to)
+            .iter()
+            .map(|m| (header(m, "Subject"), header(m, "Date")))
+            .collect::<Vec<_>>()
+    );
+}
+
+async fn audit_actions(app: &TestApp) -> Vec<String> {
+    app.admin()
+        .list_audit_events(authed(
+            pb::ListAuditEventsRequest {
+                icn: ICN.into(),
+                page_size: 500,
+                ..Default::default()
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
+/// Waits for the sweeper's expiry to be recorded (polling the audit trail).
+async fn wait_action(app: &TestApp, action: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let have = audit_actions(app)
+            .await
+            .iter()
+            .filter(|a| *a == action)
+            .count();
+        if have >= n {
+            assert_eq!(have, n, "{action}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} x {action} expected, have {have}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn a_waiting_request_is_reminded_then_escalated_then_expired_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    verified_member(&app, &stc, "tom", pb::Role::TechnicalContact).await;
+    // A second replica sweeps the same database: still one email of each.
+    let replica = app.replica().await;
+    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    app.wait_mail("stc1@example.com", "Access request from", 1)
+        .await;
+
+    // Not yet: a minute before the reminder is due.
+    app.clock.advance(72 * HOUR - 60_000);
+    wait_action(&app, "access_request.create", 2).await;
+    assert_eq!(subjects(&app, "stc1@example.com", "Reminder:"), 0);
+
+    app.clock.advance(60_000);
+    wait_action(&app, "access_request.remind", 1).await;
+    // Both administrators with a verified email are reminded, each once.
+    expect_mails(&app, "stc1@example.com", "Reminder:", 1).await;
+    expect_mails(&app, "tom@example.com", "Reminder:", 1).await;
+
+    app.clock.advance(7 * DAY - 72 * HOUR);
+    wait_action(&app, "access_request.escalate", 1).await;
+    // Past the TC, to the STC.
+    expect_mails(&app, "stc1@example.com", "Escalated:", 1).await;
+    assert_eq!(subjects(&app, "tom@example.com", "Escalated:"), 0);
+    // The requester is still waiting: a Provisional Caller.
+    assert_eq!(
+        crate::flow::reason_of(&app, "ana", pb::Action::OpenServiceRequest).await,
+        pb::DecisionReason::RequestPending
+    );
+
+    app.clock.advance(30 * DAY - 7 * DAY);
+    wait_action(&app, "access_request.expire", 1).await;
+    expect_mails(&app, "ana@example.com", "Access request expired", 1).await;
+    // Later sweeps send nothing more.
+    app.clock.advance(DAY);
+    wait_action(&app, "access_request.expire", 1).await;
+    wait_action(&app, "access_request.remind", 1).await;
+    wait_action(&app, "access_request.escalate", 1).await;
+    expect_mails(&app, "stc1@example.com", "Reminder:", 1).await;
+    drop(replica);
+}
+
+/// A decided request is never reminded; one still pending beside it is (which shows the
+/// sweep ran past the decided one).
+async fn a_decided_request_is_not_reminded(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let decided = request(&app, "ana", pb::Role::AuthorizedUser).await;
+    crate::flow::approve(&app, &stc, &decided.access_request_id)
+        .await
+        .unwrap();
+    let waiting = request(&app, "bob", pb::Role::AuthorizedUser).await;
+    app.clock.advance(72 * HOUR);
+    wait_action(&app, "access_request.remind", 1).await;
+    expect_mails(&app, "stc1@example.com", "Reminder:", 1).await;
+    let reminders: Vec<String> = app
+        .mails_to("stc1@example.com")
+        .into_iter()
+        .filter(|m| header(m, "Subject").is_some_and(|s| s.starts_with("Reminder:")))
+        .collect();
+    assert_eq!(reminders.len(), 1);
+    assert!(reminders[0].contains(&waiting.access_request_id));
+    assert!(!reminders[0].contains(&decided.access_request_id));
+}
+
+/// An account whose only administrator never verified their email: the request goes to the
+/// operators as soon as it is made, and again at its reminder and escalation.
+async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            operator_email: Some(OPS.to_owned()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let op = app.operator();
+    app.admin()
+        .create_account(authed(
+            pb::CreateAccountRequest {
+                icn: ICN.into(),
+                company_name: "Orphan Corp".into(),
+                country_code: COUNTRY.into(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    app.admin()
+        .add_site_technical_contact(authed(
+            pb::AddSiteTechnicalContactRequest {
+                icn: ICN.into(),
+                web_id: "stc1".into(),
+                email: "stc1@example.com".into(),
+                given_name: "Sam".into(),
+                family_name: "Stc".into(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    expect_mails(&app, OPS, "No administrator can decide", 1).await;
+    // The unverified STC hears too: verifying is what lets them decide.
+    app.wait_mail("stc1@example.com", "Access request from", 1)
+        .await;
+    app.clock.advance(72 * HOUR);
+    wait_action(&app, "access_request.remind", 1).await;
+    expect_mails(&app, OPS, "No administrator can decide", 2).await;
+    expect_mails(&app, "stc1@example.com", "Reminder:", 1).await;
+}
+
+crate::both_backends!(
+    a_waiting_request_is_reminded_then_escalated_then_expired_once,
+    a_decided_request_is_not_reminded,
+    requests_nobody_can_decide_go_to_the_operators,
+);

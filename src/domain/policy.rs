@@ -209,7 +209,7 @@ pub fn as_seen_by_self(
     now: Millis,
 ) -> Decision {
     let service = actor.checker || actor.operator;
-    let member = facts.membership.is_some_and(|m| m.is_active());
+    let member = facts.membership.is_some_and(|m| m.is_active_at(now));
     let hidden = matches!(
         decision.reason,
         DecisionReason::UnknownAccount | DecisionReason::AccountSuspended

@@ -57,7 +57,9 @@ impl Dialect for Postgres {
         Ok(pool.begin().await?)
     }
 
-    async fn begin_snapshot(conn: &mut sqlx::PgConnection) -> Result<Transaction<'_, Self>, StoreError> {
+    async fn begin_snapshot(
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<Transaction<'_, Self>, StoreError> {
         let mut tx =
             sqlx::Connection::begin_with(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 .await?;

@@ -246,6 +246,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
             let m = pb::ApproveRequestRequest {
                 access_request_id: request.into(),
                 granted_role,
+                expire_time: None,
             };
             let r = retry(async || access.approve_request(authed(m.clone(), t.of(by))).await).await;
             done(r, |m| &m.consistency_token)
@@ -277,6 +278,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
                 icn: ICNS[icn].into(),
                 web_id: PEOPLE[person].into(),
                 role: role(tc),
+                expire_time: None,
             };
             let r =
                 retry(async || access.update_member_role(authed(m.clone(), t.of(by))).await).await;

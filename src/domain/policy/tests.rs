@@ -295,6 +295,7 @@ fn a_person_sees_no_account_they_do_not_belong_to() {
         membership: Some(MemberStatus {
             role: AU,
             removed_at,
+            expires_at: None,
         }),
         ..suspended.clone()
     };

@@ -161,6 +161,8 @@ pub fn verification_code(
     t.finish(brand, to, subject, KIND_VERIFICATION_CODE)
 }
 
+// Positional to match how the service layer holds these facts; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn request_approved(
     brand: &MailBrand,
     to: &str,
@@ -268,6 +270,8 @@ pub fn request_expired(
     )
 }
 
+// Positional to match how the service layer holds these facts; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn member_role_changed(
     brand: &MailBrand,
     to: &str,

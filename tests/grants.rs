@@ -395,8 +395,166 @@ async fn a_later_change_without_an_end_clears_it(backend: Backend) {
     .await;
 }
 
+/// Right after an end passes, before or after the sweeper got to it: the person may ask again
+/// and be approved, an operator may make them an STC (no end); every lapse is recorded once,
+/// by the sweeper or on the way by the call that replaces the grant.
+async fn in_the_sweep_window_a_lapse_is_recorded_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let now = whole_second(&app);
+    app.clock.set(now);
+    time_boxed_member(&app, &stc, "ben", now + HOUR).await;
+    time_boxed_member(&app, &stc, "cyd", now + HOUR).await;
+    app.clock.set(now + HOUR);
+    // At once: no ALREADY_A_MEMBER, and the approval replaces the lapsed grant.
+    let again = request(&app, "ben", pb::Role::AuthorizedUser).await;
+    assert_eq!(again.state, pb::AccessRequestState::Pending as i32);
+    approve_until(&app, &stc, &again.access_request_id, None)
+        .await
+        .expect("approve again");
+    app.admin()
+        .add_site_technical_contact(authed(
+            pb::AddSiteTechnicalContactRequest {
+                icn: ICN.into(),
+                web_id: "cyd".into(),
+                email: "cyd@example.com".into(),
+                given_name: "Cyd".into(),
+                family_name: "C".into(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .expect("cyd an STC");
+    eventually("both lapses are recorded", || async {
+        lapse_events(&app).await.len() >= 2
+    })
+    .await;
+    // Several sweeps later, still once each.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut targets: Vec<String> = lapse_events(&app)
+        .await
+        .into_iter()
+        .map(|e| e.target_id)
+        .collect();
+    targets.sort();
+    assert_eq!(targets, vec![format!("{ICN}/ben"), format!("{ICN}/cyd")]);
+    let listed = members(&app, &stc).await;
+    for (who, role) in [
+        ("ben", pb::Role::AuthorizedUser),
+        ("cyd", pb::Role::SiteTechnicalContact),
+    ] {
+        let m = listed.iter().find(|m| m.web_id == who).expect(who);
+        assert_eq!((m.role, m.expire_time), (role as i32, None), "{who}");
+        assert_eq!(reason_of(&app, who, ViewSupportArea).await, R::Granted);
+    }
+}
+
+/// `entitlements ctl approve|set-role --expire-time` (a child process, against the server).
+async fn ctl_sets_and_clears_the_end(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let req = request(&app, "ben", pb::Role::AuthorizedUser).await;
+    let ctl = |args: Vec<String>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_entitlements"));
+        cmd.arg("ctl")
+            .arg(format!("--server=http://{}", app.addr))
+            .arg(format!("--token={stc}"))
+            .arg("--output=json")
+            .args(args);
+        for var in ["ENTITLEMENTS_SERVER", "ENTITLEMENTS_TOKEN"] {
+            cmd.env_remove(var);
+        }
+        cmd
+    };
+    // The server's clock is the machine's here (not moved), as ctl's `now` is.
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = ctl(vec![
+            "approve".into(),
+            format!("--id={}", req.access_request_id),
+            "--expire-time=now+1d".into(),
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let end = members(&app, &stc)
+        .await
+        .into_iter()
+        .find(|m| m.web_id == "ben")
+        .and_then(|m| m.expire_time)
+        .expect("an end");
+    let ahead = end.seconds * 1000 - app.clock.now_ms();
+    assert!((DAY - 60_000..=DAY + 60_000).contains(&ahead), "{ahead}");
+
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = ctl(vec![
+            "set-role".into(),
+            format!("--icn={ICN}"),
+            "--web-id=ben".into(),
+            "--role=technical-contact".into(),
+            "--expire-time=now+2d".into(),
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(json.contains("\"expire_time\":\""), "{json}");
+
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = ctl(vec![
+            "set-role".into(),
+            format!("--icn={ICN}"),
+            "--web-id=ben".into(),
+            "--role=technical-contact".into(),
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(json.contains("\"expire_time\":null"), "cleared: {json}");
+
+    // An end in the past: the server's INVALID_ARGUMENT, naming the field.
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = ctl(vec![
+            "set-role".into(),
+            format!("--icn={ICN}"),
+            "--web-id=ben".into(),
+            "--role=technical-contact".into(),
+            "--expire-time=now-1h".into(),
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expire_time"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 crate::both_backends!(
     a_time_boxed_grant_ends_at_its_instant,
     invalid_expire_times_name_the_field,
     a_later_change_without_an_end_clears_it,
+    in_the_sweep_window_a_lapse_is_recorded_once,
+    ctl_sets_and_clears_the_end,
 );

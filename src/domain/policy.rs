@@ -14,7 +14,8 @@
 //! - **The person themself** may ask for access (with an email claim, on an active account),
 //!   withdraw their own request, verify their email and read their own access.
 //! - An **administrator** of an account is an active STC or TC of it with a verified email,
-//!   and the account is ACTIVE. Administrators decide the account's requests, read its requests
+//!   and the account is ACTIVE. Active is as of the write's clock: not removed, and the end
+//!   of a time-boxed grant (if any) still ahead: a TC whose grant ended administers nothing. Administrators decide the account's requests, read its requests
 //!   and members, and change or remove its members.
 //! - Nobody decides their own request; an administrator does not change their own membership;
 //!   an STC is changed or removed only by an operator (as an STC).

@@ -165,10 +165,12 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
         C::Approve {
             access_request_id,
             granted_role,
+            expire_time,
         } => {
             let msg = pb::ApproveRequestRequest {
                 access_request_id,
                 granted_role: granted_role.map_or(0, Into::into),
+                expire_time,
             };
             let r = c.access().approve_request(c.req(msg)).await?.into_inner();
             request_change(r.access_request.as_ref(), &r.consistency_token)
@@ -235,11 +237,17 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
                 "next_page_token" => &r.next_page_token,
             }
         }
-        C::SetRole { icn, web_id, role } => {
+        C::SetRole {
+            icn,
+            web_id,
+            role,
+            expire_time,
+        } => {
             let msg = pb::UpdateMemberRoleRequest {
                 icn,
                 web_id,
                 role: role.into(),
+                expire_time,
             };
             let r = c.access().update_member_role(c.req(msg)).await?;
             membership_change(r.into_inner().into())

@@ -22,6 +22,7 @@ async fn exactly_one_decision_wins(backend: Backend) {
             pb::ApproveRequestRequest {
                 access_request_id: id.clone(),
                 granted_role: 0,
+                expire_time: None,
             },
             &stc,
         );

@@ -12,6 +12,7 @@ mod decider;
 mod faults;
 mod feed;
 mod flow;
+mod grants;
 mod input;
 mod lifecycle;
 mod members;

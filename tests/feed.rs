@@ -71,6 +71,7 @@ async fn readmit(app: &TestApp, stc: &str, who: &str) -> String {
             pb::ApproveRequestRequest {
                 access_request_id: req.access_request_id,
                 granted_role: 0,
+                expire_time: None,
             },
             stc,
         ))
@@ -185,6 +186,7 @@ async fn tokens_are_validated_and_returned(backend: Backend) {
             pb::ApproveRequestRequest {
                 access_request_id: req.access_request_id,
                 granted_role: 0,
+                expire_time: None,
             },
             &stc,
         ))

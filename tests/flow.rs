@@ -104,6 +104,7 @@ pub async fn approve(
             pb::ApproveRequestRequest {
                 access_request_id: id.into(),
                 granted_role: 0,
+                expire_time: None,
             },
             admin_token,
         ))
@@ -285,6 +286,7 @@ async fn whole_flow(backend: Backend) {
                 icn: ICN.into(),
                 web_id: "ana".into(),
                 role: pb::Role::TechnicalContact as i32,
+                expire_time: None,
             },
             &stc,
         ))

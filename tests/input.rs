@@ -222,6 +222,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
             pb::ApproveRequestRequest {
                 access_request_id: "not-a-uuid".into(),
                 granted_role: 0,
+                expire_time: None,
             },
             &ana,
         ))

@@ -11,6 +11,7 @@ fn set_role(web_id: &str, role: pb::Role) -> pb::UpdateMemberRoleRequest {
         icn: ICN.into(),
         web_id: web_id.into(),
         role: role as i32,
+        expire_time: None,
     }
 }
 

@@ -191,6 +191,7 @@ async fn decision_rules(backend: Backend) {
                 pb::ApproveRequestRequest {
                     access_request_id: id.clone(),
                     granted_role: role as i32,
+                    expire_time: None,
                 },
                 &stc,
             ))
@@ -227,6 +228,7 @@ async fn decision_rules(backend: Backend) {
             pb::ApproveRequestRequest {
                 access_request_id: tc2.access_request_id.clone(),
                 granted_role: pb::Role::AuthorizedUser as i32,
+                expire_time: None,
             },
             &stc,
         ))

@@ -86,6 +86,7 @@ async fn every_write_a_check_can_see_yields_its_change_key(backend: Backend) {
         created_at: 1,
         updated_at: 1,
         removed_at: None,
+        expires_at: None,
     };
     tx.upsert_membership(&m).await.unwrap();
     assert_eq!(keys(&store, tx).await, member, "upsert_membership (new)");

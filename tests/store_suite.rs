@@ -163,6 +163,7 @@ async fn check_facts_read_everything_a_decision_needs(backend: Backend) {
         created_at: 1,
         updated_at: 2,
         removed_at: None,
+        expires_at: None,
     })
     .await
     .unwrap();
@@ -197,7 +198,7 @@ async fn check_facts_read_everything_a_decision_needs(backend: Backend) {
     assert!(typo.email_verified && typo.membership.is_none() && typo.contracts.is_empty());
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.count_active_stcs(&icn()).await.unwrap(), 0);
-    let admins = tx.administrators(&icn()).await.unwrap();
+    let admins = tx.administrators(&icn(), 1).await.unwrap();
     assert_eq!(admins.len(), 1);
     assert_eq!(admins[0].1.web_id, web("ana"));
 }
@@ -269,17 +270,61 @@ async fn members_page_by_web_id(backend: Backend) {
             created_at: 1,
             updated_at: 1,
             removed_at: (w == "cy").then_some(3),
+            // bob's grant is time-boxed: listed until it ends, whether the lapse is recorded.
+            expires_at: (w == "bob").then_some(10),
         })
         .await
         .unwrap();
     }
     tx.commit(1).await.unwrap();
-    let p1 = store.list_members(&icn(), None, 1).await.unwrap();
+    let p1 = store.list_members(&icn(), None, 1, 9).await.unwrap();
     assert_eq!(p1.items.len(), 1);
     assert_eq!(p1.next, Some(web("ana")));
-    let p2 = store.list_members(&icn(), p1.next, 1).await.unwrap();
+    let p2 = store.list_members(&icn(), p1.next, 1, 9).await.unwrap();
     assert_eq!(p2.items[0].membership.web_id, web("bob"));
+    assert_eq!(p2.items[0].membership.expires_at, Some(10));
     assert_eq!(p2.next, None, "removed members are not listed");
+    let later = store.list_members(&icn(), None, 10, 10).await.unwrap();
+    assert_eq!(
+        later
+            .items
+            .iter()
+            .map(|v| v.membership.web_id.clone())
+            .collect::<Vec<_>>(),
+        vec![web("ana")],
+        "a time-boxed member is not listed from its end on"
+    );
+    assert_eq!(
+        store.lapsed_memberships(9, 10).await.unwrap(),
+        vec![],
+        "nothing lapsed before the end"
+    );
+    assert_eq!(
+        store.lapsed_memberships(10, 10).await.unwrap(),
+        vec![(icn(), web("bob"))]
+    );
+    let f = store.check_facts(&icn(), &web("bob")).await.unwrap();
+    assert_eq!(f.membership.and_then(|m| m.expires_at), Some(10));
+    assert_eq!(store.memberships_of(&web("bob"), 9).await.unwrap().len(), 1);
+    assert!(
+        store
+            .memberships_of(&web("bob"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Recorded (removed at its end): no longer due.
+    let mut tx = store.begin().await.unwrap();
+    let mut bob = tx
+        .membership_for_update(&icn(), &web("bob"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob.expires_at, Some(10));
+    bob.removed_at = Some(10);
+    tx.upsert_membership(&bob).await.unwrap();
+    tx.commit(11).await.unwrap();
+    assert_eq!(store.lapsed_memberships(11, 10).await.unwrap(), vec![]);
 }
 
 async fn the_change_feed_is_gapless_and_commit_ordered(backend: Backend) {
@@ -312,6 +357,7 @@ async fn the_change_feed_is_gapless_and_commit_ordered(backend: Backend) {
         created_at: 3,
         updated_at: 3,
         removed_at: None,
+        expires_at: None,
     })
     .await
     .unwrap();
@@ -323,6 +369,7 @@ async fn the_change_feed_is_gapless_and_commit_ordered(backend: Backend) {
         created_at: 3,
         updated_at: 3,
         removed_at: None,
+        expires_at: None,
     })
     .await
     .unwrap();
@@ -463,6 +510,8 @@ async fn a_snapshot_holds_what_checks_read(backend: Backend) {
         created_at: 1,
         updated_at: 2,
         removed_at: removed,
+        // A time-boxed grant on the other account: the snapshot carries its end.
+        expires_at: (at != &icn()).then_some(50),
     };
     tx.upsert_membership(&member("ana", &icn(), None))
         .await
@@ -533,6 +582,13 @@ async fn a_snapshot_holds_what_checks_read(backend: Backend) {
             );
         }
     }
+    assert_eq!(
+        got.members[&(other.as_str().to_owned(), "ana".to_owned())]
+            .0
+            .and_then(|m| m.expires_at),
+        Some(50),
+        "the end of a time-boxed grant"
+    );
     assert_eq!(
         got.members[&(icn().as_str().to_owned(), "cy".to_owned())]
             .1

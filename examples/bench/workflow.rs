@@ -247,6 +247,7 @@ impl Unit for Flow {
         let mut req = tonic::Request::new(pb::ApproveRequestRequest {
             access_request_id: id,
             granted_role: 0,
+            expire_time: None,
         });
         let stc = self
             .stc

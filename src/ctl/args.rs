@@ -223,6 +223,10 @@ pub enum CtlCommand {
             value_parser = parse_role
         )]
         granted_role: Option<pb::Role>,
+        /// When the membership ends (same forms as --start of upsert-contract, e.g.
+        /// 2027-01-31T00:00:00Z or now+90d); leave out for no end (clears an earlier end).
+        #[arg(long = "expire-time", value_name = "TIME", value_parser = parse_time_arg)]
+        expire_time: Option<Timestamp>,
     },
     /// AccessService.DenyRequest (administrators of the account).
     Deny {
@@ -272,6 +276,10 @@ pub enum CtlCommand {
         /// authorized-user | technical-contact
         #[arg(long, value_parser = parse_role)]
         role: pb::Role,
+        /// When the membership ends (e.g. 2027-01-31T00:00:00Z or now+90d); leave out for no
+        /// end (clears an earlier end).
+        #[arg(long = "expire-time", value_name = "TIME", value_parser = parse_time_arg)]
+        expire_time: Option<Timestamp>,
     },
     /// AccessService.RemoveMember (administrators of the account).
     RemoveMember {

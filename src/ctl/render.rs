@@ -159,6 +159,7 @@ pub fn membership(m: &Membership) -> Node {
         "email_verified" => m.email_verified,
         "create_time" => timestamp(m.create_time.as_ref()),
         "update_time" => timestamp(m.update_time.as_ref()),
+        "expire_time" => timestamp(m.expire_time.as_ref()),
     }
 }
 

@@ -66,16 +66,26 @@ impl DecisionReason {
     }
 }
 
-/// What a decision needs of a membership row (active or removed).
+/// What a decision needs of a membership row (active, removed or lapsed). The end instant
+/// travels with it (into the cache too), so whether it is active is decided against the
+/// clock of the check, never against when it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberStatus {
     pub role: Role,
     pub removed_at: Option<Millis>,
+    /// A time-boxed grant's end (exclusive); None: no end.
+    pub expires_at: Option<Millis>,
 }
 
 impl MemberStatus {
-    pub fn is_active(&self) -> bool {
-        self.removed_at.is_none()
+    /// Active at `now`: neither removed nor past its end.
+    pub fn is_active_at(&self, now: Millis) -> bool {
+        self.ended_at(now).is_none()
+    }
+
+    /// When it ended as of `now`: removed, or lapsed (recorded by the sweeper or not).
+    pub fn ended_at(&self, now: Millis) -> Option<Millis> {
+        super::model::ended_at(self.removed_at, self.expires_at, now)
     }
 }
 
@@ -155,11 +165,11 @@ pub fn decide(facts: &CheckFacts, input: &CheckInput<'_>, now: Millis) -> Decisi
     match facts.account_status {
         None => return Decision::deny(DecisionReason::UnknownAccount, None),
         Some(AccountStatus::Suspended) => {
-            return Decision::deny(DecisionReason::AccountSuspended, active_role(facts));
+            return Decision::deny(DecisionReason::AccountSuspended, active_role(facts, now));
         }
         Some(AccountStatus::Active) => {}
     }
-    let Some(role) = active_role(facts) else {
+    let Some(role) = active_role(facts, now) else {
         return not_a_member(facts, input.action, now);
     };
     match input.action {
@@ -177,17 +187,18 @@ pub fn decide(facts: &CheckFacts, input: &CheckInput<'_>, now: Millis) -> Decisi
     }
 }
 
-fn active_role(facts: &CheckFacts) -> Option<Role> {
+fn active_role(facts: &CheckFacts, now: Millis) -> Option<Role> {
     facts
         .membership
         .as_ref()
-        .filter(|m| m.is_active())
+        .filter(|m| m.is_active_at(now))
         .map(|m| m.role)
 }
 
-/// No active membership: say why, from what happened last.
+/// No active membership: say why, from what happened last. A lapsed time-boxed grant ended
+/// at its end instant, as a removal then would have.
 fn not_a_member(facts: &CheckFacts, action: Action, now: Millis) -> Decision {
-    let removed_at = facts.membership.as_ref().and_then(|m| m.removed_at);
+    let removed_at = facts.membership.as_ref().and_then(|m| m.ended_at(now));
     let latest = facts
         .latest_request
         .map(|r| (r.state_at(now), r.changed_at));

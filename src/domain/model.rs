@@ -67,7 +67,9 @@ impl Person {
 }
 
 /// A membership row. A removed membership is kept (with `removed_at`) so a check can say
-/// ACCESS_REVOKED rather than NOT_A_MEMBER.
+/// ACCESS_REVOKED rather than NOT_A_MEMBER. A time-boxed one (`expires_at`) lapses at that
+/// instant, whether or not the sweeper has recorded it yet (it then sets `removed_at` to
+/// the same instant): everything that asks whether a membership is active asks as of a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
     pub icn: Icn,
@@ -76,11 +78,44 @@ pub struct Membership {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub removed_at: Option<Millis>,
+    /// Exclusive, like a contract's end: from this instant the membership has lapsed.
+    pub expires_at: Option<Millis>,
 }
 
 impl Membership {
-    pub fn is_active(&self) -> bool {
-        self.removed_at.is_none()
+    /// Active at `now`: neither removed nor lapsed.
+    pub fn is_active_at(&self, now: Millis) -> bool {
+        ended_at(self.removed_at, self.expires_at, now).is_none()
+    }
+
+    /// Lapsed at `now` (its end passed) but not yet recorded as ended: the sweeper's work.
+    pub fn lapse_due(&self, now: Millis) -> bool {
+        self.removed_at.is_none() && self.expires_at.is_some_and(|e| e <= now)
+    }
+}
+
+/// When a membership ended as of `now`: its removal, else its end if that has passed.
+pub fn ended_at(
+    removed_at: Option<Millis>,
+    expires_at: Option<Millis>,
+    now: Millis,
+) -> Option<Millis> {
+    removed_at.or(expires_at.filter(|&e| e <= now))
+}
+
+/// How far ahead an approval or a role change may put a membership's end: about three years
+/// (1096 days). Further is almost surely a typo for "no end", which is said by leaving it out.
+pub const MAX_GRANT_AHEAD_MS: Millis = 1096 * 24 * 3600 * 1000;
+
+/// Checks an end given to a membership at `now`: in the future, at most
+/// [`MAX_GRANT_AHEAD_MS`] ahead. The error says what is wrong with it.
+pub fn check_expire_time(now: Millis, expires_at: Millis) -> Result<(), &'static str> {
+    if expires_at <= now {
+        Err("must be in the future")
+    } else if expires_at - now > MAX_GRANT_AHEAD_MS {
+        Err("must be at most 1096 days (about three years) ahead; leave it out for no end")
+    } else {
+        Ok(())
     }
 }
 
@@ -201,14 +236,35 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             removed_at: None,
+            expires_at: None,
         };
-        assert!(m.is_active());
+        assert!(m.is_active_at(0));
         assert!(
             !Membership {
                 removed_at: Some(1),
-                ..m
+                ..m.clone()
             }
-            .is_active()
+            .is_active_at(0)
         );
+        let boxed = Membership {
+            expires_at: Some(10),
+            ..m
+        };
+        assert!(boxed.is_active_at(9) && !boxed.lapse_due(9));
+        assert!(!boxed.is_active_at(10) && boxed.lapse_due(10));
+        let recorded = Membership {
+            removed_at: Some(10),
+            ..boxed
+        };
+        assert!(!recorded.is_active_at(11) && !recorded.lapse_due(11));
+    }
+
+    #[test]
+    fn an_end_must_be_in_the_future_and_at_most_about_three_years_ahead() {
+        assert!(check_expire_time(100, 100).is_err());
+        assert!(check_expire_time(100, 99).is_err());
+        assert!(check_expire_time(100, 101).is_ok());
+        assert!(check_expire_time(100, 100 + MAX_GRANT_AHEAD_MS).is_ok());
+        assert!(check_expire_time(100, 101 + MAX_GRANT_AHEAD_MS).is_err());
     }
 }

@@ -14,7 +14,8 @@
 //! - **The person themself** may ask for access (with an email claim, on an active account),
 //!   withdraw their own request, verify their email and read their own access.
 //! - An **administrator** of an account is an active STC or TC of it with a verified email,
-//!   and the account is ACTIVE. Administrators decide the account's requests, read its requests
+//!   and the account is ACTIVE. Active is as of the write's clock: not removed, and the end
+//!   of a time-boxed grant (if any) still ahead: a TC whose grant ended administers nothing. Administrators decide the account's requests, read its requests
 //!   and members, and change or remove its members.
 //! - Nobody decides their own request; an administrator does not change their own membership;
 //!   an STC is changed or removed only by an operator (as an STC).
@@ -215,7 +216,7 @@ pub fn as_seen_by_self(
     now: Millis,
 ) -> Decision {
     let service = actor.checker || actor.operator;
-    let member = facts.membership.is_some_and(|m| m.is_active());
+    let member = facts.membership.is_some_and(|m| m.is_active_at(now));
     let hidden = matches!(
         decision.reason,
         DecisionReason::UnknownAccount | DecisionReason::AccountSuspended
@@ -275,20 +276,30 @@ pub fn request_audience(
         Some(Nudge::Escalate) => a.role == Role::SiteTechnicalContact,
     };
     let candidates: Vec<usize> = (0..admins.len()).filter(|&i| wanted(&admins[i])).collect();
+    Audience {
+        administrators: verified_else_all(admins, candidates),
+        operators: !can_decide,
+    }
+}
+
+/// Which of an account's administrators are told of something about it (a lapsed grant, as
+/// much as a new request): those with a verified address, or all of them if none has one.
+pub fn administrators_told(admins: &[Administrator]) -> Vec<usize> {
+    verified_else_all(admins, (0..admins.len()).collect())
+}
+
+/// Unverified administrators still hear when nobody verified would: verifying their address
+/// is what lets them act.
+fn verified_else_all(admins: &[Administrator], candidates: Vec<usize>) -> Vec<usize> {
     let verified: Vec<usize> = candidates
         .iter()
         .copied()
         .filter(|&i| admins[i].email_verified)
         .collect();
-    Audience {
-        // Unverified administrators still hear when nobody verified would: verifying their
-        // address is what lets them decide.
-        administrators: if verified.is_empty() {
-            candidates
-        } else {
-            verified
-        },
-        operators: !can_decide,
+    if verified.is_empty() {
+        candidates
+    } else {
+        verified
     }
 }
 

@@ -41,7 +41,8 @@ impl AccessService for Api {
             AccessRequestId::parse,
         )?;
         let granted = cv::role("granted_role", m.granted_role)?;
-        let view = svc(s.approve_request(&caller, id, granted).await)?;
+        let expires_at = cv::optional_timestamp_in("expire_time", m.expire_time.as_ref())?;
+        let view = svc(s.approve_request(&caller, id, granted, expires_at).await)?;
         Ok(Response::new(pb::ApproveRequestResponse {
             access_request: Some(view.value.into()),
             consistency_token: s.token(view.revision),
@@ -174,7 +175,10 @@ impl AccessService for Api {
         let icn = field("icn", &m.icn, Icn::parse)?;
         let web_id = field("web_id", &m.web_id, WebId::parse)?;
         let role = cv::required_role("role", m.role)?;
-        let view = svc(s.update_member_role(&caller, &icn, &web_id, role).await)?;
+        let expires_at = cv::optional_timestamp_in("expire_time", m.expire_time.as_ref())?;
+        let view = svc(s
+            .update_member_role(&caller, &icn, &web_id, role, expires_at)
+            .await)?;
         Ok(Response::new(pb::UpdateMemberRoleResponse {
             membership: Some(view.value.into()),
             consistency_token: s.token(view.revision),

@@ -116,6 +116,14 @@ pub fn timestamp_in(name: &str, ts: Option<&prost_types::Timestamp>) -> Result<M
     Ok(ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000))
 }
 
+/// An optional timestamp (AIP-214 `expire_time`): unset is None, a set one must be in range.
+pub fn optional_timestamp_in(
+    name: &str,
+    ts: Option<&prost_types::Timestamp>,
+) -> Result<Option<Millis>, Status> {
+    ts.map(|t| timestamp_in(name, Some(t))).transpose()
+}
+
 pub fn timestamp(ms: Millis) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp {
         seconds: ms.div_euclid(1000),
@@ -251,6 +259,7 @@ impl From<MemberView> for pb::Membership {
             create_time: timestamp(m.created_at),
             update_time: timestamp(m.updated_at),
             company_name: v.company_name,
+            expire_time: m.expires_at.and_then(timestamp),
         }
     }
 }

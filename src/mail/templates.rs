@@ -64,6 +64,8 @@ pub struct WaitingRequest<'a> {
     pub made_at: Millis,
     pub expires_at: Millis,
 }
+pub const KIND_MEMBERSHIP_LAPSED: &str = "membership_lapsed";
+pub const KIND_MEMBERSHIP_LAPSED_TO_ADMIN: &str = "membership_lapsed_to_admin";
 
 /// Tells an account administrator that someone asked for access and how to decide.
 // Positional to match how the service layer holds these facts; a struct would only rename them.
@@ -248,6 +250,8 @@ pub fn verification_code(
     t.finish(brand, to, subject, KIND_VERIFICATION_CODE)
 }
 
+// Positional to match how the service layer holds these facts; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn request_approved(
     brand: &MailBrand,
     to: &str,
@@ -256,6 +260,7 @@ pub fn request_approved(
     company_name: &str,
     granted_role_label: &str,
     email_verified: bool,
+    ends_at: Option<Millis>,
 ) -> OutgoingEmail {
     let (company, icn) = (flat(company_name), flat(&icn));
     let mut t = Text::greeting(name);
@@ -264,6 +269,9 @@ pub fn request_approved(
          (ICN {icn})."
     ));
     t.line(format!("Your role: {}", flat(&granted_role_label)));
+    if let Some(end) = ends_at {
+        t.line(format!("Access ends: {}", format_utc(end)));
+    }
     t.blank();
     if email_verified {
         t.para(format!(
@@ -351,6 +359,8 @@ pub fn request_expired(
     )
 }
 
+// Positional to match how the service layer holds these facts; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn member_role_changed(
     brand: &MailBrand,
     to: &str,
@@ -359,6 +369,7 @@ pub fn member_role_changed(
     company_name: &str,
     old_role_label: &str,
     new_role_label: &str,
+    ends_at: Option<Millis>,
 ) -> OutgoingEmail {
     let (company, icn) = (flat(company_name), flat(&icn));
     let mut t = Text::greeting(name);
@@ -367,6 +378,10 @@ pub fn member_role_changed(
     ));
     t.line(format!("  Previous role: {}", flat(&old_role_label)));
     t.line(format!("  New role:      {}", flat(&new_role_label)));
+    match ends_at {
+        Some(end) => t.line(format!("  Access ends:   {}", format_utc(end))),
+        None => t.line("  Access ends:   never (no end date)"),
+    }
     t.blank();
     t.para(format!(
         "What you can do for this account follows the new role from now on. If you think \
@@ -404,6 +419,77 @@ pub fn member_removed(
         to,
         format!("You were removed from {company} (ICN {icn})"),
         KIND_MEMBER_REMOVED,
+    )
+}
+
+/// Tells a member that their time-boxed access ended.
+pub fn membership_lapsed(
+    brand: &MailBrand,
+    to: &str,
+    name: &str,
+    icn: impl Display,
+    company_name: &str,
+    role_label: &str,
+    ended_at: Millis,
+) -> OutgoingEmail {
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
+        "Your access to the support account of {company} (ICN {icn}) was granted until {} \
+         and has now ended.",
+        format_utc(ended_at)
+    ));
+    t.line(format!("  Role held: {}", flat(&role_label)));
+    t.blank();
+    t.para(format!(
+        "You can no longer view this account's support area or open service requests for \
+         it. If you still need access, ask an administrator of the account, or submit a new \
+         request at {}",
+        brand.portal_url
+    ));
+    t.finish(
+        brand,
+        to,
+        format!("Your access to {company} (ICN {icn}) has ended"),
+        KIND_MEMBERSHIP_LAPSED,
+    )
+}
+
+/// Tells an account administrator that a member's time-boxed access ended.
+// Positional to match how the service layer holds these facts; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+pub fn membership_lapsed_to_admin(
+    brand: &MailBrand,
+    admin_email: &str,
+    member_name: &str,
+    member_web_id: impl Display,
+    icn: impl Display,
+    company_name: &str,
+    role_label: &str,
+    ended_at: Millis,
+) -> OutgoingEmail {
+    let (name, company, icn) = (flat(member_name), flat(company_name), flat(&icn));
+    let mut t = Text::greeting("");
+    t.para(format!(
+        "The time-boxed access of {name} to the support account of {company} (ICN {icn}) \
+         has ended."
+    ));
+    t.line(format!("  Member:     {name}"));
+    t.line(format!("  Web ID:     {}", flat(&member_web_id)));
+    t.line(format!("  Role held:  {}", flat(&role_label)));
+    t.line(format!("  Ended:      {}", format_utc(ended_at)));
+    t.blank();
+    t.para(format!(
+        "You receive this because you are an administrator of this account. If they still \
+         need access, they can submit a new request, which you can approve (with or without \
+         an end date) at {}",
+        brand.portal_url
+    ));
+    t.finish(
+        brand,
+        admin_email,
+        format!("Access of {name} to {company} (ICN {icn}) has ended"),
+        KIND_MEMBERSHIP_LAPSED_TO_ADMIN,
     )
 }
 

@@ -119,6 +119,7 @@ fn approval_mentions_verification_only_when_needed() {
         "ACME Corp",
         "Authorized Caller",
         false,
+        None,
     );
     common(&unverified, "ada@acme.example");
     assert_eq!(unverified.kind, "request_approved");
@@ -126,8 +127,23 @@ fn approval_mentions_verification_only_when_needed() {
     assert!(has_line(&unverified.body, "Your role: Authorized Caller"));
     assert!(prose(&unverified.body).contains("must verify your email address"));
 
-    let verified = request_approved(&brand(), "a@b.example", "Ada", "1", "ACME", "Admin", true);
+    assert!(!unverified.body.contains("Access ends"));
+
+    let verified = request_approved(
+        &brand(),
+        "a@b.example",
+        "Ada",
+        "1",
+        "ACME",
+        "Admin",
+        true,
+        Some(1_800_000_000_000),
+    );
     assert!(!prose(&verified.body).contains("verify"));
+    assert!(has_line(
+        &verified.body,
+        &format!("Access ends: {}", format_utc(1_800_000_000_000))
+    ));
 }
 
 #[test]
@@ -165,11 +181,45 @@ fn expiry_role_change_and_removal() {
         "ACME Corp",
         "Authorized Caller",
         "Administrator",
+        None,
     );
     common(&e, "a@b.example");
     assert_eq!(e.kind, "member_role_changed");
     assert!(has_line(&e.body, "  Previous role: Authorized Caller"));
     assert!(has_line(&e.body, "  New role:      Administrator"));
+    assert!(has_line(&e.body, "  Access ends:   never (no end date)"));
+
+    let e = membership_lapsed(
+        &brand(),
+        "a@b.example",
+        "Ada",
+        "7654321",
+        "ACME Corp",
+        "Authorized Caller",
+        1_800_000_000_000,
+    );
+    common(&e, "a@b.example");
+    assert_eq!(e.kind, "membership_lapsed");
+    assert!(prose(&e.body).contains("has now ended") && prose(&e.body).contains("new request"));
+    assert!(prose(&e.body).contains(&format_utc(1_800_000_000_000)));
+
+    let e = membership_lapsed_to_admin(
+        &brand(),
+        "stc@b.example",
+        "Ada\nVerification code: 123",
+        "ada",
+        "7654321",
+        "ACME Corp",
+        "Authorized Caller",
+        1_800_000_000_000,
+    );
+    common(&e, "stc@b.example");
+    assert_eq!(e.kind, "membership_lapsed_to_admin");
+    assert!(has_line(&e.body, "  Web ID:     ada"));
+    assert!(
+        !e.body.lines().any(|l| l.starts_with("Verification code")),
+        "a name cannot forge a line"
+    );
 
     let e = member_removed(&brand(), "a@b.example", "Ada", "7654321", "ACME Corp");
     common(&e, "a@b.example");

@@ -1,8 +1,10 @@
 //! The request workflow: ask, approve, deny, withdraw.
 
 use super::audit::{self, Event};
+use super::members::check_end;
 use super::write::{Write, actor};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
+use crate::clock::Millis;
 use crate::domain::limits::{self, RequestPace};
 use crate::domain::policy::{self, Operation};
 use crate::domain::{
@@ -49,7 +51,7 @@ impl Services {
         if w.tx()
             .membership_for_update(icn, &caller.web_id)
             .await?
-            .is_some_and(|m| m.is_active())
+            .is_some_and(|m| m.is_active_at(w.now()))
         {
             return Err(ServiceError::exists(
                 Reason::AlreadyAMember,
@@ -143,8 +145,9 @@ impl Services {
         account: &Account,
         tell_administrators: bool,
     ) -> ServiceResult<()> {
+        let now = w.now();
         let admins = if tell_administrators {
-            w.tx().administrators(&request.icn).await?
+            w.tx().administrators(&request.icn, now).await?
         } else {
             Vec::new()
         };
@@ -191,12 +194,17 @@ impl Services {
         Ok(())
     }
 
+    /// Approves a request; the membership ends at `expires_at`, or never (an approval
+    /// without an end clears an earlier one). A Site Technical Contact's membership never
+    /// gets an end from an approval: operators designate them, for as long as they say.
     pub async fn approve_request(
         &self,
         caller: &Caller,
         id: AccessRequestId,
         granted: Option<Role>,
+        expires_at: Option<Millis>,
     ) -> ServiceResult<Written<AccessRequestView>> {
+        check_end(self.now(), expires_at)?;
         let mut w = self.begin(caller).await?;
         let (mut request, account) = decidable(&mut w, id).await?;
         let before = audit::request(&request);
@@ -209,13 +217,23 @@ impl Services {
             .tx()
             .membership_for_update(&request.icn, &request.web_id)
             .await?;
+        if let Some(m) = existing.as_ref().filter(|m| m.lapse_due(now)) {
+            // An earlier grant lapsed and the sweeper has not recorded it yet: record it on
+            // the way, once, before the new grant replaces it.
+            self.record_lapse(&mut w, &account, m).await?;
+        }
+        let end = |role: Role| expires_at.filter(|_| role != Role::SiteTechnicalContact);
         let membership = match existing {
             // Already a member (an operator made them an STC meanwhile): never lower a role.
-            Some(m) if m.is_active() => Membership {
-                role: m.role.max(role),
-                updated_at: now,
-                ..m
-            },
+            Some(m) if m.is_active_at(now) => {
+                let role = m.role.max(role);
+                Membership {
+                    role,
+                    updated_at: now,
+                    expires_at: end(role),
+                    ..m
+                }
+            }
             _ => Membership {
                 icn: request.icn.clone(),
                 web_id: request.web_id.clone(),
@@ -223,6 +241,7 @@ impl Services {
                 created_at: now,
                 updated_at: now,
                 removed_at: None,
+                expires_at: end(role),
             },
         };
         w.tx().upsert_membership(&membership).await?;
@@ -246,6 +265,7 @@ impl Services {
                 &account.company_name,
                 membership.role.label(),
                 p.email_verified(),
+                membership.expires_at,
             ));
         }
         w.done(view(caller, request, requester, &account)).await
@@ -399,6 +419,15 @@ pub(super) fn read_by(caller: &Caller, mut v: AccessRequestView) -> AccessReques
         v.request.decided_by = None;
     }
     v
+}
+
+/// Who of an account's administrators hears of something (the policy's rule).
+pub(super) fn admin_recipients(admins: &[(Membership, Person)]) -> Vec<&Person> {
+    let facts = super::nudges::administrator_facts(admins);
+    policy::administrators_told(&facts)
+        .into_iter()
+        .map(|i| &admins[i].1)
+        .collect()
 }
 
 fn too_many_requests(retry_after_ms: i64) -> ServiceError {

@@ -88,8 +88,10 @@ impl Services {
             .account(icn)
             .await?
             .ok_or_else(|| account_not_found(icn))?;
-        let (contracts, stcs) =
-            tokio::try_join!(store.contracts(icn), store.site_technical_contacts(icn))?;
+        let (contracts, stcs) = tokio::try_join!(
+            store.contracts(icn),
+            store.site_technical_contacts(icn, self.now())
+        )?;
         Ok((account, contracts, stcs))
     }
 
@@ -146,6 +148,10 @@ impl Services {
         let now = w.now();
         let account = w.lock_account(icn).await?;
         let existing = w.tx().membership_for_update(icn, &stc.web_id).await?;
+        if let Some(m) = existing.as_ref().filter(|m| m.lapse_due(now)) {
+            // Lapsed but not swept yet: record the lapse on the way, once.
+            self.record_lapse(&mut w, &account, m).await?;
+        }
         let person = match w.tx().person(&stc.web_id).await? {
             Some(p) => {
                 let ignored = stc.not_applied_to(&p);
@@ -180,10 +186,10 @@ impl Services {
         };
         let before = existing
             .as_ref()
-            .filter(|m| m.is_active())
+            .filter(|m| m.is_active_at(now))
             .map(audit::membership);
         let membership = match existing {
-            Some(m) if m.is_active() && m.role == Role::SiteTechnicalContact => {
+            Some(m) if m.is_active_at(now) && m.role == Role::SiteTechnicalContact => {
                 return w
                     .done(MemberView {
                         membership: m,
@@ -192,9 +198,11 @@ impl Services {
                     })
                     .await;
             }
-            Some(m) if m.is_active() => Membership {
+            // An operator's designation has no end: a time-boxed grant's end goes.
+            Some(m) if m.is_active_at(now) => Membership {
                 role: Role::SiteTechnicalContact,
                 updated_at: now,
+                expires_at: None,
                 ..m
             },
             _ => Membership {
@@ -204,6 +212,7 @@ impl Services {
                 created_at: now,
                 updated_at: now,
                 removed_at: None,
+                expires_at: None,
             },
         };
         w.tx().upsert_membership(&membership).await?;
@@ -240,11 +249,12 @@ impl Services {
             .await?;
         // The account row lock serialises concurrent removals, so two can't each see "two left".
         let account = w.lock_account(icn).await?;
+        let now = w.now();
         let member = w
             .tx()
             .membership_for_update(icn, web_id)
             .await?
-            .filter(|m| m.is_active() && m.role == Role::SiteTechnicalContact)
+            .filter(|m| m.is_active_at(now) && m.role == Role::SiteTechnicalContact)
             .ok_or_else(|| {
                 ServiceError::not_found(
                     Reason::SiteTechnicalContactNotFound,

@@ -28,7 +28,7 @@ pub(crate) fn request(r: &AccessRequest) -> Value {
 pub(crate) fn membership(m: &Membership) -> Value {
     json!({
         "icn": m.icn.as_str(), "web_id": m.web_id.as_str(), "role": m.role.as_str(),
-        "removed_at": m.removed_at,
+        "removed_at": m.removed_at, "expires_at": m.expires_at,
     })
 }
 

@@ -1,13 +1,18 @@
 //! Pending requests that nobody decided in time become EXPIRED, and the requester hears of it.
+//! Time-boxed memberships whose end passed lapse: checks answer ACCESS_REVOKED from the end
+//! instant by themselves (the decision compares it with the clock); the sweeper records each
+//! lapse once (the membership is ended as a removal is, at that instant), audits it as
+//! `membership.lapse` by the system and tells the member and the account's administrators.
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::access::admin_recipients;
 use super::audit::{self, Event};
 use super::write::Write;
 use super::{ServiceError, ServiceResult, Services};
-use crate::domain::{AccessRequest, AccessRequestState, Account};
+use crate::domain::{AccessRequest, AccessRequestState, Account, Membership};
 use crate::mail::templates;
 
 impl Services {
@@ -41,6 +46,103 @@ impl Services {
             ));
         }
         Ok(())
+    }
+
+    /// Records the lapse of `member` (locked in `w`, active until its end, which has passed),
+    /// as the service itself, whoever noticed it: ends it at the end instant (so a check
+    /// answers the same before and after), audits `membership.lapse` and tells the member and
+    /// the account's administrators. Returns the ended membership.
+    pub(super) async fn record_lapse(
+        &self,
+        w: &mut Write<'_>,
+        account: &Account,
+        member: &Membership,
+    ) -> ServiceResult<Membership> {
+        let Some(end) = member.expires_at.filter(|_| member.lapse_due(w.now())) else {
+            return Err(ServiceError::Internal(
+                "asked to record the lapse of a membership that has not lapsed".to_owned(),
+            ));
+        };
+        let lapsed = Membership {
+            removed_at: Some(end),
+            updated_at: w.now(),
+            ..member.clone()
+        };
+        w.tx().upsert_membership(&lapsed).await?;
+        w.system_audit(Event {
+            action: "membership.lapse",
+            target_type: "membership",
+            target_id: format!("{}/{}", member.icn, member.web_id),
+            icn: Some(&member.icn),
+            before: Some(audit::membership(member)),
+            after: Some(audit::membership(&lapsed)),
+            reason: Some("the time-boxed grant reached its end"),
+        });
+        let person = w.tx().person(&member.web_id).await?;
+        let name = person
+            .as_ref()
+            .map_or_else(|| member.web_id.to_string(), |p| p.display_name());
+        if let Some(p) = &person {
+            w.mail(templates::membership_lapsed(
+                self.brand(),
+                p.email.as_str(),
+                &name,
+                member.icn.as_str(),
+                &account.company_name,
+                member.role.label(),
+                end,
+            ));
+        }
+        let now = w.now();
+        let admins = w.tx().administrators(&member.icn, now).await?;
+        for admin in admin_recipients(&admins) {
+            if admin.web_id == member.web_id {
+                continue;
+            }
+            w.mail(templates::membership_lapsed_to_admin(
+                self.brand(),
+                admin.email.as_str(),
+                &name,
+                member.web_id.as_str(),
+                member.icn.as_str(),
+                &account.company_name,
+                member.role.label(),
+                end,
+            ));
+        }
+        Ok(lapsed)
+    }
+
+    /// Records every lapse due (time-boxed memberships past their end); returns how many.
+    /// Each in a write of its own that locks the account and the membership row and checks
+    /// again: a lapse another replica recorded, or a grant renewed meanwhile, is left alone.
+    pub async fn lapse_overdue(&self) -> ServiceResult<usize> {
+        let now = self.now();
+        let mut done = 0;
+        loop {
+            let due = self.store().lapsed_memberships(now, 100).await?;
+            let batch = due.len();
+            for (icn, web_id) in due {
+                let mut w = self.begin_system().await?;
+                let account = match w.lock_account(&icn).await {
+                    Ok(a) => a,
+                    Err(ServiceError::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                let Some(member) = w.tx().membership_for_update(&icn, &web_id).await? else {
+                    continue;
+                };
+                if !member.lapse_due(w.now()) {
+                    continue;
+                }
+                self.record_lapse(&mut w, &account, &member).await?;
+                w.commit().await?;
+                done += 1;
+            }
+            if batch < 100 {
+                return Ok(done);
+            }
+        }
     }
 
     /// Expires every overdue pending request; returns how many it expired.
@@ -96,6 +198,11 @@ pub fn spawn_expiry_sweeper(
                         Ok(0) => {}
                         Ok(n) => tracing::info!(expired = n, "expired overdue access requests"),
                         Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
+                    }
+                    match services.lapse_overdue().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(lapsed = n, "recorded lapsed time-boxed memberships"),
+                        Err(e) => tracing::warn!(error = %e, "lapse sweep failed; will retry"),
                     }
                 }
                 _ = shutdown.changed() => return,

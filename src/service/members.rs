@@ -4,6 +4,8 @@ use super::access::read_by;
 use super::audit::{self, Event};
 use super::write::{Write, no_such_account};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
+use crate::clock::Millis;
+use crate::domain::model::check_expire_time;
 use crate::domain::policy::{Operation, Standing};
 use crate::domain::{
     AccessRequestId, AccessRequestState, AccessRequestView, Account, Icn, MemberView, Membership,
@@ -26,7 +28,7 @@ impl Services {
         let store = self.store();
         let (person, memberships, requests) = tokio::try_join!(
             store.person(&caller.web_id),
-            store.memberships_of(&caller.web_id),
+            store.memberships_of(&caller.web_id, self.now()),
             store.requests_of(&caller.web_id, 100),
         )?;
         Ok(MyAccess {
@@ -45,7 +47,10 @@ impl Services {
         };
         let standing = Standing {
             account,
-            role: facts.membership.filter(|m| m.is_active()).map(|m| m.role),
+            role: facts
+                .membership
+                .filter(|m| m.is_active_at(self.now()))
+                .map(|m| m.role),
             email_verified: facts.email_verified,
         };
         self.authorize(caller, Operation::ReadMembers { standing })
@@ -76,16 +81,21 @@ impl Services {
         limit: u32,
     ) -> ServiceResult<Page<MemberView, WebId>> {
         self.authorize_read(caller, icn).await?;
-        Ok(self.store().list_members(icn, after, limit).await?)
+        Ok(self
+            .store()
+            .list_members(icn, after, limit, self.now())
+            .await?)
     }
 
-    /// Moves a member between Authorized User and Technical Contact.
+    /// Moves a member between Authorized User and Technical Contact, and sets the end of their
+    /// membership: `expires_at`, or none (a change without an end clears an earlier one).
     pub async fn update_member_role(
         &self,
         caller: &Caller,
         icn: &Icn,
         web_id: &WebId,
         role: Role,
+        expires_at: Option<Millis>,
     ) -> ServiceResult<Written<MemberView>> {
         if !role.is_self_service() {
             return Err(ServiceError::invalid(
@@ -93,9 +103,10 @@ impl Services {
                 "must be ROLE_AUTHORIZED_USER or ROLE_TECHNICAL_CONTACT; only an operator designates Site Technical Contacts",
             ));
         }
+        check_end(self.now(), expires_at)?;
         let mut w = self.begin(caller).await?;
         let (account, mut member) = self.changeable_member(&mut w, icn, web_id).await?;
-        if member.role == role {
+        if member.role == role && member.expires_at == expires_at {
             let revision = w.commit().await?;
             let value = self.member_view(icn, web_id).await?;
             return Ok(Written { value, revision });
@@ -103,6 +114,7 @@ impl Services {
         let before = audit::membership(&member);
         let old = member.role;
         member.role = role;
+        member.expires_at = expires_at;
         member.updated_at = w.now();
         w.tx().upsert_membership(&member).await?;
         w.audit(Event {
@@ -123,6 +135,7 @@ impl Services {
                 &account.company_name,
                 old.label(),
                 role.label(),
+                expires_at,
             ));
         }
         let revision = w.commit().await?;
@@ -196,11 +209,12 @@ impl Services {
     ) -> ServiceResult<(Account, Membership)> {
         let account = w.lock_account(icn).await?;
         let standing = w.standing(&account).await?;
+        let now = w.now();
         let member = w
             .tx()
             .membership_for_update(icn, web_id)
             .await?
-            .filter(|m| m.is_active());
+            .filter(|m| m.is_active_at(now));
         w.authorize(Operation::ChangeMember {
             standing,
             member: web_id,
@@ -211,11 +225,20 @@ impl Services {
     }
 
     async fn member_view(&self, icn: &Icn, web_id: &WebId) -> ServiceResult<MemberView> {
-        let members = self.store().memberships_of(web_id).await?;
+        let members = self.store().memberships_of(web_id, self.now()).await?;
         members
             .into_iter()
             .find(|m| &m.membership.icn == icn)
             .ok_or_else(|| member_not_found(icn, web_id))
+    }
+}
+
+/// An end given to a membership (ApproveRequest, UpdateMemberRole): in the future and not too
+/// far ahead (`model::check_expire_time`), else INVALID_ARGUMENT naming `expire_time`.
+pub(super) fn check_end(now: Millis, expires_at: Option<Millis>) -> ServiceResult<()> {
+    match expires_at.map(|end| check_expire_time(now, end)) {
+        Some(Err(why)) => Err(ServiceError::invalid("expire_time", why)),
+        _ => Ok(()),
     }
 }
 

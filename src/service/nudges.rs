@@ -97,7 +97,8 @@ impl Services {
         requester: &Person,
         account: &Account,
     ) -> ServiceResult<Heard> {
-        let admins = w.tx().administrators(&request.icn).await?;
+        let now = w.now();
+        let admins = w.tx().administrators(&request.icn, now).await?;
         let facts = administrator_facts(&admins);
         let Audience {
             administrators,

@@ -148,11 +148,12 @@ impl<'s> Write<'s> {
                 "the service itself has no standing on an account".to_owned(),
             ));
         };
+        let now = self.now;
         let role = self
             .tx
             .membership_for_update(&account.icn, &caller.web_id)
             .await?
-            .filter(|m| m.is_active())
+            .filter(|m| m.is_active_at(now))
             .map(|m| m.role);
         let email_verified = self
             .tx

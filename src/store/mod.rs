@@ -165,15 +165,27 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         before: Option<AccessRequestId>,
         limit: u32,
     ) -> Result<Page<AccessRequestView, AccessRequestId>, StoreError>;
-    /// Active members by Web ID; `after` is the last Web ID of the previous page.
+    /// Members active at `now` (not removed, any end still ahead) by Web ID; `after` is the
+    /// last Web ID of the previous page.
     async fn list_members(
         &self,
         icn: &Icn,
         after: Option<WebId>,
         limit: u32,
+        now: Millis,
     ) -> Result<Page<MemberView, WebId>, StoreError>;
-    async fn site_technical_contacts(&self, icn: &Icn) -> Result<Vec<MemberView>, StoreError>;
-    async fn memberships_of(&self, web_id: &WebId) -> Result<Vec<MemberView>, StoreError>;
+    /// STCs active at `now`.
+    async fn site_technical_contacts(
+        &self,
+        icn: &Icn,
+        now: Millis,
+    ) -> Result<Vec<MemberView>, StoreError>;
+    /// The person's memberships active at `now`.
+    async fn memberships_of(
+        &self,
+        web_id: &WebId,
+        now: Millis,
+    ) -> Result<Vec<MemberView>, StoreError>;
     async fn requests_of(
         &self,
         web_id: &WebId,
@@ -207,6 +219,13 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         limits: SnapshotLimits,
         sink: &mut dyn SnapshotSink,
     ) -> Result<SnapshotInfo, StoreError>;
+    /// Time-boxed memberships past their end at `now` whose lapse is not recorded yet
+    /// (not removed), by end, oldest first.
+    async fn lapsed_memberships(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Icn, WebId)>, StoreError>;
     /// Pending requests whose deadline has passed, oldest first.
     async fn overdue_requests(
         &self,
@@ -242,8 +261,12 @@ pub trait WriteTx: Send {
     ) -> Result<Option<Membership>, StoreError>;
     async fn upsert_membership(&mut self, membership: &Membership) -> Result<(), StoreError>;
     async fn count_active_stcs(&mut self, icn: &Icn) -> Result<i64, StoreError>;
-    /// Active administrators (STCs and TCs) with their person records.
-    async fn administrators(&mut self, icn: &Icn) -> Result<Vec<(Membership, Person)>, StoreError>;
+    /// Administrators (STCs and TCs) active at `now`, with their person records.
+    async fn administrators(
+        &mut self,
+        icn: &Icn,
+        now: Millis,
+    ) -> Result<Vec<(Membership, Person)>, StoreError>;
 
     /// A request read without a lock: to learn which account to lock first.
     async fn request(&mut self, id: AccessRequestId) -> Result<Option<AccessRequest>, StoreError>;

@@ -83,6 +83,7 @@ pub(crate) struct MembershipRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub removed_at: Option<i64>,
+    pub expires_at: Option<i64>,
 }
 
 impl TryFrom<MembershipRow> for Membership {
@@ -95,6 +96,7 @@ impl TryFrom<MembershipRow> for Membership {
             created_at: r.created_at,
             updated_at: r.updated_at,
             removed_at: r.removed_at,
+            expires_at: r.expires_at,
         })
     }
 }
@@ -303,6 +305,7 @@ pub(crate) struct FactsRow {
     pub status: Option<String>,
     pub role: Option<String>,
     pub removed_at: Option<i64>,
+    pub expires_at: Option<i64>,
     pub email_verified_at: Option<i64>,
     pub req_state: Option<String>,
     pub req_updated_at: Option<i64>,
@@ -318,6 +321,7 @@ impl FactsRow {
         let (membership, latest_request) = member_facts(
             self.role.as_deref(),
             self.removed_at,
+            self.expires_at,
             self.req_state.as_deref(),
             self.req_updated_at,
             self.req_expires_at,
@@ -336,12 +340,19 @@ impl FactsRow {
 fn member_facts(
     role_text: Option<&str>,
     removed_at: Option<i64>,
+    expires_at: Option<i64>,
     req_state: Option<&str>,
     req_updated_at: Option<i64>,
     req_expires_at: Option<i64>,
 ) -> Result<(Option<MemberStatus>, Option<LatestRequest>), StoreError> {
     let membership = role_text
-        .map(|r| role(r).map(|role| MemberStatus { role, removed_at }))
+        .map(|r| {
+            role(r).map(|role| MemberStatus {
+                role,
+                removed_at,
+                expires_at,
+            })
+        })
         .transpose()?;
     let latest_request = match (req_state, req_updated_at, req_expires_at) {
         (Some(s), Some(changed_at), Some(expires_at)) => Some(LatestRequest {
@@ -396,6 +407,7 @@ pub(crate) struct SnapshotMemberRow {
     pub web_id: String,
     pub role: Option<String>,
     pub removed_at: Option<i64>,
+    pub expires_at: Option<i64>,
     pub req_state: Option<String>,
     pub req_updated_at: Option<i64>,
     pub req_expires_at: Option<i64>,
@@ -408,6 +420,7 @@ impl SnapshotMemberRow {
         member_facts(
             self.role.as_deref(),
             self.removed_at,
+            self.expires_at,
             self.req_state.as_deref(),
             self.req_updated_at,
             self.req_expires_at,

@@ -290,6 +290,7 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
                         pb::ApproveRequestRequest {
                             access_request_id: id.clone(),
                             granted_role: 0,
+                            expire_time: None,
                         },
                         token,
                     ))
@@ -317,6 +318,7 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
                             icn: ICN.into(),
                             web_id: if who == "bob" { "ana" } else { "bob" }.into(),
                             role: pb::Role::TechnicalContact as i32,
+                            expire_time: None,
                         },
                         token,
                     ))

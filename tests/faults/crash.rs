@@ -169,6 +169,7 @@ async fn workload(app: &TestApp, stc: &str) -> BTreeMap<String, String> {
                 pb::ApproveRequestRequest {
                     access_request_id: id.clone(),
                     granted_role: 0,
+                    expire_time: None,
                 },
                 stc,
             );

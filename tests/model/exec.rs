@@ -237,7 +237,9 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
                 (Detail::RequestId(id), m.consistency_token)
             })
         }
-        Op::Approve { by, grant, .. } => {
+        Op::Approve {
+            by, grant, expire, ..
+        } => {
             let granted_role = match grant {
                 Grant::Requested => pb::Role::Unspecified as i32,
                 Grant::AuthorizedUser => role(false),
@@ -246,6 +248,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
             let m = pb::ApproveRequestRequest {
                 access_request_id: request.into(),
                 granted_role,
+                expire_time: expire.and_then(|e| ts(now + e)),
             };
             let r = retry(async || access.approve_request(authed(m.clone(), t.of(by))).await).await;
             done(r, |m| &m.consistency_token)
@@ -272,11 +275,13 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
             icn,
             person,
             tc,
+            expire,
         } => {
             let m = pb::UpdateMemberRoleRequest {
                 icn: ICNS[icn].into(),
                 web_id: PEOPLE[person].into(),
                 role: role(tc),
+                expire_time: expire.and_then(|e| ts(now + e)),
             };
             let r =
                 retry(async || access.update_member_role(authed(m.clone(), t.of(by))).await).await;

@@ -2,7 +2,7 @@
 //! ones. Unlike proptest's saved seeds, they do not depend on how histories are drawn. Each
 //! one counts only the divergence it is about, so that one bug does not hide another.
 
-use super::ops::{Actor, DAY, Grant, Op, ReqRef};
+use super::ops::{Actor, DAY, Grant, HOUR, MINUTE, Op, ReqRef};
 
 const OP: Actor = Actor::Operator;
 const ANA: Actor = Actor::Person(0);
@@ -47,7 +47,9 @@ pub fn histories() -> Vec<(&'static str, &'static str, Vec<Op>)> {
         by: ANA,
         req: ReqRef::Newest(0),
         grant: Grant::Requested,
+        expire: None,
     };
+    let check_now = |by| Op::ListMembers { by, icn: 0 };
     vec![
         (
             "a check of an unknown ICN must not make a verified person look unverified",
@@ -98,9 +100,87 @@ pub fn histories() -> Vec<(&'static str, &'static str, Vec<Op>)> {
             with(
                 admin_of_a(),
                 &[
-                    ben_asks,
-                    approve,
+                    ben_asks.clone(),
+                    approve.clone(),
                     suspend,
+                    Op::RemoveMember {
+                        by: ANA,
+                        icn: 0,
+                        person: 1,
+                    },
+                ],
+            ),
+        ),
+        (
+            "a time-boxed grant answers ACCESS_REVOKED from its end, swept or not, is no \
+             longer listed, and a later approval without an end clears it",
+            "",
+            with(
+                admin_of_a(),
+                &[
+                    ben_asks.clone(),
+                    Op::Approve {
+                        by: ANA,
+                        req: ReqRef::Newest(0),
+                        grant: Grant::Requested,
+                        expire: Some(HOUR),
+                    },
+                    Op::Advance(30 * MINUTE),
+                    check_now(ANA),
+                    Op::Advance(30 * MINUTE),
+                    check_now(ANA),
+                    // Lapsed: ben asks again, and is granted without an end.
+                    ben_asks.clone(),
+                    Op::Approve {
+                        by: ANA,
+                        req: ReqRef::Newest(0),
+                        grant: Grant::Requested,
+                        expire: None,
+                    },
+                    Op::Advance(400 * DAY),
+                    check_now(ANA),
+                ],
+            ),
+        ),
+        (
+            "a role change sets, moves and clears a grant's end; an end not in the future is \
+             INVALID_ARGUMENT",
+            "",
+            with(
+                admin_of_a(),
+                &[
+                    ben_asks.clone(),
+                    approve.clone(),
+                    Op::UpdateRole {
+                        by: ANA,
+                        icn: 0,
+                        person: 1,
+                        tc: true,
+                        expire: Some(0),
+                    },
+                    Op::UpdateRole {
+                        by: ANA,
+                        icn: 0,
+                        person: 1,
+                        tc: true,
+                        expire: Some(DAY),
+                    },
+                    Op::UpdateRole {
+                        by: ANA,
+                        icn: 0,
+                        person: 1,
+                        tc: false,
+                        expire: None,
+                    },
+                    Op::Advance(2 * DAY),
+                    Op::UpdateRole {
+                        by: ANA,
+                        icn: 0,
+                        person: 1,
+                        tc: true,
+                        expire: Some(HOUR),
+                    },
+                    Op::Advance(HOUR),
                     Op::RemoveMember {
                         by: ANA,
                         icn: 0,

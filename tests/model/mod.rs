@@ -12,7 +12,8 @@
 //! token, the unknown ICN in a batch of its own first (see `checks::compare`); the second
 //! replica with that token and the one the first answered with. After a clock move the
 //! checks come at once (a deadline must hold before the sweeper runs), then the runner waits
-//! for the sweeper to record the expiries, so that no later call races it.
+//! for the sweeper to record the expiries and the lapses of time-boxed grants, so that no
+//! later call races it; at the end each lapse must have been recorded exactly once.
 //!
 //! The model follows the TARGET semantics:
 //! 1. a pending request past its deadline counts as EXPIRED from that instant, in checks and
@@ -21,7 +22,9 @@
 //!    a suspended account their decisions, member changes and reads answer
 //!    FAILED_PRECONDITION ACCOUNT_SUSPENDED (after the checks of who they are); operators
 //!    keep their powers;
-//! 3. a check's answer never depends on the checks asked before it.
+//! 3. a check's answer never depends on the checks asked before it;
+//! 4. a time-boxed grant (ApproveRequest / UpdateMemberRole with `expire_time`) answers
+//!    ACCESS_REVOKED from its end instant, swept or not, and is no longer listed.
 //!
 //! Knobs (environment): ENTITLEMENTS_MODEL_CASES (histories per backend, default 6),
 //! ENTITLEMENTS_MODEL_STEPS (most random steps per history, default 40; at least half that),
@@ -320,6 +323,17 @@ async fn play(
             merge(&mut found, d);
         }
         if matches!(op, Op::Advance(_)) {
+            // Let the sweeper record the lapses of time-boxed grants, too.
+            if let Err(e) = waits::wait_lapses(&app, &tokens, &model.lapses).await {
+                return Err(fail_at(
+                    backend,
+                    &shown,
+                    i,
+                    &e,
+                    &model,
+                    "sweeper too slow".into(),
+                ));
+            }
             // Let the sweeper record the expiries before the next step, so no call races it.
             for icn in 0..2 {
                 let due: Vec<String> = model
@@ -363,6 +377,34 @@ async fn play(
             return Err(d);
         }
         merge(&mut found, d);
+    }
+    // Each lapse recorded exactly once (two replicas sweep the same database).
+    match waits::lapses_recorded(&app, &tokens).await {
+        Ok(got) if got == model.lapses => {}
+        Ok(got) => {
+            let what = format!(
+                "  model: lapses recorded {:?}\n  server: {got:?}",
+                model.lapses
+            );
+            return Err(fail_at(
+                backend,
+                &shown,
+                end,
+                &what,
+                &model,
+                "lapses recorded".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(fail_at(
+                backend,
+                &shown,
+                end,
+                &e,
+                &model,
+                "lapses recorded".into(),
+            ));
+        }
     }
     for (to, want) in model.codes_sent.clone() {
         let n = waits::codes_sent(&app, &to, want).await;

@@ -62,9 +62,11 @@ impl Model {
         }
         self.members.insert(
             (icn, person),
+            // An operator's designation has no end.
             Membership {
                 role: Role::SiteTechnicalContact,
                 removed_at: None,
+                expires: None,
             },
         );
         if !self.people[person].verified {

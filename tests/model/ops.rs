@@ -96,6 +96,8 @@ pub enum Op {
         by: Actor,
         req: ReqRef,
         grant: Grant,
+        /// `expire_time`, relative to the clock when played (None: no end).
+        expire: Option<Ms>,
     },
     Deny {
         by: Actor,
@@ -110,6 +112,8 @@ pub enum Op {
         icn: usize,
         person: usize,
         tc: bool,
+        /// `expire_time`, relative to the clock when played (None: no end).
+        expire: Option<Ms>,
     },
     RemoveMember {
         by: Actor,
@@ -192,6 +196,16 @@ fn advance() -> impl Strategy<Value = Ms> {
     ])
 }
 
+/// An optional end for a grant, relative to the clock: mostly none, often one the clock moves
+/// (`advance`) can cross, sometimes an invalid one (not in the future, or beyond the cap).
+fn expire() -> impl Strategy<Value = Option<Ms>> {
+    prop_oneof![
+        6 => Just(None),
+        4 => select(vec![MINUTE, 30 * MINUTE, HOUR, DAY, 7 * DAY, 30 * DAY, 365 * DAY]).prop_map(Some),
+        1 => select(vec![-MINUTE, 0, 1097 * DAY]).prop_map(Some),
+    ]
+}
+
 fn contract() -> impl Strategy<Value = Op> {
     let start = select(vec![-40 * DAY, -DAY, -HOUR, 0, HOUR, DAY, 10 * DAY]);
     let end = select(vec![-DAY, 0, HOUR, DAY, 31 * DAY, 365 * DAY]);
@@ -232,12 +246,12 @@ pub fn op() -> impl Strategy<Value = Op> {
         10 => (anyone(), icn(), prop::bool::weighted(0.85), any::<bool>()).prop_map(
             |(by, icn, right_country, tc)| Op::RequestAccess { by, icn, right_country, tc }
         ),
-        8 => (administrator(), req_ref(), select(vec![Grant::Requested, Grant::AuthorizedUser, Grant::TechnicalContact]))
-            .prop_map(|(by, req, grant)| Op::Approve { by, req, grant }),
+        8 => (administrator(), req_ref(), select(vec![Grant::Requested, Grant::AuthorizedUser, Grant::TechnicalContact]), expire())
+            .prop_map(|(by, req, grant, expire)| Op::Approve { by, req, grant, expire }),
         4 => (administrator(), req_ref()).prop_map(|(by, req)| Op::Deny { by, req }),
         3 => (anyone(), req_ref()).prop_map(|(by, req)| Op::Withdraw { by, req }),
-        4 => (administrator(), icn(), target(), any::<bool>())
-            .prop_map(|(by, icn, person, tc)| Op::UpdateRole { by, icn, person, tc }),
+        4 => (administrator(), icn(), target(), any::<bool>(), expire())
+            .prop_map(|(by, icn, person, tc, expire)| Op::UpdateRole { by, icn, person, tc, expire }),
         3 => (administrator(), icn(), target()).prop_map(|(by, icn, person)| Op::RemoveMember { by, icn, person }),
         8 => (anyone(), prop::bool::weighted(0.75))
             .prop_map(|(by, right_code)| Op::VerifyEmail { by, right_code }),

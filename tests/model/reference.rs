@@ -20,6 +20,8 @@ pub const RESEND_GAP: Ms = MINUTE;
 pub const SEND_WINDOW: Ms = 60 * MINUTE;
 pub const SENDS_PER_WINDOW: u32 = 5;
 pub const MAX_WRONG_TRIES: u32 = 5;
+/// How far ahead a grant's end may be.
+pub const MAX_GRANT_AHEAD: Ms = 1096 * DAY;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -96,6 +98,15 @@ pub struct Account {
 pub struct Membership {
     pub role: Role,
     pub removed_at: Option<Ms>,
+    /// A time-boxed grant's end (exclusive): from then on it has lapsed.
+    pub expires: Option<Ms>,
+}
+
+impl Membership {
+    /// When it ended as of `now`: removed, or past its end (recorded or not).
+    pub fn ended(&self, now: Ms) -> Option<Ms> {
+        self.removed_at.or(self.expires.filter(|&e| e <= now))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +177,8 @@ pub struct Model {
     pub requests: Vec<Request>,
     /// Verification emails sent per address.
     pub codes_sent: HashMap<String, usize>,
+    /// Lapses of time-boxed grants recorded per (account, person): each exactly once.
+    pub lapses: BTreeMap<(usize, usize), usize>,
 }
 
 impl Model {
@@ -177,6 +190,7 @@ impl Model {
             members: BTreeMap::new(),
             requests: Vec::new(),
             codes_sent: HashMap::new(),
+            lapses: BTreeMap::new(),
         }
     }
 
@@ -192,8 +206,29 @@ impl Model {
     pub fn active_role(&self, icn: usize, person: usize) -> Option<Role> {
         self.members
             .get(&(icn, person))
-            .filter(|m| m.removed_at.is_none())
+            .filter(|m| m.ended(self.now).is_none())
             .map(|m| m.role)
+    }
+
+    /// An end given to a grant: in the future, at most MAX_GRANT_AHEAD ahead.
+    pub fn valid_end(&self, expire: Option<Ms>) -> Result<Option<Ms>, Expect> {
+        match expire {
+            Some(e) if e <= self.now || e - self.now > MAX_GRANT_AHEAD => {
+                Err(fail(Code::InvalidArgument, "INVALID_ARGUMENT"))
+            }
+            e => Ok(e),
+        }
+    }
+
+    /// The sweeper: every grant past its end is recorded as ended then, once.
+    pub fn record_lapses(&mut self) {
+        let now = self.now;
+        for (key, m) in self.members.iter_mut() {
+            if let (None, Some(end)) = (m.removed_at, m.expires.filter(|&e| e <= now)) {
+                m.removed_at = Some(end);
+                *self.lapses.entry(*key).or_default() += 1;
+            }
+        }
     }
 
     /// An active STC or TC (verification is checked separately, for its own error).
@@ -277,10 +312,11 @@ impl Model {
             reason,
             role: None,
         };
+        // A lapsed grant ended at its end, as a removal then would have.
         let removed_at = self
             .members
             .get(&(q.icn, q.person))
-            .and_then(|m| m.removed_at);
+            .and_then(|m| m.ended(self.now));
         let latest = self
             .requests
             .iter()
@@ -311,6 +347,7 @@ impl Model {
         match *op {
             Op::Advance(ms) => {
                 self.now += ms;
+                self.record_lapses();
                 Expect::Ok(Detail::Done)
             }
             Op::CreateAccount { by, icn } => self.create_account(by, icn),
@@ -352,7 +389,12 @@ impl Model {
                 };
                 self.request_access(by, icn, right_country, role)
             }
-            Op::Approve { by, req, grant } => self.approve(by, req, grant),
+            Op::Approve {
+                by,
+                req,
+                grant,
+                expire,
+            } => self.approve(by, req, grant, expire.map(|e| self.now + e)),
             Op::Deny { by, req } => self.deny(by, req),
             Op::Withdraw { by, req } => self.withdraw(by, req),
             Op::UpdateRole {
@@ -360,13 +402,14 @@ impl Model {
                 icn,
                 person,
                 tc,
+                expire,
             } => {
                 let role = if tc {
                     Role::TechnicalContact
                 } else {
                     Role::AuthorizedUser
                 };
-                self.update_role(by, icn, person, role)
+                self.update_role(by, icn, person, role, expire.map(|e| self.now + e))
             }
             Op::RemoveMember { by, icn, person } => self.remove_member(by, icn, person),
             Op::VerifyEmail { by, right_code } => self.verify_email(by, right_code),

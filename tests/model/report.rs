@@ -204,6 +204,15 @@ impl fmt::Display for Actor {
     }
 }
 
+/// A grant's end as a history shows it: ` expire=now+1h`, or nothing for none.
+fn ends(expire: Option<Ms>) -> String {
+    match expire {
+        None => String::new(),
+        Some(e) if e < 0 => format!(" expire=now-{}", duration(-e)),
+        Some(e) => format!(" expire=now+{}", duration(e)),
+    }
+}
+
 pub fn duration(ms: Ms) -> String {
     let sign = if ms < 0 { "-" } else { "+" };
     let a = ms.abs();
@@ -280,8 +289,17 @@ impl fmt::Display for Op {
                 },
                 role(*tc)
             ),
-            Op::Approve { by, req, grant } => {
-                write!(f, "{by}: ApproveRequest {req:?} grant={grant:?}")
+            Op::Approve {
+                by,
+                req,
+                grant,
+                expire,
+            } => {
+                write!(
+                    f,
+                    "{by}: ApproveRequest {req:?} grant={grant:?}{}",
+                    ends(*expire)
+                )
             }
             Op::Deny { by, req } => write!(f, "{by}: DenyRequest {req:?}"),
             Op::Withdraw { by, req } => write!(f, "{by}: WithdrawRequest {req:?}"),
@@ -290,12 +308,14 @@ impl fmt::Display for Op {
                 icn,
                 person,
                 tc,
+                expire,
             } => write!(
                 f,
-                "{by}: UpdateMemberRole {} {} -> {}",
+                "{by}: UpdateMemberRole {} {} -> {}{}",
                 ICNS[*icn],
                 PEOPLE[*person],
-                role(*tc)
+                role(*tc),
+                ends(*expire)
             ),
             Op::RemoveMember { by, icn, person } => {
                 write!(f, "{by}: RemoveMember {} {}", ICNS[*icn], PEOPLE[*person])

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use entitlements::proto::v1 as pb;
 
 use super::exec::Tokens;
-use super::ops::{Actor, ICNS};
+use super::ops::{Actor, ICNS, PEOPLE};
 use crate::support::{TestApp, authed, header};
 
 /// The verification codes delivered to `to`, in the order they were queued.
@@ -100,6 +100,72 @@ pub async fn wait_swept(
         if Instant::now() > deadline {
             return Err(format!(
                 "the expiry sweeper left overdue requests pending for 10 s: {still:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many lapses of time-boxed grants the server recorded per (account, person): its
+/// `membership.lapse` audit events.
+pub async fn lapses_recorded(
+    app: &TestApp,
+    t: &Tokens,
+) -> Result<std::collections::BTreeMap<(usize, usize), usize>, String> {
+    let mut admin = app.admin();
+    let mut found = std::collections::BTreeMap::new();
+    let mut page_token = String::new();
+    loop {
+        let m = pb::ListAuditEventsRequest {
+            icn: String::new(),
+            page_size: 500,
+            page_token: page_token.clone(),
+        };
+        let r = admin
+            .list_audit_events(authed(m, t.of(Actor::Operator)))
+            .await
+            .map_err(|s| format!("listing the audit trail failed: {s:?}"))?
+            .into_inner();
+        for e in r.audit_events {
+            if e.action != "membership.lapse" {
+                continue;
+            }
+            let key = e.target_id.split_once('/').and_then(|(icn, web_id)| {
+                let i = ICNS.iter().position(|x| *x == icn)?;
+                let p = PEOPLE.iter().position(|x| *x == web_id)?;
+                Some((i, p))
+            });
+            match key {
+                Some(k) if e.actor == "system" => *found.entry(k).or_default() += 1,
+                _ => return Err(format!("an unexpected lapse event: {e:?}")),
+            }
+        }
+        if r.next_page_token.is_empty() {
+            return Ok(found);
+        }
+        page_token = r.next_page_token;
+    }
+}
+
+/// Waits until the sweeper has recorded at least the lapses the model has (so later steps do
+/// not race it); returns what the server recorded.
+pub async fn wait_lapses(
+    app: &TestApp,
+    t: &Tokens,
+    want: &std::collections::BTreeMap<(usize, usize), usize>,
+) -> Result<std::collections::BTreeMap<(usize, usize), usize>, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = lapses_recorded(app, t).await?;
+        if want
+            .iter()
+            .all(|(k, n)| got.get(k).copied().unwrap_or(0) >= *n)
+        {
+            return Ok(got);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the sweeper did not record the lapses of time-boxed grants in 10 s: model {want:?}, server {got:?}"
             ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

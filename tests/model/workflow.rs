@@ -3,7 +3,7 @@
 
 use tonic::Code;
 
-use super::ops::{ACTING_PEOPLE, Actor, DAY, Grant, Op, PEOPLE, ReqRef, email};
+use super::ops::{ACTING_PEOPLE, Actor, DAY, Grant, Ms, Op, PEOPLE, ReqRef, email};
 use super::reference::{
     Detail, Expect, MAX_WRONG_TRIES, Membership, Model, REQUEST_TTL, REQUESTS_PER_DAY, Request,
     Role, State, fail,
@@ -146,7 +146,14 @@ impl Model {
         }
     }
 
-    pub fn approve(&mut self, by: Actor, req: ReqRef, grant: Grant) -> Expect {
+    /// Approves, the membership ending at `expire` (absolute) or never: an approval without
+    /// an end clears one set before; a Site Technical Contact never gets one.
+    pub fn approve(&mut self, by: Actor, req: ReqRef, grant: Grant, expire: Option<Ms>) -> Expect {
+        // The end is checked first, before anything is looked up.
+        let expire = match self.valid_end(expire) {
+            Ok(e) => e,
+            Err(e) => return e,
+        };
         let i = match self.decidable(by, req) {
             Ok(i) => i,
             Err(e) => return e,
@@ -173,6 +180,7 @@ impl Model {
             Membership {
                 role,
                 removed_at: None,
+                expires: expire.filter(|_| role != Role::SiteTechnicalContact),
             },
         );
         Expect::Ok(Detail::Done)
@@ -243,7 +251,19 @@ impl Model {
         }
     }
 
-    pub fn update_role(&mut self, by: Actor, icn: usize, person: usize, role: Role) -> Expect {
+    /// Sets a member's role and end (`expire`, absolute; None clears an earlier end).
+    pub fn update_role(
+        &mut self,
+        by: Actor,
+        icn: usize,
+        person: usize,
+        role: Role,
+        expire: Option<Ms>,
+    ) -> Expect {
+        let expire = match self.valid_end(expire) {
+            Ok(e) => e,
+            Err(e) => return e,
+        };
         if let Err(e) = self
             .may_administer(by, icn)
             .and_then(|()| self.target(by, icn, person))
@@ -255,6 +275,7 @@ impl Model {
             Membership {
                 role,
                 removed_at: None,
+                expires: expire,
             },
         );
         Expect::Ok(Detail::Done)

@@ -7,6 +7,7 @@ fn member(role: Role) -> MemberStatus {
     MemberStatus {
         role,
         removed_at: None,
+        expires_at: None,
     }
 }
 
@@ -275,6 +276,7 @@ fn an_overdue_pending_request_counts_as_expired_before_the_sweeper_records_it() 
     f.membership = Some(MemberStatus {
         role: Role::AuthorizedUser,
         removed_at: Some(1),
+        expires_at: None,
     });
     assert_eq!(reason(&f, &view()), DecisionReason::AccessRevoked);
 }
@@ -291,5 +293,42 @@ fn the_answer_names_a_24x7_contract_when_one_covers() {
     assert_eq!(
         d.contract_id.map(|c| c.to_string()),
         Some("PREMIUM".to_owned())
+    );
+}
+
+#[test]
+fn a_time_boxed_grant_is_revoked_from_its_end_whenever_it_was_read() {
+    let mut f = good();
+    let mut m = member(Role::AuthorizedUser);
+    m.expires_at = Some(NOW);
+    f.membership = Some(m);
+    f.latest_request = Some(req(AccessRequestState::Approved, 10));
+    // The same facts (as a cache keeps them) answer by the clock of the check.
+    assert_eq!(
+        decide(&f, &open(None, None), NOW - 1).reason,
+        DecisionReason::Granted
+    );
+    assert_eq!(reason(&f, &open(None, None)), DecisionReason::AccessRevoked);
+    assert_eq!(reason(&f, &view()), DecisionReason::AccessRevoked);
+    assert_eq!(
+        decide(&f, &view(), NOW + 1).role,
+        None,
+        "no role after the end"
+    );
+    // Recorded by the sweeper (removed at the end instant): the same answers.
+    m.removed_at = Some(NOW);
+    f.membership = Some(m);
+    assert_eq!(reason(&f, &open(None, None)), DecisionReason::AccessRevoked);
+    // A request denied after the lapse is the latest news, recorded or not.
+    f.latest_request = Some(req(AccessRequestState::Denied, NOW + 1));
+    assert_eq!(
+        decide(&f, &view(), NOW + 2).reason,
+        DecisionReason::RequestDenied
+    );
+    m.removed_at = None;
+    f.membership = Some(m);
+    assert_eq!(
+        decide(&f, &view(), NOW + 2).reason,
+        DecisionReason::RequestDenied
     );
 }

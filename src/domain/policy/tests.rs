@@ -295,6 +295,7 @@ fn a_person_sees_no_account_they_do_not_belong_to() {
         membership: Some(MemberStatus {
             role: AU,
             removed_at,
+            expires_at: None,
         }),
         ..suspended.clone()
     };
@@ -403,4 +404,11 @@ fn who_hears_of_a_pending_request() {
             "{stage:?} {account:?} {admins:?}"
         );
     }
+    // Of anything else about the account (a lapsed grant): verified administrators, else all.
+    assert_eq!(super::administrators_told(&[stc(false), tc(true)]), vec![1]);
+    assert_eq!(
+        super::administrators_told(&[stc(false), tc(false)]),
+        vec![0, 1]
+    );
+    assert!(super::administrators_told(&[]).is_empty());
 }

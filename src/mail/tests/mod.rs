@@ -243,6 +243,7 @@ async fn non_ascii_body_travels_as_8bit_with_lines_intact() {
         "Müller & Söhne GmbH",
         "Authorized Caller",
         true,
+        None,
     );
     let msg = QueuedEmail {
         id: 7,

@@ -49,6 +49,7 @@ where
     AuditRow: for<'r> FromRow<'r, D::Row>,
     ChangeRow: for<'r> FromRow<'r, D::Row>,
     (String, Option<i64>): for<'r> FromRow<'r, D::Row>,
+    (String, String): for<'r> FromRow<'r, D::Row>,
     SnapshotAccountRow: for<'r> FromRow<'r, D::Row>,
     SnapshotMemberRow: for<'r> FromRow<'r, D::Row>,
 {
@@ -184,11 +185,13 @@ where
         icn: &Icn,
         after: Option<WebId>,
         limit: u32,
+        now: Millis,
     ) -> Result<Page<MemberView, WebId>, StoreError> {
         let rows: Vec<MemberViewRow> = sqlx::query_as(&text::active_members_page())
             .bind(icn.as_str())
             .bind(after.as_ref().map(|a| a.as_str()))
             .bind(fetch_limit(limit))
+            .bind(now)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         let mut items = rows
@@ -200,18 +203,28 @@ where
     }
 
     #[tracing::instrument(name = "SELECT memberships persons", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.query.summary = "SELECT memberships persons"))]
-    async fn site_technical_contacts(&self, icn: &Icn) -> Result<Vec<MemberView>, StoreError> {
+    async fn site_technical_contacts(
+        &self,
+        icn: &Icn,
+        now: Millis,
+    ) -> Result<Vec<MemberView>, StoreError> {
         let rows: Vec<MemberViewRow> = sqlx::query_as(&text::site_technical_contacts())
             .bind(icn.as_str())
+            .bind(now)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.into_iter().map(MemberView::try_from).collect()
     }
 
     #[tracing::instrument(name = "SELECT memberships", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "memberships", db.query.summary = "SELECT memberships"))]
-    async fn memberships_of(&self, web_id: &WebId) -> Result<Vec<MemberView>, StoreError> {
+    async fn memberships_of(
+        &self,
+        web_id: &WebId,
+        now: Millis,
+    ) -> Result<Vec<MemberView>, StoreError> {
         let rows: Vec<MemberViewRow> = sqlx::query_as(&text::memberships_of())
             .bind(web_id.as_str())
+            .bind(now)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.into_iter().map(MemberView::try_from).collect()
@@ -283,6 +296,22 @@ where
 
     async fn change_signal(&self) -> Result<Option<Box<dyn ChangeSignal>>, StoreError> {
         D::listen(&self.pool).await
+    }
+
+    async fn lapsed_memberships(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Icn, WebId)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(text::LAPSED_MEMBERSHIPS)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(icn, web_id)| (Icn::from_trusted(icn), WebId::from_trusted(web_id)))
+            .collect())
     }
 
     async fn overdue_requests(

@@ -38,49 +38,67 @@ pub(super) const UPSERT_PERSON: &str = "INSERT INTO persons \
 
 pub(super) fn membership(lock: &str) -> String {
     format!(
-        "SELECT icn, web_id, role, created_at, updated_at, removed_at \
+        "SELECT icn, web_id, role, created_at, updated_at, removed_at, expires_at \
          FROM memberships WHERE icn = $1 AND web_id = $2{lock}"
     )
 }
 
 pub(super) const UPSERT_MEMBERSHIP: &str = "INSERT INTO memberships \
-    (icn, web_id, role, created_at, updated_at, removed_at) VALUES ($1, $2, $3, $4, $5, $6) \
+    (icn, web_id, role, created_at, updated_at, removed_at, expires_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) \
     ON CONFLICT (icn, web_id) DO UPDATE SET role = excluded.role, \
     created_at = excluded.created_at, updated_at = excluded.updated_at, \
-    removed_at = excluded.removed_at";
+    removed_at = excluded.removed_at, expires_at = excluded.expires_at";
+
+/// Active time-boxed memberships whose end has passed (`$1`), oldest end first: the lapses
+/// the sweeper has yet to record.
+pub(super) const LAPSED_MEMBERSHIPS: &str = "SELECT icn, web_id FROM memberships \
+    WHERE removed_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1 \
+    ORDER BY expires_at, icn, web_id LIMIT $2";
+
+/// Active at `$n`: not removed, and any end still ahead.
+fn active_at(n: u8) -> String {
+    format!("m.removed_at IS NULL AND (m.expires_at IS NULL OR m.expires_at > ${n})")
+}
 
 pub(super) const COUNT_ACTIVE_STCS: &str = "SELECT COUNT(*) FROM memberships \
     WHERE icn = $1 AND role = 'SITE_TECHNICAL_CONTACT' AND removed_at IS NULL";
 
 /// A membership with its person and account (`MemberViewRow`); callers add the conditions.
 const MEMBER_VIEW_SELECT: &str = "SELECT m.icn, m.web_id, m.role, m.created_at, \
-    m.updated_at, m.removed_at, p.email, p.given_name, p.family_name, p.email_verified_at, \
+    m.updated_at, m.removed_at, m.expires_at, p.email, p.given_name, p.family_name, p.email_verified_at, \
     p.created_at AS p_created_at, p.updated_at AS p_updated_at, a.company_name \
     FROM memberships m JOIN persons p ON p.web_id = m.web_id JOIN accounts a ON a.icn = m.icn";
 
 pub(super) fn administrators() -> String {
     format!(
-        "{MEMBER_VIEW_SELECT} WHERE m.icn = $1 AND m.removed_at IS NULL \
-         AND m.role IN ('TECHNICAL_CONTACT', 'SITE_TECHNICAL_CONTACT') ORDER BY m.web_id"
+        "{MEMBER_VIEW_SELECT} WHERE m.icn = $1 AND {} \
+         AND m.role IN ('TECHNICAL_CONTACT', 'SITE_TECHNICAL_CONTACT') ORDER BY m.web_id",
+        active_at(2)
     )
 }
 
 pub(super) fn active_members_page() -> String {
     format!(
-        "{MEMBER_VIEW_SELECT} WHERE m.icn = $1 AND m.removed_at IS NULL \
-         AND ($2 IS NULL OR m.web_id > $2) ORDER BY m.web_id LIMIT $3"
+        "{MEMBER_VIEW_SELECT} WHERE m.icn = $1 AND {} \
+         AND ($2 IS NULL OR m.web_id > $2) ORDER BY m.web_id LIMIT $3",
+        active_at(4)
     )
 }
 
 pub(super) fn site_technical_contacts() -> String {
     format!(
-        "{MEMBER_VIEW_SELECT} WHERE m.icn = $1 AND m.removed_at IS NULL \
-         AND m.role = 'SITE_TECHNICAL_CONTACT' ORDER BY m.web_id"
+        "{MEMBER_VIEW_SELECT} WHERE m.icn = $1 AND {} \
+         AND m.role = 'SITE_TECHNICAL_CONTACT' ORDER BY m.web_id",
+        active_at(2)
     )
 }
 
 pub(super) fn memberships_of() -> String {
-    format!("{MEMBER_VIEW_SELECT} WHERE m.web_id = $1 AND m.removed_at IS NULL ORDER BY m.icn")
+    format!(
+        "{MEMBER_VIEW_SELECT} WHERE m.web_id = $1 AND {} ORDER BY m.icn",
+        active_at(2)
+    )
 }
 
 // Access requests.
@@ -199,7 +217,7 @@ pub(super) fn upsert_contract() -> String {
 pub(super) const CHECK_FACTS: &str = "SELECT \
     (SELECT a.status FROM accounts a WHERE a.icn = $1) AS status, \
     (SELECT p.email_verified_at FROM persons p WHERE p.web_id = $2) AS email_verified_at, \
-    m.role, m.removed_at, lr.state AS req_state, lr.updated_at AS req_updated_at, \
+    m.role, m.removed_at, m.expires_at, lr.state AS req_state, lr.updated_at AS req_updated_at, \
     lr.expires_at AS req_expires_at \
     FROM (SELECT 1 AS one) AS base \
     LEFT JOIN memberships m ON m.icn = $1 AND m.web_id = $2 \
@@ -290,11 +308,11 @@ pub(super) const SNAPSHOT_MEMBERS: &str = "WITH latest AS (\
     SELECT icn, web_id, state, updated_at, expires_at, \
     ROW_NUMBER() OVER (PARTITION BY icn, web_id ORDER BY id DESC) AS rn \
     FROM access_requests) AS numbered WHERE rn = 1) \
-    SELECT m.icn, m.web_id, m.role, m.removed_at, l.state AS req_state, \
+    SELECT m.icn, m.web_id, m.role, m.removed_at, m.expires_at, l.state AS req_state, \
     l.updated_at AS req_updated_at, l.expires_at AS req_expires_at \
     FROM memberships m LEFT JOIN latest l ON l.icn = m.icn AND l.web_id = m.web_id \
     UNION ALL \
-    SELECT l.icn, l.web_id, NULL, NULL, l.state, l.updated_at, l.expires_at FROM latest l \
+    SELECT l.icn, l.web_id, NULL, NULL, NULL, l.state, l.updated_at, l.expires_at FROM latest l \
     WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.icn = l.icn AND m.web_id = l.web_id) \
     LIMIT $1";
 

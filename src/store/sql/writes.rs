@@ -125,6 +125,7 @@ where
             .bind(m.created_at)
             .bind(m.updated_at)
             .bind(m.removed_at)
+            .bind(m.expires_at)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
@@ -140,9 +141,14 @@ where
     }
 
     #[tracing::instrument(name = "SELECT memberships persons", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.query.summary = "SELECT memberships persons"))]
-    async fn administrators(&mut self, icn: &Icn) -> Result<Vec<(Membership, Person)>, StoreError> {
+    async fn administrators(
+        &mut self,
+        icn: &Icn,
+        now: Millis,
+    ) -> Result<Vec<(Membership, Person)>, StoreError> {
         let rows: Vec<MemberViewRow> = sqlx::query_as(&text::administrators())
             .bind(icn.as_str())
+            .bind(now)
             .fetch_all(&mut *self.tx)
             .await?;
         let mut out = Vec::with_capacity(rows.len());

@@ -475,6 +475,79 @@ mod tests {
         );
     }
 
+    /// The request delays read as human durations, must come in order, and the operators'
+    /// address must be one mail can be sent to; each error names its flag.
+    #[test]
+    fn request_delays_and_the_operator_address_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().display().to_string();
+        let serve = |extra: &[&str]| {
+            let mut argv = vec!["serve", "--dev", "--data-dir", &data_dir];
+            argv.extend(extra);
+            Cli::try_parse_from(argv).map(|c| c.serve.into_config())
+        };
+        let c = serve(&[]).unwrap().unwrap();
+        assert_eq!(c.service.remind_after_ms, 72 * 3_600_000);
+        assert_eq!(c.service.escalate_after_ms, 7 * 24 * 3_600_000);
+        assert_eq!(c.service.request_ttl_ms, 30 * 24 * 3_600_000);
+        assert_eq!(c.service.operator_email, None);
+        let c = serve(&[
+            "--remind-after",
+            "5s",
+            "--escalate-after",
+            "10s",
+            "--expire-after",
+            "1m",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (
+                c.service.remind_after_ms,
+                c.service.escalate_after_ms,
+                c.service.request_ttl_ms
+            ),
+            (5_000, 10_000, 60_000)
+        );
+        for (remind, escalate, expire) in
+            [("7d", "7d", "30d"), ("1d", "7d", "7d"), ("8d", "7d", "30d")]
+        {
+            let why = serve(&[
+                "--remind-after",
+                remind,
+                "--escalate-after",
+                escalate,
+                "--expire-after",
+                expire,
+            ])
+            .unwrap()
+            .err()
+            .unwrap()
+            .0;
+            assert!(
+                why.contains("--remind-after") && why.contains("--expire-after"),
+                "{why}"
+            );
+        }
+        assert!(
+            serve(&["--remind-after", "soon"]).is_err(),
+            "not a duration"
+        );
+        let why = serve(&["--operator-email", "ops at example"])
+            .unwrap()
+            .err()
+            .unwrap()
+            .0;
+        assert!(why.contains("--operator-email"), "{why}");
+        let c = serve(&["--operator-email", "ops@example.com"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.service.operator_email.unwrap().as_str(),
+            "ops@example.com"
+        );
+    }
+
     /// Outside dev mode queued email (verification codes) would wait in the database in clear.
     #[test]
     fn production_needs_a_mail_key_and_dev_mode_keeps_one() {

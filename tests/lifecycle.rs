@@ -197,8 +197,81 @@ async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
     expect_mails(&app, "stc1@example.com", "Reminder:", 1).await;
 }
 
+
+/// The same on a real server on the wall clock, with second-scale delays: each step arrives
+/// within a few seconds of when it is due.
+async fn a_running_server_honours_second_scale_delays(backend: Backend) {
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let db = std::sync::Arc::new(TestDb::create(backend, data.path()).await);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_entitlements"))
+        .args(["serve", "--dev", "--listen", &addr.to_string()])
+        .args(["--database-url", &db.url])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args([
+            "--remind-after",
+            "2s",
+            "--escalate-after",
+            "4s",
+            "--expire-after",
+            "6s",
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start entitlements serve");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(child.try_wait().unwrap().is_none(), "the server stopped");
+            assert!(Instant::now() < deadline, "the server did not listen");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Kill(child)
+    };
+    let app = TestApp::attach(addr, db, data.clone()).await;
+    setup_account(&app).await;
+    let made = Instant::now();
+    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    // Due at 2 s, 4 s, 6 s; the sweep runs every second and the mail worker polls every second.
+    let late = Duration::from_secs(4);
+    for (to, subject, due) in [
+        ("stc1@example.com", "Reminder:", 2),
+        ("stc1@example.com", "Escalated:", 4),
+        ("ana@example.com", "Access request expired", 6),
+    ] {
+        let due = Duration::from_secs(due);
+        let deadline = made + due + late;
+        while subjects(&app, to, subject) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{subject} not there {late:?} after it was due"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            made.elapsed() >= due,
+            "{subject} came early: {:?}",
+            made.elapsed()
+        );
+        assert_eq!(subjects(&app, to, subject), 1, "{subject} once");
+    }
+}
+
 crate::both_backends!(
     a_waiting_request_is_reminded_then_escalated_then_expired_once,
     a_decided_request_is_not_reminded,
     requests_nobody_can_decide_go_to_the_operators,
+    a_running_server_honours_second_scale_delays,
 );

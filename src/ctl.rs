@@ -223,6 +223,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
                 "email_verified" => r.email_verified,
                 "memberships" => list(&r.memberships, render::membership),
                 "access_requests" => list(&r.access_requests, render::access_request),
+                "waiting_requests" => list(&r.waiting_requests, render::waiting_request),
             }
         }
         C::ListMembers { icn, page } => {

@@ -83,15 +83,43 @@ async fn wait_action(app: &TestApp, action: &str, n: usize) {
     }
 }
 
+/// What "My agreements" says of the person's one pending request.
+async fn waiting_of(app: &TestApp, who: &str) -> pb::WaitingRequest {
+    let mine = app
+        .access()
+        .get_my_access(authed(pb::GetMyAccessRequest {}, &app.person(who)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.waiting_requests.len(), 1, "{mine:?}");
+    mine.waiting_requests[0].clone()
+}
+
+fn ms(t: &Option<prost_types::Timestamp>) -> Option<i64> {
+    t.as_ref()
+        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
 async fn a_waiting_request_is_reminded_then_escalated_then_expired_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let stc = setup_account(&app).await;
     verified_member(&app, &stc, "tom", pb::Role::TechnicalContact).await;
     // A second replica sweeps the same database: still one email of each.
     let replica = app.replica().await;
-    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    let req = request(&app, "ana", pb::Role::AuthorizedUser).await;
     app.wait_mail("stc1@example.com", "Access request from", 1)
         .await;
+    // The requester sees who can decide (by name only) and since when it waits.
+    let made = ms(&req.create_time).unwrap();
+    let w = waiting_of(&app, "ana").await;
+    assert_eq!(w.access_request_id, req.access_request_id);
+    assert_eq!(w.decider_group, pb::DeciderGroup::Administrators as i32);
+    let mut names = w.decider_names.clone();
+    names.sort();
+    assert_eq!(names, ["stc1-given stc1-family", "tom-given tom-family"]);
+    assert_eq!(ms(&w.wait_start_time), Some(made));
+    assert_eq!(ms(&w.next_step_time), Some(made + 72 * HOUR));
+    assert_eq!(ms(&w.expire_time), Some(made + 30 * DAY));
 
     // Not yet: a minute before the reminder is due.
     app.clock.advance(72 * HOUR - 60_000);
@@ -109,6 +137,13 @@ async fn a_waiting_request_is_reminded_then_escalated_then_expired_once(backend:
     // Past the TC, to the STC.
     expect_mails(&app, "stc1@example.com", "Escalated:", 1).await;
     assert_eq!(subjects(&app, "tom@example.com", "Escalated:"), 0);
+    let w = waiting_of(&app, "ana").await;
+    assert_eq!(
+        w.decider_group,
+        pb::DeciderGroup::SiteTechnicalContacts as i32
+    );
+    assert_eq!(w.decider_names, ["stc1-given stc1-family"]);
+    assert_eq!(ms(&w.next_step_time), None, "only the expiry is left");
     // The requester is still waiting: a Provisional Caller.
     assert_eq!(
         crate::flow::reason_of(&app, "ana", pb::Action::OpenServiceRequest).await,
@@ -188,6 +223,9 @@ async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
         .unwrap();
     request(&app, "ana", pb::Role::AuthorizedUser).await;
     expect_mails(&app, OPS, "No administrator can decide", 1).await;
+    let w = waiting_of(&app, "ana").await;
+    assert_eq!(w.decider_group, pb::DeciderGroup::Operators as i32);
+    assert!(w.decider_names.is_empty(), "{w:?}");
     // The unverified STC hears too: verifying is what lets them decide.
     app.wait_mail("stc1@example.com", "Access request from", 1)
         .await;
@@ -196,7 +234,6 @@ async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
     expect_mails(&app, OPS, "No administrator can decide", 2).await;
     expect_mails(&app, "stc1@example.com", "Reminder:", 1).await;
 }
-
 
 /// The same on a real server on the wall clock, with second-scale delays: each step arrives
 /// within a few seconds of when it is due.

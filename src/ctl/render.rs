@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::names::enum_name;
 use super::time::format_rfc3339;
 use crate::proto::v1::{
-    AccessRequest, AccessRequestState, Account, AccountStatus, AuditEvent, DecisionReason,
-    Membership, Role, SupportContract,
+    AccessRequest, AccessRequestState, Account, AccountStatus, AuditEvent, DeciderGroup,
+    DecisionReason, Membership, Role, SupportContract, WaitingRequest,
 };
 
 /// A JSON value whose objects keep their fields in the order they were built.
@@ -144,6 +144,18 @@ pub fn access_request(r: &AccessRequest) -> Node {
         "create_time" => timestamp(r.create_time.as_ref()),
         "update_time" => timestamp(r.update_time.as_ref()),
         "expire_time" => timestamp(r.expire_time.as_ref()),
+    }
+}
+
+pub fn waiting_request(w: &WaitingRequest) -> Node {
+    obj! {
+        "access_request_id" => &w.access_request_id,
+        "icn" => &w.icn,
+        "wait_start_time" => timestamp(w.wait_start_time.as_ref()),
+        "decider_group" => name(enum_name(w.decider_group, DeciderGroup::as_str_name)),
+        "decider_names" => list(&w.decider_names, |n: &String| Node::from(n)),
+        "next_step_time" => timestamp(w.next_step_time.as_ref()),
+        "expire_time" => timestamp(w.expire_time.as_ref()),
     }
 }
 

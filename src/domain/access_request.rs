@@ -54,6 +54,30 @@ impl Nudge {
     }
 }
 
+/// Who a pending request is with now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeciderGroup {
+    Administrators,
+    /// Escalated past the administrators to the account's Site Technical Contacts.
+    SiteTechnicalContacts,
+    /// Nobody on the account can decide it: support's operators.
+    Operators,
+}
+
+/// Where a person's pending request stands, as "My agreements" shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub request: AccessRequestId,
+    pub icn: Icn,
+    pub since: Millis,
+    pub with: DeciderGroup,
+    /// The deciders' names: never their addresses or Web IDs.
+    pub names: Vec<String>,
+    /// When it is next reminded or escalated, if before it expires.
+    pub next_step: Option<Millis>,
+    pub expires: Millis,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessRequest {
     pub id: AccessRequestId,

@@ -12,7 +12,9 @@ pub mod reason;
 pub mod role;
 pub mod verification;
 
-pub use access_request::{AccessRequest, AccessRequestState, Nudge, TransitionError};
+pub use access_request::{
+    AccessRequest, AccessRequestState, DeciderGroup, Nudge, TransitionError, Waiting,
+};
 pub use decision::{
     Action, CheckFacts, Decision, DecisionReason, LatestRequest, MemberStatus, decide,
 };

@@ -127,6 +127,7 @@ impl AccessService for Api {
             email_verified: mine.person.is_some_and(|p| p.email_verified()),
             memberships: mine.memberships.into_iter().map(Into::into).collect(),
             access_requests: mine.requests.into_iter().map(Into::into).collect(),
+            waiting_requests: mine.waiting.into_iter().map(Into::into).collect(),
         }))
     }
 

@@ -9,7 +9,7 @@ use crate::clock::Millis;
 use crate::domain::Reason;
 use crate::domain::{
     AccessRequestState, AccessRequestView, Account, AccountStatus, Action, AuditRecord, Contract,
-    DecisionReason, MemberView, ParseError, Role,
+    DeciderGroup, DecisionReason, MemberView, ParseError, Role, Waiting,
 };
 use crate::proto::v1 as pb;
 
@@ -214,6 +214,24 @@ pub fn reason_out(r: DecisionReason) -> i32 {
         DecisionReason::ProductNotCovered => P::ProductNotCovered,
         DecisionReason::SeverityNotCovered => P::SeverityNotCovered,
     }) as i32
+}
+
+impl From<Waiting> for pb::WaitingRequest {
+    fn from(w: Waiting) -> Self {
+        pb::WaitingRequest {
+            access_request_id: w.request.to_string(),
+            icn: w.icn.to_string(),
+            wait_start_time: timestamp(w.since),
+            decider_group: match w.with {
+                DeciderGroup::Administrators => pb::DeciderGroup::Administrators,
+                DeciderGroup::SiteTechnicalContacts => pb::DeciderGroup::SiteTechnicalContacts,
+                DeciderGroup::Operators => pb::DeciderGroup::Operators,
+            } as i32,
+            decider_names: w.names,
+            next_step_time: w.next_step.and_then(timestamp),
+            expire_time: timestamp(w.expires),
+        }
+    }
 }
 
 impl From<AccessRequestView> for pb::AccessRequest {

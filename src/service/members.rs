@@ -9,7 +9,7 @@ use crate::domain::model::check_expire_time;
 use crate::domain::policy::{Operation, Standing};
 use crate::domain::{
     AccessRequestId, AccessRequestState, AccessRequestView, Account, Icn, MemberView, Membership,
-    Person, Reason, Role, WebId,
+    Person, Reason, Role, Waiting, WebId,
 };
 use crate::mail::templates;
 use crate::store::Page;
@@ -20,6 +20,8 @@ pub struct MyAccess {
     pub person: Option<Person>,
     pub memberships: Vec<MemberView>,
     pub requests: Vec<AccessRequestView>,
+    /// Each pending request: who can decide it and since when it waits.
+    pub waiting: Vec<Waiting>,
 }
 
 impl Services {
@@ -31,10 +33,17 @@ impl Services {
             store.memberships_of(&caller.web_id, self.now()),
             store.requests_of(&caller.web_id, 100),
         )?;
+        let mut waiting = Vec::new();
+        for v in &requests {
+            if v.request.state == AccessRequestState::Pending && !v.request.is_overdue(self.now()) {
+                waiting.push(self.waiting(&v.request).await?);
+            }
+        }
         Ok(MyAccess {
             person,
             memberships,
             requests: requests.into_iter().map(|v| read_by(caller, v)).collect(),
+            waiting,
         })
     }
 

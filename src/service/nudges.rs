@@ -8,7 +8,10 @@ use super::audit::Event;
 use super::write::Write;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::policy::{self, Administrator, Audience};
-use crate::domain::{AccessRequest, AccessRequestState, Account, Membership, Nudge, Person};
+use crate::domain::{
+    AccessRequest, AccessRequestState, Account, AccountStatus, DeciderGroup, Membership, Nudge,
+    Person, Waiting,
+};
 use crate::mail::templates::{self, WaitingFor, WaitingRequest};
 
 const BATCH: u32 = 100;
@@ -153,6 +156,66 @@ impl Services {
             }
         }
         Ok(heard)
+    }
+}
+
+impl Services {
+    /// Who can decide `request` now (the policy's audience for the step it has reached) and
+    /// what comes next. A person sees their deciders' names only.
+    pub(super) async fn waiting(&self, request: &AccessRequest) -> ServiceResult<Waiting> {
+        let now = self.now();
+        let config = &self.inner.config;
+        let (remind, escalate) = (
+            request.created_at.saturating_add(config.remind_after_ms),
+            request.created_at.saturating_add(config.escalate_after_ms),
+        );
+        let stage = if now >= escalate {
+            Some(Nudge::Escalate)
+        } else if now >= remind {
+            Some(Nudge::Remind)
+        } else {
+            None
+        };
+        let (account, admins) = tokio::try_join!(
+            self.store().account(&request.icn),
+            self.store().administrators_of(&request.icn, now),
+        )?;
+        let status = account.map_or(AccountStatus::Suspended, |a| a.status);
+        let facts: Vec<Administrator> = admins
+            .iter()
+            .map(|v| Administrator {
+                role: v.membership.role,
+                email_verified: v.person.as_ref().is_some_and(Person::email_verified),
+            })
+            .collect();
+        let audience = policy::request_audience(stage, status, &facts);
+        let (with, names) = if audience.operators {
+            (DeciderGroup::Operators, Vec::new())
+        } else {
+            let names = audience
+                .administrators
+                .iter()
+                .filter_map(|&i| admins[i].person.as_ref().map(Person::display_name))
+                .collect();
+            let with = if stage == Some(Nudge::Escalate) {
+                DeciderGroup::SiteTechnicalContacts
+            } else {
+                DeciderGroup::Administrators
+            };
+            (with, names)
+        };
+        let next_step = [remind, escalate]
+            .into_iter()
+            .find(|&t| t > now && t < request.expires_at);
+        Ok(Waiting {
+            request: request.id,
+            icn: request.icn.clone(),
+            since: request.created_at,
+            with,
+            names,
+            next_step,
+            expires: request.expires_at,
+        })
     }
 }
 

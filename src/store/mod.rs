@@ -174,6 +174,12 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         limit: u32,
         now: Millis,
     ) -> Result<Page<MemberView, WebId>, StoreError>;
+    /// Active administrators (STCs and TCs) at `now`, with their person records.
+    async fn administrators_of(
+        &self,
+        icn: &Icn,
+        now: Millis,
+    ) -> Result<Vec<MemberView>, StoreError>;
     /// STCs active at `now`.
     async fn site_technical_contacts(
         &self,

@@ -203,6 +203,20 @@ where
     }
 
     #[tracing::instrument(name = "SELECT memberships persons", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.query.summary = "SELECT memberships persons"))]
+    #[tracing::instrument(name = "SELECT memberships", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "memberships", db.query.summary = "SELECT memberships"))]
+    async fn administrators_of(
+        &self,
+        icn: &Icn,
+        now: Millis,
+    ) -> Result<Vec<MemberView>, StoreError> {
+        let rows: Vec<MemberViewRow> = sqlx::query_as(&text::administrators())
+            .bind(icn.as_str())
+            .bind(now)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.into_iter().map(MemberView::try_from).collect()
+    }
+
     async fn site_technical_contacts(
         &self,
         icn: &Icn,

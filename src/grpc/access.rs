@@ -1,15 +1,12 @@
 use tonic::{Request, Response, Status};
 
-use super::convert::{self as cv, field, line, text};
+use super::args::{self, MEMBERS, REQUESTS};
+use super::convert as cv;
 use super::{Api, svc};
-use crate::domain::{AccessRequestId, CountryCode, Icn, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::access_service_server::AccessService;
 
 pub type AccessServer = pb::access_service_server::AccessServiceServer<Api>;
-
-const REQUESTS: &str = "requests";
-const MEMBERS: &str = "members";
 
 #[tonic::async_trait]
 impl AccessService for Api {
@@ -18,10 +15,7 @@ impl AccessService for Api {
         req: Request<pb::RequestAccessRequest>,
     ) -> Result<Response<pb::RequestAccessResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let icn = field("icn", &m.icn, Icn::parse)?;
-        let country = field("country_code", &m.country_code, CountryCode::parse)?;
-        let role = cv::required_role("requested_role", m.requested_role)?;
+        let args::RequestAccess { icn, country, role } = args::request_access(req.get_ref())?;
         let view = svc(s.request_access(&caller, &icn, &country, role).await)?;
         Ok(Response::new(pb::RequestAccessResponse {
             access_request: Some(view.value.into()),
@@ -34,14 +28,7 @@ impl AccessService for Api {
         req: Request<pb::ApproveRequestRequest>,
     ) -> Result<Response<pb::ApproveRequestResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let id = field(
-            "access_request_id",
-            &m.access_request_id,
-            AccessRequestId::parse,
-        )?;
-        let granted = cv::role("granted_role", m.granted_role)?;
-        let expires_at = cv::optional_timestamp_in("expire_time", m.expire_time.as_ref())?;
+        let (id, granted, expires_at) = args::approve_request(req.get_ref())?;
         let view = svc(s.approve_request(&caller, id, granted, expires_at).await)?;
         Ok(Response::new(pb::ApproveRequestResponse {
             access_request: Some(view.value.into()),
@@ -54,13 +41,7 @@ impl AccessService for Api {
         req: Request<pb::DenyRequestRequest>,
     ) -> Result<Response<pb::DenyRequestResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let id = field(
-            "access_request_id",
-            &m.access_request_id,
-            AccessRequestId::parse,
-        )?;
-        let reason = text("reason", &m.reason, 1000, true)?;
+        let (id, reason) = args::deny_request(req.get_ref())?;
         let view = svc(s.deny_request(&caller, id, &reason).await)?;
         Ok(Response::new(pb::DenyRequestResponse {
             access_request: Some(view.value.into()),
@@ -73,13 +54,7 @@ impl AccessService for Api {
         req: Request<pb::WithdrawRequestRequest>,
     ) -> Result<Response<pb::WithdrawRequestResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let id = field(
-            "access_request_id",
-            &m.access_request_id,
-            AccessRequestId::parse,
-        )?;
-        let reason = text("reason", &m.reason, 1000, false)?;
+        let (id, reason) = args::withdraw_request(req.get_ref())?;
         let view = svc(s.withdraw_request(&caller, id, &reason).await)?;
         Ok(Response::new(pb::WithdrawRequestResponse {
             access_request: Some(view.value.into()),
@@ -92,7 +67,7 @@ impl AccessService for Api {
         req: Request<pb::VerifyEmailRequest>,
     ) -> Result<Response<pb::VerifyEmailResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let code = line("code", &req.into_inner().code, 64, true)?;
+        let code = args::verify_email(req.get_ref())?;
         let verified = svc(s.verify_email(&caller, &code).await)?;
         Ok(Response::new(pb::VerifyEmailResponse {
             email_verified: verified.value,
@@ -136,12 +111,12 @@ impl AccessService for Api {
         req: Request<pb::ListAccessRequestsRequest>,
     ) -> Result<Response<pb::ListAccessRequestsResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let icn = field("icn", &m.icn, Icn::parse)?;
-        let state = cv::state("state", m.state)?;
-        let limit = cv::page_size(m.page_size)?;
-        let before =
-            cv::page_token_in(REQUESTS, &m.page_token, |k| AccessRequestId::parse(k).ok())?;
+        let args::ListAccessRequests {
+            icn,
+            state,
+            limit,
+            before,
+        } = args::list_access_requests(req.get_ref())?;
         let page = svc(s
             .list_access_requests(&caller, &icn, state, before, limit)
             .await)?;
@@ -156,10 +131,7 @@ impl AccessService for Api {
         req: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let icn = field("icn", &m.icn, Icn::parse)?;
-        let limit = cv::page_size(m.page_size)?;
-        let after = cv::page_token_in(MEMBERS, &m.page_token, |k| WebId::parse(k).ok())?;
+        let args::ListMembers { icn, limit, after } = args::list_members(req.get_ref())?;
         let page = svc(s.list_members(&caller, &icn, after, limit).await)?;
         Ok(Response::new(pb::ListMembersResponse {
             memberships: page.items.into_iter().map(Into::into).collect(),
@@ -172,11 +144,7 @@ impl AccessService for Api {
         req: Request<pb::UpdateMemberRoleRequest>,
     ) -> Result<Response<pb::UpdateMemberRoleResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let icn = field("icn", &m.icn, Icn::parse)?;
-        let web_id = field("web_id", &m.web_id, WebId::parse)?;
-        let role = cv::required_role("role", m.role)?;
-        let expires_at = cv::optional_timestamp_in("expire_time", m.expire_time.as_ref())?;
+        let (icn, web_id, role, expires_at) = args::update_member_role(req.get_ref())?;
         let view = svc(s
             .update_member_role(&caller, &icn, &web_id, role, expires_at)
             .await)?;
@@ -191,10 +159,7 @@ impl AccessService for Api {
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let icn = field("icn", &m.icn, Icn::parse)?;
-        let web_id = field("web_id", &m.web_id, WebId::parse)?;
-        let reason = text("reason", &m.reason, 1000, false)?;
+        let (icn, web_id, reason) = args::remove_member(req.get_ref())?;
         let view = svc(s.remove_member(&caller, &icn, &web_id, &reason).await)?;
         Ok(Response::new(pb::RemoveMemberResponse {
             membership: Some(view.value.into()),

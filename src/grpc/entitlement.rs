@@ -6,45 +6,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
-use super::convert::{self as cv, field};
+use super::args;
+use super::convert as cv;
 use super::{Api, svc};
-use crate::domain::feed::{Token, decode_token};
-use crate::domain::{ChangeKey, ChangeRecord, Decision, Icn, ProductId, Reason, Revision, WebId};
+use crate::domain::{ChangeKey, ChangeRecord, Decision, Revision};
 use crate::proto::v1 as pb;
 use crate::proto::v1::entitlement_service_server::EntitlementService;
-use crate::service::{CheckRequest, Services, WatchBatch};
+use crate::service::{Services, WatchBatch};
 
 pub type EntitlementServer = pb::entitlement_service_server::EntitlementServiceServer<Api>;
-
-pub const MAX_BATCH: usize = 100;
-
-/// Parses one check; `prefix` names the field's place in a batch (e.g. "checks[3].").
-fn check_request(m: &pb::CheckEntitlementRequest, prefix: &str) -> Result<CheckRequest, Status> {
-    let f = |name: &str| format!("{prefix}{name}");
-    Ok(CheckRequest {
-        web_id: field(&f("web_id"), &m.web_id, WebId::parse)?,
-        icn: field(&f("icn"), &m.icn, Icn::parse)?,
-        action: cv::action(&f("action"), m.action)?,
-        product: match m.product_id.as_str() {
-            "" => None,
-            p => Some(field(&f("product_id"), p, ProductId::parse)?),
-        },
-        severity: cv::severity(&f("severity"), m.severity)?,
-    })
-}
-
-fn token(name: &str, s: &str) -> Result<Option<Token>, Status> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    decode_token(s).map(Some).ok_or_else(|| {
-        super::status::invalid_field(
-            name,
-            Reason::InvalidConsistencyToken,
-            "is not a token this service gave out",
-        )
-    })
-}
 
 fn response(s: &Services, d: Decision, revision: Revision) -> pb::CheckEntitlementResponse {
     pb::CheckEntitlementResponse {
@@ -97,8 +67,7 @@ impl EntitlementService for Api {
         req: Request<pb::CheckEntitlementRequest>,
     ) -> Result<Response<pb::CheckEntitlementResponse>, Status> {
         let (caller, s) = self.enter_read(&req).await?;
-        let check = check_request(req.get_ref(), "")?;
-        let at_least = token("consistency_token", &req.get_ref().consistency_token)?;
+        let (check, at_least) = args::check_entitlement(req.get_ref())?;
         let at_least = svc(s.honour(at_least).await)?;
         let (d, revision) = svc(s.check_entitlement(&caller, &check, at_least).await)?;
         Ok(Response::new(response(s, d, revision)))
@@ -109,22 +78,12 @@ impl EntitlementService for Api {
         req: Request<pb::BatchCheckEntitlementsRequest>,
     ) -> Result<Response<pb::BatchCheckEntitlementsResponse>, Status> {
         let (caller, s) = self.enter_read(&req).await?;
-        let m = req.into_inner();
-        if m.checks.len() > MAX_BATCH {
-            return Err(super::status::invalid_field(
-                "checks",
-                Reason::BatchTooLarge,
-                "at most 100 checks per call",
-            ));
-        }
-        let batch_token = token("consistency_token", &m.consistency_token)?;
-        let batch_token = svc(s.honour(batch_token).await)?;
-        let answers = futures_util::future::join_all(m.checks.iter().enumerate().map(|(i, c)| {
+        let batch = args::batch_check_entitlements(req.get_ref())?;
+        let batch_token = svc(s.honour(batch.token).await)?;
+        let answers = futures_util::future::join_all(batch.checks.into_iter().map(|c| {
             let (caller, s) = (&caller, s);
             async move {
-                let prefix = format!("checks[{i}].");
-                let check = check_request(c, &prefix)?;
-                let own = token(&format!("{prefix}consistency_token"), &c.consistency_token)?;
+                let (check, own) = c?;
                 let own = svc(s.honour(own).await)?;
                 let at_least = own.max(batch_token);
                 svc(s.check_entitlement(caller, &check, at_least).await)
@@ -157,13 +116,9 @@ impl EntitlementService for Api {
         req: Request<pb::WatchEntitlementChangesRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let (caller, s) = self.enter_read(&req).await?;
-        let m = req.into_inner();
-        let from = token("consistency_token", &m.consistency_token)?;
+        let from = args::watch_token(req.get_ref())?;
         let from = svc(s.honour(from).await)?;
-        let icn = match m.icn.as_str() {
-            "" => None,
-            i => Some(field("icn", i, Icn::parse)?),
-        };
+        let icn = args::watch_icn(req.get_ref())?;
         let rx = svc(s.watch_changes(&caller, from, icn).await)?;
         let s = s.clone();
         let stream = ReceiverStream::new(rx).map(move |item| {

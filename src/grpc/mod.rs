@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+pub mod args;
 pub mod auth;
 pub mod convert;
 mod deadline;

@@ -23,6 +23,9 @@ use crate::clock::Millis;
 
 pub use seal::{DEV_KEY_FILE, KeyError, MailContent, MailKeys, SealError, Unreadable};
 pub use templates::MailBrand;
+/// For the fuzz targets (`tests/fuzz`): the message exactly as the transport sends it.
+#[doc(hidden)]
+pub use transport::build_message;
 pub use transport::{MailTransport, SMTP_TIMEOUT};
 pub use worker::{MailWorker, RoundReport, WorkerConfig, emails_given_up, retry_delay_ms};
 

@@ -95,7 +95,10 @@ pub(crate) fn message_id(id: i64) -> String {
     format!("<outbox-{id}@entitlements>")
 }
 
-pub(crate) fn build_message(
+/// 9999-12-31 23:59:59.999 UTC, the last instant an email's Date header can name.
+const LAST_DATE_MS: u64 = 253_402_300_799_999;
+
+pub fn build_message(
     from: &Mailbox,
     msg: &QueuedEmail,
     content: &MailContent,
@@ -103,8 +106,10 @@ pub(crate) fn build_message(
     // The parser `Email::parse` uses, so every address the service accepted builds here.
     let to = mail_recipient(&content.to).map_err(|e| MailError::Recipient(e.0))?;
     // The creation time rather than the send time: the Date is when the event happened, and it
-    // keeps a redelivered message byte-identical to the first.
-    let date = UNIX_EPOCH + Duration::from_millis(u64::try_from(msg.created_at).unwrap_or(0));
+    // keeps a redelivered message byte-identical to the first. Held to years 1970-9999: lettre's
+    // Date header panics past 9999, and a row's time is read back from a database.
+    let ms = u64::try_from(msg.created_at).unwrap_or(0).min(LAST_DATE_MS);
+    let date = UNIX_EPOCH + Duration::from_millis(ms);
     let part = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
         .body(plain_body(&content.body));

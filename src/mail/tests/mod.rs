@@ -285,6 +285,34 @@ proptest::proptest! {
     }
 }
 
+/// Found by the `email_render` fuzz target: a row time past the year 9999 made lettre's Date
+/// header panic, in the worker, on every attempt at that row.
+#[test]
+fn a_row_time_out_of_the_date_header_range_still_builds() {
+    let c = content(&code_email("123456"));
+    for (created_at, date) in [
+        (i64::MAX, "Date: Fri, 31 Dec 9999 23:59:59 +0000\r\n"),
+        (
+            253_402_300_800_000,
+            "Date: Fri, 31 Dec 9999 23:59:59 +0000\r\n",
+        ),
+        (-1, "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n"),
+    ] {
+        let msg = QueuedEmail {
+            id: 1,
+            kind: "k".into(),
+            attempts: 1,
+            created_at,
+            content: Ok(c.clone()),
+        };
+        let raw = build_message(&default_from(), &msg, &c)
+            .unwrap()
+            .formatted();
+        let raw = String::from_utf8(raw).unwrap();
+        assert!(raw.contains(date), "{created_at}: {raw}");
+    }
+}
+
 #[test]
 fn the_address_of_the_finding_is_refused_where_it_is_given() {
     assert!(crate::domain::Email::parse("a@b.example,c@d.example").is_err());

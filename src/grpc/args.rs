@@ -1,0 +1,315 @@
+//! Request messages -> the typed arguments of their use cases: every field validated, errors
+//! naming the field (INVALID_ARGUMENT). Pure: no caller, no store, no clock. The handlers call
+//! these after authenticating the call, and the fuzz targets (`tests/fuzz`) call the very same
+//! functions on arbitrary messages. Fields are checked in the order the handlers always
+//! checked them, so the first bad field named stays the same.
+
+use tonic::Status;
+
+use super::convert::{self as cv, field, line, text};
+use super::status::invalid_field;
+use crate::clock::Millis;
+use crate::domain::feed::{Token, decode_token};
+use crate::domain::{
+    AccessRequestId, AccessRequestState, AccountStatus, Contract, ContractId, CountryCode, Email,
+    Icn, ProductId, Reason, Role, WebId,
+};
+use crate::proto::v1 as pb;
+use crate::service::{CheckRequest, NewStc};
+
+/// Page token kinds: a token from one list is refused by another.
+pub const REQUESTS: &str = "requests";
+pub const MEMBERS: &str = "members";
+pub const AUDIT: &str = "audit";
+
+pub const MAX_PRODUCTS: usize = 1000;
+pub const MAX_BATCH: usize = 100;
+
+pub struct RequestAccess {
+    pub icn: Icn,
+    pub country: CountryCode,
+    pub role: Role,
+}
+
+pub fn request_access(m: &pb::RequestAccessRequest) -> Result<RequestAccess, Status> {
+    Ok(RequestAccess {
+        icn: field("icn", &m.icn, Icn::parse)?,
+        country: field("country_code", &m.country_code, CountryCode::parse)?,
+        role: cv::required_role("requested_role", m.requested_role)?,
+    })
+}
+
+fn access_request_id(v: &str) -> Result<AccessRequestId, Status> {
+    field("access_request_id", v, AccessRequestId::parse)
+}
+
+/// The request, the role granted (the requested one when unset) and the grant's end, if any.
+pub fn approve_request(
+    m: &pb::ApproveRequestRequest,
+) -> Result<(AccessRequestId, Option<Role>, Option<Millis>), Status> {
+    Ok((
+        access_request_id(&m.access_request_id)?,
+        cv::role("granted_role", m.granted_role)?,
+        cv::optional_timestamp_in("expire_time", m.expire_time.as_ref())?,
+    ))
+}
+
+/// The request and the reason (required).
+pub fn deny_request(m: &pb::DenyRequestRequest) -> Result<(AccessRequestId, String), Status> {
+    Ok((
+        access_request_id(&m.access_request_id)?,
+        text("reason", &m.reason, 1000, true)?,
+    ))
+}
+
+/// The request and the reason (may be empty).
+pub fn withdraw_request(
+    m: &pb::WithdrawRequestRequest,
+) -> Result<(AccessRequestId, String), Status> {
+    Ok((
+        access_request_id(&m.access_request_id)?,
+        text("reason", &m.reason, 1000, false)?,
+    ))
+}
+
+/// The code as typed; the service normalises it.
+pub fn verify_email(m: &pb::VerifyEmailRequest) -> Result<String, Status> {
+    line("code", &m.code, 64, true)
+}
+
+pub struct ListAccessRequests {
+    pub icn: Icn,
+    pub state: Option<AccessRequestState>,
+    pub limit: u32,
+    pub before: Option<AccessRequestId>,
+}
+
+pub fn list_access_requests(
+    m: &pb::ListAccessRequestsRequest,
+) -> Result<ListAccessRequests, Status> {
+    Ok(ListAccessRequests {
+        icn: field("icn", &m.icn, Icn::parse)?,
+        state: cv::state("state", m.state)?,
+        limit: cv::page_size(m.page_size)?,
+        before: cv::page_token_in(REQUESTS, &m.page_token, |k| AccessRequestId::parse(k).ok())?,
+    })
+}
+
+pub struct ListMembers {
+    pub icn: Icn,
+    pub limit: u32,
+    pub after: Option<WebId>,
+}
+
+pub fn list_members(m: &pb::ListMembersRequest) -> Result<ListMembers, Status> {
+    Ok(ListMembers {
+        icn: field("icn", &m.icn, Icn::parse)?,
+        limit: cv::page_size(m.page_size)?,
+        after: cv::page_token_in(MEMBERS, &m.page_token, |k| WebId::parse(k).ok())?,
+    })
+}
+
+/// The account, the person, the new role and the membership's end, if any.
+pub fn update_member_role(
+    m: &pb::UpdateMemberRoleRequest,
+) -> Result<(Icn, WebId, Role, Option<Millis>), Status> {
+    Ok((
+        field("icn", &m.icn, Icn::parse)?,
+        field("web_id", &m.web_id, WebId::parse)?,
+        cv::required_role("role", m.role)?,
+        cv::optional_timestamp_in("expire_time", m.expire_time.as_ref())?,
+    ))
+}
+
+/// The account, the person and the reason (may be empty).
+pub fn remove_member(m: &pb::RemoveMemberRequest) -> Result<(Icn, WebId, String), Status> {
+    Ok((
+        field("icn", &m.icn, Icn::parse)?,
+        field("web_id", &m.web_id, WebId::parse)?,
+        text("reason", &m.reason, 1000, false)?,
+    ))
+}
+
+/// The account, its company name and its country.
+pub fn create_account(m: &pb::CreateAccountRequest) -> Result<(Icn, String, CountryCode), Status> {
+    Ok((
+        field("icn", &m.icn, Icn::parse)?,
+        line("company_name", &m.company_name, 200, true)?,
+        field("country_code", &m.country_code, CountryCode::parse)?,
+    ))
+}
+
+pub fn get_account(m: &pb::GetAccountRequest) -> Result<Icn, Status> {
+    field("icn", &m.icn, Icn::parse)
+}
+
+/// The account, its new status and the reason (may be empty).
+pub fn set_account_status(
+    m: &pb::SetAccountStatusRequest,
+) -> Result<(Icn, AccountStatus, String), Status> {
+    Ok((
+        field("icn", &m.icn, Icn::parse)?,
+        cv::account_status("status", m.status)?,
+        text("reason", &m.reason, 1000, false)?,
+    ))
+}
+
+pub fn add_site_technical_contact(
+    m: &pb::AddSiteTechnicalContactRequest,
+) -> Result<(Icn, NewStc), Status> {
+    Ok((
+        field("icn", &m.icn, Icn::parse)?,
+        NewStc {
+            web_id: field("web_id", &m.web_id, WebId::parse)?,
+            email: field("email", &m.email, Email::parse)?,
+            given_name: line("given_name", &m.given_name, 200, false)?,
+            family_name: line("family_name", &m.family_name, 200, false)?,
+        },
+    ))
+}
+
+/// The account, the person and the reason (may be empty).
+pub fn remove_site_technical_contact(
+    m: &pb::RemoveSiteTechnicalContactRequest,
+) -> Result<(Icn, WebId, String), Status> {
+    Ok((
+        field("icn", &m.icn, Icn::parse)?,
+        field("web_id", &m.web_id, WebId::parse)?,
+        text("reason", &m.reason, 1000, false)?,
+    ))
+}
+
+/// The contract as given (`updated_at` is set by the store).
+pub fn upsert_support_contract(m: &pb::UpsertSupportContractRequest) -> Result<Contract, Status> {
+    if m.product_ids.len() > MAX_PRODUCTS {
+        return Err(invalid_field(
+            "product_ids",
+            Reason::InvalidArgument,
+            "at most 1000 products",
+        ));
+    }
+    let mut products = Vec::with_capacity(m.product_ids.len());
+    for (i, p) in m.product_ids.iter().enumerate() {
+        products.push(field(&format!("product_ids[{i}]"), p, ProductId::parse)?);
+    }
+    Ok(Contract {
+        icn: field("icn", &m.icn, Icn::parse)?,
+        contract_id: field("contract_id", &m.contract_id, ContractId::parse)?,
+        product_ids: products,
+        starts_at: cv::timestamp_in("start_time", m.start_time.as_ref())?,
+        ends_at: cv::timestamp_in("end_time", m.end_time.as_ref())?,
+        includes_24x7: m.includes_24x7,
+        updated_at: 0,
+    })
+}
+
+pub struct ListAuditEvents {
+    /// None: every account's events.
+    pub icn: Option<Icn>,
+    pub limit: u32,
+    /// Events before this id.
+    pub before: Option<i64>,
+}
+
+pub fn list_audit_events(m: &pb::ListAuditEventsRequest) -> Result<ListAuditEvents, Status> {
+    Ok(ListAuditEvents {
+        icn: optional_icn(&m.icn)?,
+        limit: cv::page_size(m.page_size)?,
+        before: cv::page_token_in(AUDIT, &m.page_token, |k| k.parse::<i64>().ok())?,
+    })
+}
+
+/// An `icn` field where empty means "every account".
+fn optional_icn(v: &str) -> Result<Option<Icn>, Status> {
+    match v {
+        "" => Ok(None),
+        i => field("icn", i, Icn::parse).map(Some),
+    }
+}
+
+/// A consistency token as given out by [`crate::service::Services::token`]; empty is None.
+/// Whether this service can honour it (its database, a revision it has reached) is the
+/// service's question, asked after this one.
+pub fn consistency_token(name: &str, s: &str) -> Result<Option<Token>, Status> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    decode_token(s).map(Some).ok_or_else(|| {
+        invalid_field(
+            name,
+            Reason::InvalidConsistencyToken,
+            "is not a token this service gave out",
+        )
+    })
+}
+
+/// One check; `prefix` names the field's place in a batch (e.g. "checks[3].").
+pub fn check_request(
+    m: &pb::CheckEntitlementRequest,
+    prefix: &str,
+) -> Result<CheckRequest, Status> {
+    let f = |name: &str| format!("{prefix}{name}");
+    Ok(CheckRequest {
+        web_id: field(&f("web_id"), &m.web_id, WebId::parse)?,
+        icn: field(&f("icn"), &m.icn, Icn::parse)?,
+        action: cv::action(&f("action"), m.action)?,
+        product: match m.product_id.as_str() {
+            "" => None,
+            p => Some(field(&f("product_id"), p, ProductId::parse)?),
+        },
+        severity: cv::severity(&f("severity"), m.severity)?,
+    })
+}
+
+/// The check and the token it must read at least.
+pub fn check_entitlement(
+    m: &pb::CheckEntitlementRequest,
+) -> Result<(CheckRequest, Option<Token>), Status> {
+    Ok((
+        check_request(m, "")?,
+        consistency_token("consistency_token", &m.consistency_token)?,
+    ))
+}
+
+pub struct BatchCheck {
+    /// The token every check reads at least.
+    pub token: Option<Token>,
+    /// Each check with its own token, or why it is refused: one bad check fails only itself.
+    pub checks: Vec<Result<(CheckRequest, Option<Token>), Status>>,
+}
+
+pub fn batch_check_entitlements(
+    m: &pb::BatchCheckEntitlementsRequest,
+) -> Result<BatchCheck, Status> {
+    if m.checks.len() > MAX_BATCH {
+        return Err(invalid_field(
+            "checks",
+            Reason::BatchTooLarge,
+            "at most 100 checks per call",
+        ));
+    }
+    let token = consistency_token("consistency_token", &m.consistency_token)?;
+    let checks = m
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let prefix = format!("checks[{i}].");
+            let check = check_request(c, &prefix)?;
+            let own =
+                consistency_token(&format!("{prefix}consistency_token"), &c.consistency_token)?;
+            Ok((check, own))
+        })
+        .collect();
+    Ok(BatchCheck { token, checks })
+}
+
+/// The token a watch starts from. Asked (and honoured) before [`watch_icn`], as it always was.
+pub fn watch_token(m: &pb::WatchEntitlementChangesRequest) -> Result<Option<Token>, Status> {
+    consistency_token("consistency_token", &m.consistency_token)
+}
+
+/// The account a watch is narrowed to; None: every account the caller may watch.
+pub fn watch_icn(m: &pb::WatchEntitlementChangesRequest) -> Result<Option<Icn>, Status> {
+    optional_icn(&m.icn)
+}

@@ -163,6 +163,8 @@ pub struct Config {
     pub concurrency_limit: usize,
     pub max_message_bytes: usize,
     pub expiry_sweep: Duration,
+    /// How often accounts are searched for ones nobody can administer.
+    pub orphan_sweep: Duration,
     pub dev: bool,
     /// Where `/metrics` is served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
@@ -345,6 +347,7 @@ impl ServeArgs {
             max_message_bytes: self.max_message_bytes,
             // Reminders, escalations and expiries are honoured within about a second.
             expiry_sweep: Duration::from_secs(1),
+            orphan_sweep: Duration::from_secs(60),
             dev: self.dev,
             metrics_listen: self.metrics_listen,
             metrics_sample: Duration::from_millis(self.metrics_sample_ms.max(100)),

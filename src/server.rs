@@ -277,6 +277,7 @@ async fn start_backend(
     tasks.push(spawn_expiry_sweeper(
         services.clone(),
         config.expiry_sweep,
+        config.orphan_sweep,
         stop.clone(),
     ));
     tasks.push(crate::service::spawn_ops_sampler(

@@ -306,9 +306,74 @@ async fn a_running_server_honours_second_scale_delays(backend: Backend) {
     }
 }
 
+/// An account with nobody who can decide (its STC never verified) is reported to the operators
+/// once (audit event, email); when an administrator can decide the report is withdrawn.
+async fn an_account_nobody_can_administer_is_reported_once(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            operator_email: Some(OPS.to_owned()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let op = app.operator();
+    app.admin()
+        .create_account(authed(
+            pb::CreateAccountRequest {
+                icn: ICN.into(),
+                company_name: "Orphan Corp".into(),
+                country_code: COUNTRY.into(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    // Its only STC never verifies their address: nobody can decide for it.
+    app.admin()
+        .add_site_technical_contact(authed(
+            pb::AddSiteTechnicalContactRequest {
+                icn: ICN.into(),
+                web_id: "sue".into(),
+                email: "sue@example.com".into(),
+                given_name: "Sue".into(),
+                family_name: "Stc".into(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    // Once past the grace an account has to get its first STC verified, it is reported.
+    app.clock.advance(73 * HOUR);
+    wait_action(&app, "account.orphaned", 1).await;
+    expect_mails(&app, OPS, "No administrator can decide for", 1).await;
+    // Sweeps go on; still one report.
+    let replica = app.replica().await;
+    app.clock.advance(HOUR);
+    wait_action(&app, "account.orphaned", 1).await;
+
+    // The first code expired long ago: Sue asks for another one and verifies.
+    app.access()
+        .send_verification_email(authed(
+            pb::SendVerificationEmailRequest::default(),
+            &app.person("sue"),
+        ))
+        .await
+        .unwrap();
+    let code = app.verification_code("sue@example.com", 2).await;
+    app.access()
+        .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person("sue")))
+        .await
+        .unwrap();
+    wait_action(&app, "account.adopted", 1).await;
+    expect_mails(&app, OPS, "No administrator can decide for", 1).await;
+    drop(replica);
+}
+
 crate::both_backends!(
     a_waiting_request_is_reminded_then_escalated_then_expired_once,
     a_decided_request_is_not_reminded,
     requests_nobody_can_decide_go_to_the_operators,
     a_running_server_honours_second_scale_delays,
+    an_account_nobody_can_administer_is_reported_once,
 );

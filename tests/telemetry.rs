@@ -391,6 +391,7 @@ async fn spans_follow_the_rpc_and_database_conventions(backend: Backend) {
         "db_client_connection_pending_requests",
         "db_client_connection_max",
         "entitlements_outbox_backlog",
+        "entitlements_accounts_orphaned",
         "entitlements_outbox_oldest_due_age_seconds",
         "entitlements_outbox_given_up_total",
     ] {

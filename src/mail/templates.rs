@@ -39,6 +39,7 @@ pub const KIND_MEMBER_REMOVED: &str = "member_removed";
 pub const KIND_REQUEST_REMINDER: &str = "request_reminder";
 pub const KIND_REQUEST_ESCALATED: &str = "request_escalated";
 pub const KIND_REQUEST_FOR_OPERATORS: &str = "request_for_operators";
+pub const KIND_ACCOUNT_ORPHANED: &str = "account_orphaned";
 
 /// Who a note about a request that still waits is for, which decides what it asks of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +180,34 @@ pub fn request_waiting(
         "If nobody decides by {until}, the request expires and the requester is told to ask again."
     ));
     t.finish(brand, to, subject, kind)
+}
+
+/// Tells the operators that nobody on an account can decide its requests any more.
+pub fn account_orphaned(
+    brand: &MailBrand,
+    to: &str,
+    icn: impl Display,
+    company_name: &str,
+    administrators: usize,
+) -> OutgoingEmail {
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting("");
+    t.para(format!(
+        "The support account of {company} (ICN {icn}) has nobody who can decide its access \
+         requests: it has {administrators} Site Technical Contact(s) or Technical Contact(s), \
+         and none of them has a verified email address."
+    ));
+    t.para(
+        "Until that changes, its access requests come to you. To give the account back to its \
+         company, designate a Site Technical Contact who will verify their address, or ask an \
+         existing one to verify theirs.",
+    );
+    t.finish(
+        brand,
+        to,
+        format!("No administrator can decide for {company} (ICN {icn})"),
+        KIND_ACCOUNT_ORPHANED,
+    )
 }
 
 /// Tells a requester what they can do while their request waits for an administrator.

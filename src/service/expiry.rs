@@ -181,13 +181,24 @@ impl Services {
 pub fn spawn_expiry_sweeper(
     services: Services,
     every: Duration,
+    orphans_every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Looking for orphaned accounts reads every active account: less often.
+        let mut orphans = tokio::time::interval(orphans_every);
+        orphans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = orphans.tick() => {
+                    match services.report_orphans().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(changed = n, "reported or withdrew orphaned accounts"),
+                        Err(e) => tracing::warn!(error = %e, "orphaned-account sweep failed; will retry"),
+                    }
+                }
                 _ = tick.tick() => {
                     match services.nudge_due().await {
                         Ok(0) => {}

@@ -12,6 +12,7 @@ mod feed;
 mod limits;
 mod members;
 mod nudges;
+mod orphans;
 mod outbox;
 mod stats;
 mod verify;

@@ -81,6 +81,8 @@ pub struct OpsStats {
     pub outbox_oldest_due: Option<Millis>,
     /// Pending requests created less than a day ago, one to seven days ago, and earlier.
     pub pending_requests: [i64; 3],
+    /// Accounts reported as having no administrator who can decide.
+    pub orphaned_accounts: i64,
 }
 
 /// How many rows of each part of a snapshot to read at most: what the cache can hold.
@@ -232,6 +234,16 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         now: Millis,
         limit: u32,
     ) -> Result<Vec<(Icn, WebId)>, StoreError>;
+    /// Active accounts made at or before `made_by` that have no administrator who can decide
+    /// at `now` and were not reported yet (`orphaned`), or reported ones that have one again
+    /// or were suspended (`!orphaned`).
+    async fn orphans(
+        &self,
+        orphaned: bool,
+        made_by: Millis,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<Icn>, StoreError>;
     /// Pending requests whose deadline has passed, oldest first.
     async fn overdue_requests(
         &self,
@@ -300,6 +312,14 @@ pub trait WriteTx: Send {
         &mut self,
         id: AccessRequestId,
         nudge: Nudge,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+    /// Notes (true) or forgets (false) that the account was reported as having nobody who can
+    /// decide; false when that was already so.
+    async fn mark_orphan(
+        &mut self,
+        icn: &Icn,
+        orphaned: bool,
         now: Millis,
     ) -> Result<bool, StoreError>;
     /// When each nudge of the request went out.

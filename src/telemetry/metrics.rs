@@ -248,7 +248,7 @@ fn pool(meter: &Meter, s: &Arc<Services>) -> Vec<Keep> {
 }
 
 fn database(meter: &Meter, s: &Arc<Services>) -> Vec<Keep> {
-    let (a, b, c) = (s.clone(), s.clone(), s.clone());
+    let (a, b, c, d) = (s.clone(), s.clone(), s.clone(), s.clone());
     vec![
         Box::new(
             meter
@@ -290,6 +290,18 @@ fn database(meter: &Meter, s: &Arc<Services>) -> Vec<Keep> {
                         {
                             o.observe(n, &[KeyValue::new("age", age)]);
                         }
+                    }
+                })
+                .build(),
+        ),
+        Box::new(
+            meter
+                .i64_observable_gauge("entitlements.accounts.orphaned")
+                .with_unit("{account}")
+                .with_description("Active accounts with no administrator who can decide (no STC or TC with a verified email)")
+                .with_callback(move |o| {
+                    if let Some(ops) = d.stats().ops {
+                        o.observe(ops.orphaned_accounts, &[]);
                     }
                 })
                 .build(),

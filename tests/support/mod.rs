@@ -139,6 +139,7 @@ impl TestApp {
         let mut config = config(&db.url, data_dir.path(), &mail, opts);
         config.mail_poll = Duration::from_millis(50);
         config.expiry_sweep = Duration::from_millis(100);
+        config.orphan_sweep = Duration::from_millis(100);
         if opts.idp.is_some() {
             config.auth.refresh_every = Duration::from_millis(50);
         }

@@ -37,6 +37,7 @@ where
     for<'q> Option<i64>: Encode<'q, D> + Type<D>,
     (String,): for<'r> FromRow<'r, D::Row>,
     (Option<i64>,): for<'r> FromRow<'r, D::Row>,
+    (i64,): for<'r> FromRow<'r, D::Row>,
     (i64, i64): for<'r> FromRow<'r, D::Row>,
     (i64, Option<i64>): for<'r> FromRow<'r, D::Row>,
     (i64, i64, i64): for<'r> FromRow<'r, D::Row>,
@@ -76,11 +77,15 @@ where
             .bind(now - 7 * DAY)
             .fetch_one(&mut *conn)
             .await?;
+        let (orphaned_accounts,): (i64,) = sqlx::query_as(text::COUNT_ORPHANS)
+            .fetch_one(&mut *conn)
+            .await?;
         Ok(OpsStats {
             head,
             outbox_backlog,
             outbox_oldest_due,
             pending_requests: [fresh, week, older],
+            orphaned_accounts,
         })
     }
 
@@ -366,5 +371,30 @@ where
                     .map_err(|_| StoreError::Corrupt(format!("request id {s:?}")))
             })
             .collect()
+    }
+
+    async fn orphans(
+        &self,
+        orphaned: bool,
+        made_by: Millis,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<Icn>, StoreError> {
+        let mut conn = self.conn().await?;
+        let icns: Vec<String> = if orphaned {
+            sqlx::query_scalar(text::UNREPORTED_ORPHANS)
+                .bind(made_by)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?
+        } else {
+            sqlx::query_scalar(text::ADOPTED_ORPHANS)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?
+        };
+        Ok(icns.into_iter().map(Icn::from_trusted).collect())
     }
 }

@@ -169,6 +169,26 @@ pub(super) const RECORD_NUDGE: &str = "INSERT INTO request_nudges (request_id, s
 pub(super) const NUDGES_OF: &str =
     "SELECT stage, sent_at FROM request_nudges WHERE request_id = $1 ORDER BY sent_at";
 
+/// Active accounts made at or before $1 with no administrator who can decide at $2 (no active
+/// STC or TC with a verified email), not reported yet.
+pub(super) const UNREPORTED_ORPHANS: &str = "SELECT a.icn FROM accounts a \
+    WHERE a.status = 'ACTIVE' AND a.created_at <= $1 \
+    AND NOT EXISTS (SELECT 1 FROM orphan_reports o WHERE o.icn = a.icn) \
+    AND NOT EXISTS (SELECT 1 FROM memberships m JOIN persons p ON p.web_id = m.web_id \
+        WHERE m.icn = a.icn AND m.removed_at IS NULL AND (m.expires_at IS NULL OR m.expires_at > $2) \
+        AND m.role IN ('TECHNICAL_CONTACT', 'SITE_TECHNICAL_CONTACT') AND p.email_verified_at IS NOT NULL) \
+    ORDER BY a.icn LIMIT $3";
+/// Reported accounts that have an administrator who can decide again, or were suspended.
+pub(super) const ADOPTED_ORPHANS: &str = "SELECT o.icn FROM orphan_reports o JOIN accounts a ON a.icn = o.icn \
+    WHERE a.status <> 'ACTIVE' OR EXISTS (SELECT 1 FROM memberships m JOIN persons p ON p.web_id = m.web_id \
+        WHERE m.icn = o.icn AND m.removed_at IS NULL AND (m.expires_at IS NULL OR m.expires_at > $1) \
+        AND m.role IN ('TECHNICAL_CONTACT', 'SITE_TECHNICAL_CONTACT') AND p.email_verified_at IS NOT NULL) \
+    ORDER BY o.icn LIMIT $2";
+pub(super) const RECORD_ORPHAN: &str = "INSERT INTO orphan_reports (icn, reported_at) VALUES ($1, $2) \
+    ON CONFLICT (icn) DO NOTHING";
+pub(super) const CLEAR_ORPHAN: &str = "DELETE FROM orphan_reports WHERE icn = $1";
+pub(super) const COUNT_ORPHANS: &str = "SELECT COUNT(*) FROM orphan_reports";
+
 // Verification codes.
 
 const VERIFICATION_COLS: &str = "web_id, email, code_hash, salt, created_at, expires_at, \

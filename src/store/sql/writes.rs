@@ -248,6 +248,28 @@ where
         Ok(D::rows_affected(&done) > 0)
     }
 
+    #[tracing::instrument(name = "orphan_reports", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.collection.name = "orphan_reports", db.query.summary = "orphan_reports"))]
+    async fn mark_orphan(
+        &mut self,
+        icn: &Icn,
+        orphaned: bool,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let done = if orphaned {
+            sqlx::query(text::RECORD_ORPHAN)
+                .bind(icn.as_str())
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?
+        } else {
+            sqlx::query(text::CLEAR_ORPHAN)
+                .bind(icn.as_str())
+                .execute(&mut *self.tx)
+                .await?
+        };
+        Ok(D::rows_affected(&done) > 0)
+    }
+
     #[tracing::instrument(name = "SELECT request_nudges", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "request_nudges", db.query.summary = "SELECT request_nudges"))]
     async fn nudges(&mut self, id: AccessRequestId) -> Result<Vec<(Nudge, Millis)>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(text::NUDGES_OF)

@@ -33,8 +33,8 @@ pub(crate) trait Dialect: sqlx::Database {
 
     /// Starts a read-only transaction whose reads all see one snapshot of the database.
     fn begin_snapshot(
-        conn: &mut Self::Connection,
-    ) -> impl Future<Output = Result<Transaction<'_, Self>, StoreError>> + Send;
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, StoreError>> + Send;
 
     /// Tells other replicas, on commit, that `revision` exists (a no-op where none can hear).
     fn announce(

@@ -57,12 +57,10 @@ impl Dialect for Postgres {
         Ok(pool.begin().await?)
     }
 
-    async fn begin_snapshot(
-        conn: &mut sqlx::PgConnection,
-    ) -> Result<Transaction<'_, Self>, StoreError> {
-        let mut tx =
-            sqlx::Connection::begin_with(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .await?;
+    async fn begin_snapshot(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError> {
+        let mut tx = pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
         // Streaming a million rows into the cache can outlast the session's 15 s limit,
         // which is meant for statements that hang, not for this one read.
         sqlx::query("SET LOCAL statement_timeout = '300s'")

@@ -109,10 +109,8 @@ impl Dialect for Sqlite {
     }
 
     /// In WAL mode a deferred transaction keeps the snapshot of its first read until it ends.
-    async fn begin_snapshot(
-        conn: &mut sqlx::SqliteConnection,
-    ) -> Result<Transaction<'_, Self>, StoreError> {
-        Ok(sqlx::Connection::begin(conn).await?)
+    async fn begin_snapshot(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, StoreError> {
+        Ok(pool.begin().await?)
     }
 
     /// No one could hear it: see `listen`.

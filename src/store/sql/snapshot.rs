@@ -28,10 +28,7 @@ where
     SnapshotMemberRow: for<'r> FromRow<'r, D::Row>,
 {
     let limit = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    // A connection of its own, closed afterwards: the driver's buffers grown by a million
-    // streamed rows leave with it instead of staying in the pool for the replica's lifetime.
-    let mut conn = pool.acquire().await?;
-    let mut tx = D::begin_snapshot(&mut conn).await?;
+    let mut tx = D::begin_snapshot(pool).await?;
     // Read first, inside the snapshot: the rows below reflect exactly this revision.
     let (revision, _): (i64, i64) = sqlx::query_as(text::FEED_BOUNDS)
         .fetch_one(&mut *tx)
@@ -107,9 +104,6 @@ where
         }
     }
     tx.commit().await?;
-    if let Err(e) = conn.close().await {
-        tracing::debug!(error = %e, "closing the snapshot's connection");
-    }
     if skipped > 0 {
         tracing::warn!(
             skipped,

@@ -273,6 +273,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             product_id,
             severity,
             consistency_token,
+            fully_consistent,
         } => {
             let msg = pb::CheckEntitlementRequest {
                 web_id,
@@ -281,6 +282,11 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
                 product_id,
                 severity,
                 consistency_token,
+                consistency: if fully_consistent {
+                    pb::Consistency::FullyConsistent
+                } else {
+                    pb::Consistency::Unspecified
+                } as i32,
             };
             let r = c.entitlement().check_entitlement(c.req(msg)).await?;
             let r = r.into_inner();

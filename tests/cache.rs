@@ -25,6 +25,7 @@ fn all_checks() -> Vec<pb::CheckEntitlementRequest> {
                     product_id: String::new(),
                     severity: 0,
                     consistency_token: String::new(),
+                    consistency: 0,
                 });
             }
         }

@@ -18,6 +18,7 @@ fn check_req(web_id: &str, token: &str) -> pb::CheckEntitlementRequest {
         product_id: String::new(),
         severity: 0,
         consistency_token: token.into(),
+        consistency: 0,
     }
 }
 
@@ -270,6 +271,7 @@ async fn batch_checks_answer_in_order(backend: Backend) {
             pb::BatchCheckEntitlementsRequest {
                 checks,
                 consistency_token: String::new(),
+                consistency: 0,
             },
             &app.checker(),
         ))
@@ -305,6 +307,7 @@ async fn batch_checks_answer_in_order(backend: Backend) {
             pb::BatchCheckEntitlementsRequest {
                 checks: vec![check_req("ana", ""), check_req("stc1", "")],
                 consistency_token: String::new(),
+                consistency: 0,
             },
             &app.person("ana"),
         ))
@@ -329,6 +332,7 @@ async fn batch_checks_answer_in_order(backend: Backend) {
             pb::BatchCheckEntitlementsRequest {
                 checks: too_many,
                 consistency_token: String::new(),
+                consistency: 0,
             },
             &app.checker(),
         ))
@@ -423,7 +427,97 @@ async fn the_change_stream_is_resumable(backend: Backend) {
     assert_status(r, Code::PermissionDenied, "CHECK_SCOPE_REQUIRED");
 }
 
+/// A fully consistent check reads the database: on a second replica, right after a removal
+/// on the first, with no token to carry, it already answers ACCESS_REVOKED (deny as much as
+/// allow: a re-grant shows at once too). The modes a token contradicts or lacks are refused.
+async fn a_fully_consistent_check_needs_no_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    verified_member(&app, &stc, "ana", pb::Role::AuthorizedUser).await;
+    let other = app.replica().await;
+    let fully = |web_id: &str| pb::CheckEntitlementRequest {
+        consistency: pb::Consistency::FullyConsistent as i32,
+        ..check_req(web_id, "")
+    };
+    let ask = |app: &TestApp, r: pb::CheckEntitlementRequest| {
+        let mut c = app.entitlement();
+        let r = authed(r, &app.checker());
+        async move { c.check_entitlement(r).await.map(|r| r.into_inner()) }
+    };
+    // The other replica's cache holds ana's allow.
+    assert!(check_on(&other, "ana", "").await.allowed);
+    // Three rounds: a person may ask five times a day, and becoming a member took one.
+    for round in 0..3 {
+        app.access()
+            .remove_member(authed(
+                pb::RemoveMemberRequest {
+                    icn: ICN.into(),
+                    web_id: "ana".into(),
+                    reason: format!("round {round}"),
+                },
+                &stc,
+            ))
+            .await
+            .unwrap();
+        let r = ask(&other, fully("ana")).await.unwrap();
+        assert_eq!(
+            (r.allowed, r.reason),
+            (false, pb::DecisionReason::AccessRevoked as i32),
+            "round {round}"
+        );
+        let req = request(&app, "ana", pb::Role::AuthorizedUser).await;
+        approve(&app, &stc, &req.access_request_id).await.unwrap();
+        assert!(
+            ask(&other, fully("ana")).await.unwrap().allowed,
+            "round {round}"
+        );
+    }
+    let token = app.token_of_now().await;
+    let r = ask(
+        &other,
+        pb::CheckEntitlementRequest {
+            consistency: pb::Consistency::MinimizeLatency as i32,
+            ..check_req("ana", &token)
+        },
+    )
+    .await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(field_violation(&s).as_deref(), Some("consistency"));
+    let r = ask(
+        &other,
+        pb::CheckEntitlementRequest {
+            consistency: pb::Consistency::AtLeastAsFresh as i32,
+            ..check_req("ana", "")
+        },
+    )
+    .await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(field_violation(&s).as_deref(), Some("consistency_token"));
+    let r = ask(
+        &other,
+        pb::CheckEntitlementRequest {
+            consistency: 9,
+            ..check_req("ana", "")
+        },
+    )
+    .await;
+    let s = assert_status(r, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert_eq!(field_violation(&s).as_deref(), Some("consistency"));
+    // With its token, at-least-as-fresh is today's behaviour.
+    let r = ask(
+        &other,
+        pb::CheckEntitlementRequest {
+            consistency: pb::Consistency::AtLeastAsFresh as i32,
+            ..check_req("ana", &token)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(r.allowed);
+}
+
 crate::both_backends!(
+    a_fully_consistent_check_needs_no_token,
     no_stale_allow_with_a_token_on_any_replica,
     revocation_reaches_every_replica_without_a_token,
     tokens_are_validated_and_returned,

@@ -129,6 +129,7 @@ pub async fn check_as(
                 product_id: product.into(),
                 severity,
                 consistency_token: String::new(),
+                consistency: 0,
             },
             token,
         ))

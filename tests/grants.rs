@@ -243,6 +243,7 @@ async fn a_time_boxed_grant_ends_at_its_instant(backend: Backend) {
                     product_id: String::new(),
                     severity: 0,
                     consistency_token: token.clone(),
+                    consistency: 0,
                 },
                 &app.checker(),
             ))

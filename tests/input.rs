@@ -201,6 +201,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
         product_id: String::new(),
         severity,
         consistency_token: String::new(),
+        consistency: 0,
     };
     let checker = app.checker();
     for (field, req) in [

@@ -262,6 +262,7 @@ async fn a_person_cannot_enumerate_accounts(backend: Backend) {
             product_id: String::new(),
             severity: 0,
             consistency_token: String::new(),
+            consistency: 0,
         };
         (req, app.person(who))
     };

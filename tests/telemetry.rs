@@ -265,6 +265,7 @@ async fn spans_follow_the_rpc_and_database_conventions(backend: Backend) {
                 product_id: String::new(),
                 severity: 0,
                 consistency_token: String::new(),
+                consistency: 0,
             },
             &app.checker(),
         ))

@@ -46,6 +46,7 @@ pub fn request(shape: Shape, i: i64) -> pb::CheckEntitlementRequest {
         product_id: "db2".into(),
         severity: 2,
         consistency_token: String::new(),
+        consistency: 0,
     }
 }
 
@@ -126,7 +127,7 @@ pub async fn warm_all(addr: &str, token: &str, shape: Shape) -> anyhow::Result<u
             let mut allowed = 0u64;
             for start in chunk {
                 let checks = (start..(start + 100).min(shape.members)).map(|i| request(shape, i)).collect();
-                let mut req = tonic::Request::new(pb::BatchCheckEntitlementsRequest { checks, consistency_token: String::new() });
+                let mut req = tonic::Request::new(pb::BatchCheckEntitlementsRequest { checks, consistency_token: String::new(), consistency: 0 });
                 req.metadata_mut().insert("authorization", auth.clone());
                 let r = client.batch_check_entitlements(req).await?.into_inner();
                 allowed += r

@@ -307,5 +307,8 @@ pub enum CtlCommand {
         /// From a mutation's response: read at least that change.
         #[arg(long, default_value = "")]
         consistency_token: String,
+        /// Read the database instead of the replica's cache (no token needed).
+        #[arg(long)]
+        fully_consistent: bool,
     },
 }

@@ -258,7 +258,40 @@ pub fn check_request(
             p => Some(field(&f("product_id"), p, ProductId::parse)?),
         },
         severity: cv::severity(&f("severity"), m.severity)?,
+        fully_consistent: consistency(
+            &f("consistency"),
+            m.consistency,
+            &f("consistency_token"),
+            &m.consistency_token,
+        )?,
     })
+}
+
+/// Whether the caller asked for a fully consistent answer; refuses a mode its token
+/// contradicts (a token with MINIMIZE_LATENCY) or lacks (AT_LEAST_AS_FRESH without one).
+fn consistency(name: &str, v: i32, token_name: &str, token: &str) -> Result<bool, Status> {
+    use pb::Consistency as C;
+    match C::try_from(v) {
+        Ok(C::Unspecified) => Ok(false),
+        Ok(C::MinimizeLatency) if !token.is_empty() => Err(invalid_field(
+            name,
+            Reason::InvalidArgument,
+            "CONSISTENCY_MINIMIZE_LATENCY takes no consistency_token; leave one of them out",
+        )),
+        Ok(C::MinimizeLatency) => Ok(false),
+        Ok(C::AtLeastAsFresh) if token.is_empty() => Err(invalid_field(
+            token_name,
+            Reason::InvalidArgument,
+            "is required with CONSISTENCY_AT_LEAST_AS_FRESH",
+        )),
+        Ok(C::AtLeastAsFresh) => Ok(false),
+        Ok(C::FullyConsistent) => Ok(true),
+        Err(_) => Err(invalid_field(
+            name,
+            Reason::InvalidArgument,
+            "must be a Consistency value",
+        )),
+    }
 }
 
 /// The check and the token it must read at least.
@@ -289,13 +322,20 @@ pub fn batch_check_entitlements(
         ));
     }
     let token = consistency_token("consistency_token", &m.consistency_token)?;
+    let all_fully = consistency(
+        "consistency",
+        m.consistency,
+        "consistency_token",
+        &m.consistency_token,
+    )?;
     let checks = m
         .checks
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let prefix = format!("checks[{i}].");
-            let check = check_request(c, &prefix)?;
+            let mut check = check_request(c, &prefix)?;
+            check.fully_consistent |= all_fully;
             let own =
                 consistency_token(&format!("{prefix}consistency_token"), &c.consistency_token)?;
             Ok((check, own))

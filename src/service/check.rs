@@ -19,6 +19,8 @@ pub struct CheckRequest {
     pub product: Option<ProductId>,
     /// 1-4, None when not given.
     pub severity: Option<u8>,
+    /// Read the database, not the cache: the answer reflects every change committed before.
+    pub fully_consistent: bool,
 }
 
 /// How long a check with a consistency token waits for the feed before reading the database.
@@ -45,7 +47,7 @@ impl Services {
             tracing::Span::none()
         };
         let (facts, revision, hit) = self
-            .facts(&req.icn, &req.web_id, at_least)
+            .facts(&req.icn, &req.web_id, at_least, req.fully_consistent)
             .instrument(span.clone())
             .await?;
         let input = CheckInput {
@@ -79,11 +81,12 @@ impl Services {
         icn: &Icn,
         web_id: &WebId,
         at_least: Option<Revision>,
+        fully_consistent: bool,
     ) -> ServiceResult<(CheckFacts, Revision, bool)> {
         let feed = &self.inner.feed;
         let cache = &self.inner.cache;
         // A replica that can't read the feed can't know what its cache missed: read through.
-        let mut cache_ok = feed.is_fresh();
+        let mut cache_ok = feed.is_fresh() && !fully_consistent;
         if let Some(t) = at_least
             && feed.applied() < t
             && !feed.wait_for(t, TOKEN_WAIT).await

@@ -158,11 +158,13 @@ async fn batch(
             product_id: q.product.unwrap_or("").into(),
             severity: if q.severity_1 { 1 } else { 0 },
             consistency_token: own.into(),
+            consistency: 0,
         })
         .collect();
     let batch = pb::BatchCheckEntitlementsRequest {
         checks,
         consistency_token: token.into(),
+        consistency: 0,
     };
     let r = match server
         .entitlement()

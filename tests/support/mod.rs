@@ -291,6 +291,7 @@ impl TestApp {
                     product_id: String::new(),
                     severity: 0,
                     consistency_token: String::new(),
+                    consistency: 0,
                 },
                 &self.checker(),
             ))

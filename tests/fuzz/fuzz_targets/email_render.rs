@@ -33,6 +33,11 @@ struct Input {
     created_at: i64,
     id: i64,
     email_verified: bool,
+    /// A time-boxed grant's end, if any.
+    grant_ends: Option<i64>,
+    /// Which note about a waiting request: reminder, escalation, operators.
+    waiting_for: u8,
+    administrators: u8,
 }
 
 const CODE_LINE: &str = "Verification code:";
@@ -150,10 +155,41 @@ fuzz_target!(|input: Input| {
             &i.company,
             &i.role,
             i.email_verified,
+            i.grant_ends,
         ),
         t::request_denied(&b, to, &i.name, &i.icn, &i.company, &i.reason),
         t::request_expired(&b, to, &i.name, &i.icn, &i.company),
-        t::member_role_changed(&b, to, &i.name, &i.icn, &i.company, &i.role, &i.other_role),
+        t::member_role_changed(
+            &b,
+            to,
+            &i.name,
+            &i.icn,
+            &i.company,
+            &i.role,
+            &i.other_role,
+            i.grant_ends,
+        ),
+        t::request_waiting(
+            &b,
+            to,
+            match i.waiting_for % 3 {
+                0 => t::WaitingFor::Reminder,
+                1 => t::WaitingFor::Escalation,
+                _ => t::WaitingFor::Operators,
+            },
+            &t::WaitingRequest {
+                requester_name: &i.name,
+                requester_email: &i.requester_email,
+                requester_web_id: &i.web_id,
+                icn: &i.icn,
+                company_name: &i.company,
+                requested_role_label: &i.role,
+                request_id: &i.request_id,
+                made_at: i.created_at,
+                expires_at: i.expires_at,
+            },
+        ),
+        t::account_orphaned(&b, to, &i.icn, &i.company, usize::from(i.administrators)),
         t::member_removed(&b, to, &i.name, &i.icn, &i.company),
     ];
     for m in &mails {

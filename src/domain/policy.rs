@@ -24,6 +24,11 @@
 //!   not a member of ([`as_seen_by_self`]); reading or administering an account that does not
 //!   exist is refused as for one they do not administer ([`unknown_account`]). The ticketing
 //!   system and operators keep the precise reasons.
+//! - **Email-domain policies** of an account (which domains' requests are approved
+//!   automatically, held or refused) are kept by operators (on any account, suspended or not)
+//!   and by the account's Site Technical Contacts, as administrators (active, verified email,
+//!   ACTIVE account) and STC only: a TC is refused with SITE_TECHNICAL_CONTACT_REQUIRED, anyone
+//!   else with what administering refuses ([`Operation::ManageEmailDomains`]).
 //! - **A person reading their own request** sees the decision and its reason, but not which
 //!   administrator made it ([`shows_decider`]); administrators and operators do.
 //! - **Who hears of a pending request** ([`request_audience`]): when it is made and when it is
@@ -87,6 +92,8 @@ pub enum Operation<'a> {
         member: &'a WebId,
         role: Option<Role>,
     },
+    /// Set, delete or list an account's email-domain policies.
+    ManageEmailDomains { standing: Standing },
     /// Act on one's own person record: verify one's email, ask for a code, read one's access.
     OwnProfile,
 }
@@ -114,6 +121,8 @@ pub enum Refusal {
     SelfModification,
     #[error("only an operator adds or removes a Site Technical Contact")]
     SiteTechnicalContactProtected,
+    #[error("only a Site Technical Contact of this account (or an operator) may do this")]
+    SiteTechnicalContactRequired,
 }
 
 impl Refusal {
@@ -189,6 +198,17 @@ pub fn authorize(actor: &Actor<'_>, op: &Operation<'_>) -> Result<(), Refusal> {
                 return Err(Refusal::SiteTechnicalContactProtected);
             }
             Ok(())
+        }
+        Operation::ManageEmailDomains { standing } => {
+            if actor.operator {
+                return Ok(());
+            }
+            administrator(&standing)?;
+            if standing.role == Some(Role::SiteTechnicalContact) {
+                Ok(())
+            } else {
+                Err(Refusal::SiteTechnicalContactRequired)
+            }
         }
         Operation::OwnProfile => Ok(()),
     }

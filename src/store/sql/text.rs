@@ -169,6 +169,30 @@ pub(super) const RECORD_NUDGE: &str = "INSERT INTO request_nudges (request_id, s
 pub(super) const NUDGES_OF: &str =
     "SELECT stage, sent_at FROM request_nudges WHERE request_id = $1 ORDER BY sent_at";
 
+// Email-domain policies.
+
+const DOMAIN_RULE_COLS: &str = "icn, domain, action, role, created_by, created_at, updated_at";
+
+pub(super) fn domain_rule() -> String {
+    format!("SELECT {DOMAIN_RULE_COLS} FROM email_domain_policies WHERE icn = $1 AND domain = $2")
+}
+/// A rule set again keeps who made it and when; its action, role and `updated_at` change.
+pub(super) fn upsert_domain_rule() -> String {
+    format!(
+        "INSERT INTO email_domain_policies ({DOMAIN_RULE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (icn, domain) DO UPDATE SET action = excluded.action, role = excluded.role, \
+         updated_at = excluded.updated_at"
+    )
+}
+pub(super) const DELETE_DOMAIN_RULE: &str =
+    "DELETE FROM email_domain_policies WHERE icn = $1 AND domain = $2";
+pub(super) fn domain_rules_page() -> String {
+    format!(
+        "SELECT {DOMAIN_RULE_COLS} FROM email_domain_policies \
+         WHERE icn = $1 AND ($2 IS NULL OR domain > $2) ORDER BY domain LIMIT $3"
+    )
+}
+
 // Verification codes.
 
 const VERIFICATION_COLS: &str = "web_id, email, code_hash, salt, created_at, expires_at, \

@@ -10,8 +10,7 @@ use super::names::enum_name;
 use super::time::format_rfc3339;
 use crate::proto::v1::{
     AccessRequest, AccessRequestState, Account, AccountStatus, AuditEvent, DecisionReason,
-    EmailDomainAction, EmailDomainPolicy,
-    Membership, Role, SupportContract,
+    EmailDomainAction, EmailDomainPolicy, Membership, Role, SupportContract,
 };
 
 /// A JSON value whose objects keep their fields in the order they were built.

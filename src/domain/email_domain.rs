@@ -23,7 +23,9 @@ impl EmailDomain {
             return err("must be at most 253 bytes");
         }
         if s.contains('*') {
-            return err("must be a domain name without wildcards: a rule matches exactly that domain");
+            return err(
+                "must be a domain name without wildcards: a rule matches exactly that domain",
+            );
         }
         if s.contains('@') {
             return err("must be the domain only, without a local part or @");
@@ -146,11 +148,26 @@ mod tests {
 
     #[test]
     fn domains_are_dns_names_lowercased() {
-        assert_eq!(EmailDomain::parse("Example.COM").unwrap().as_str(), "example.com");
-        assert_eq!(EmailDomain::parse("eu.ex-ample.co.uk").unwrap().as_str(), "eu.ex-ample.co.uk");
+        assert_eq!(
+            EmailDomain::parse("Example.COM").unwrap().as_str(),
+            "example.com"
+        );
+        assert_eq!(
+            EmailDomain::parse("eu.ex-ample.co.uk").unwrap().as_str(),
+            "eu.ex-ample.co.uk"
+        );
         for bad in [
-            "", "com", "*.example.com", "a@example.com", "example..com", ".example.com",
-            "example.com.", "-a.example.com", "a-.example.com", "ex ample.com", "exämple.com",
+            "",
+            "com",
+            "*.example.com",
+            "a@example.com",
+            "example..com",
+            ".example.com",
+            "example.com.",
+            "-a.example.com",
+            "a-.example.com",
+            "ex ample.com",
+            "exämple.com",
             "ex_ample.com",
         ] {
             assert!(EmailDomain::parse(bad).is_err(), "{bad:?} accepted");
@@ -168,7 +185,10 @@ mod tests {
     #[test]
     fn auto_approval_grants_authorized_user_at_most() {
         use DomainAction::*;
-        assert_eq!(check_role(AutoApprove, None).unwrap(), Some(Role::AuthorizedUser));
+        assert_eq!(
+            check_role(AutoApprove, None).unwrap(),
+            Some(Role::AuthorizedUser)
+        );
         assert!(check_role(AutoApprove, Some(Role::TechnicalContact)).is_err());
         assert!(check_role(AutoApprove, Some(Role::ProvisionalCaller)).is_err());
         assert!(check_role(Hold, Some(Role::AuthorizedUser)).is_err());

@@ -166,7 +166,11 @@ impl Services {
     ) -> ServiceResult<Written<AccessRequestView>> {
         let before = audit::request(&request);
         let granted = rule.granted(request.requested_role);
-        let role = match request.approve(Some(granted), WebId::from_trusted(SYSTEM.to_owned()), w.now()) {
+        let role = match request.approve(
+            Some(granted),
+            WebId::from_trusted(SYSTEM.to_owned()),
+            w.now(),
+        ) {
             Ok(role) => role,
             Err(e) => {
                 return Err(ServiceError::Internal(format!(

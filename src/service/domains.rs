@@ -42,7 +42,10 @@ impl Services {
                 updated_at: now,
             },
         };
-        if before.as_ref().is_some_and(|b| b.action == action && b.role == role) {
+        if before
+            .as_ref()
+            .is_some_and(|b| b.action == action && b.role == role)
+        {
             // Setting what is set changes nothing and records nothing.
             return w.done(before.unwrap_or(rule)).await;
         }

@@ -19,8 +19,8 @@ use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
-    AuditRecord, ChangeRecord, CheckFacts, Contract, DomainRule, EmailDomain, Icn, LatestRequest, MemberStatus, MemberView,
-    Membership, Nudge, Person, Revision, WebId,
+    AuditRecord, ChangeRecord, CheckFacts, Contract, DomainRule, EmailDomain, Icn, LatestRequest,
+    MemberStatus, MemberView, Membership, Nudge, Person, Revision, WebId,
 };
 use crate::mail::{OutboxError, SealedEmail, StoredEmail};
 use sql::SqlStore;
@@ -317,8 +317,11 @@ pub trait WriteTx: Send {
     /// Sets a policy; one set before keeps its `created_by` and `created_at`.
     async fn upsert_domain_rule(&mut self, rule: &DomainRule) -> Result<(), StoreError>;
     /// False when there was none.
-    async fn delete_domain_rule(&mut self, icn: &Icn, domain: &EmailDomain)
-    -> Result<bool, StoreError>;
+    async fn delete_domain_rule(
+        &mut self,
+        icn: &Icn,
+        domain: &EmailDomain,
+    ) -> Result<bool, StoreError>;
 
     async fn verification(
         &mut self,

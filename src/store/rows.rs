@@ -518,9 +518,11 @@ impl TryFrom<DomainRuleRow> for DomainRule {
     type Error = StoreError;
     fn try_from(r: DomainRuleRow) -> Result<Self, StoreError> {
         Ok(DomainRule {
-            action: DomainAction::parse(&r.action).ok_or_else(|| corrupt("domain action", &r.action))?,
+            action: DomainAction::parse(&r.action)
+                .ok_or_else(|| corrupt("domain action", &r.action))?,
             role: r.role.as_deref().map(role).transpose()?,
-            domain: EmailDomain::parse(&r.domain).map_err(|_| corrupt("email domain", &r.domain))?,
+            domain: EmailDomain::parse(&r.domain)
+                .map_err(|_| corrupt("email domain", &r.domain))?,
             icn: Icn::from_trusted(r.icn),
             created_by: WebId::from_trusted(r.created_by),
             created_at: r.created_at,

@@ -418,7 +418,10 @@ fn operators_and_verified_stcs_of_an_active_account_manage_email_domains() {
     let manage = |standing| Operation::ManageEmailDomains { standing };
     let table = [
         (standing(Active, Some(STC), true), Ok(())),
-        (standing(Active, Some(TC), true), Err(SiteTechnicalContactRequired)),
+        (
+            standing(Active, Some(TC), true),
+            Err(SiteTechnicalContactRequired),
+        ),
         (standing(Active, Some(AU), true), Err(NotAnAdministrator)),
         (standing(Active, None, true), Err(NotAnAdministrator)),
         (standing(Active, None, false), Err(NotAnAdministrator)),

@@ -13,8 +13,8 @@ use crate::domain::{
 use crate::store::OutboxStore;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
-    AccountRow, AuditRow, ChangeRow, ContractRow, DomainRuleRow, FactsRow, MemberViewRow, PersonRow,
-    RequestViewRow, SnapshotAccountRow, SnapshotMemberRow,
+    AccountRow, AuditRow, ChangeRow, ContractRow, DomainRuleRow, FactsRow, MemberViewRow,
+    PersonRow, RequestViewRow, SnapshotAccountRow, SnapshotMemberRow,
 };
 use crate::store::{
     ChangeSignal, FeedBounds, OpsStats, Page, PoolStats, SnapshotInfo, SnapshotLimits,

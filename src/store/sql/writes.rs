@@ -8,14 +8,14 @@ use super::{SqlTx, feed, text};
 use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
-    AccessRequest, AccessRequestId, Account, AuditRecord, Contract, DomainRule, EmailDomain, Icn, MemberView, Membership,
-    Nudge, Person, Revision, WebId,
+    AccessRequest, AccessRequestId, Account, AuditRecord, Contract, DomainRule, EmailDomain, Icn,
+    MemberView, Membership, Nudge, Person, Revision, WebId,
 };
 use crate::mail::SealedEmail;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
-    AccountRow, ChangeKeyRow, DomainRuleRow, MemberViewRow, MembershipRow, PersonRow, RequestRow, VerificationRow,
-    product_ids_json,
+    AccountRow, ChangeKeyRow, DomainRuleRow, MemberViewRow, MembershipRow, PersonRow, RequestRow,
+    VerificationRow, product_ids_json,
 };
 use crate::store::{StoreError, WriteTx};
 

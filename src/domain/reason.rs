@@ -142,6 +142,7 @@ impl From<super::policy::Refusal> for Reason {
             R::SelfModification => Reason::SelfModification,
             R::SiteTechnicalContactProtected => Reason::SiteTechnicalContactProtected,
             R::SiteTechnicalContactRequired => Reason::SiteTechnicalContactRequired,
+            R::EmailDomainRefused => Reason::EmailDomainRefused,
         }
     }
 }

@@ -6,11 +6,10 @@ use super::write::{Write, actor};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::clock::Millis;
 use crate::domain::limits::{self, RequestPace};
-use crate::domain::policy::{self, Operation};
+use crate::domain::policy::{self, NewRequest, Operation};
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, CountryCode,
-    DomainAction, DomainRule, EmailDomain, Icn, Membership, Person, Reason, Role, TransitionError,
-    WebId,
+    DomainRule, EmailDomain, Icn, Membership, Person, Reason, Role, TransitionError, WebId,
 };
 
 /// Who decides what the service decides on its own (an email-domain policy's approval).
@@ -82,23 +81,16 @@ impl Services {
             return Err(too_many_requests(retry_after_ms));
         }
         // The account's policy for the domain of the address the service records (the token's
-        // own). Refused: nothing is written (the transaction rolls back, the refreshed person
-        // record too). The caller named the account and its country, as for any request: the
-        // refusal tells them no more than a pending request would.
+        // own), as the policy rules. Refused: nothing is written (the transaction rolls back,
+        // the refreshed person record too).
         let rule = match EmailDomain::of(&person.email) {
             Some(domain) => w.tx().domain_rule(icn, &domain).await?,
             None => None,
         };
-        if let Some(r) = rule.as_ref().filter(|r| r.action == DomainAction::Refuse) {
-            return Err(ServiceError::precondition(
-                Reason::EmailDomainRefused,
-                format!(
-                    "this account does not take requests for access from addresses in {}; ask its Site Technical Contact",
-                    r.domain
-                ),
-            ));
-        }
-        let auto = rule.filter(|r| r.action == DomainAction::AutoApprove);
+        let auto = match policy::new_request(rule.as_ref().map(|r| r.action))? {
+            NewRequest::AutoApproved => rule,
+            NewRequest::Held => None,
+        };
         let request = AccessRequest::new(
             icn.clone(),
             caller.web_id.clone(),

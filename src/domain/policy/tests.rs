@@ -451,3 +451,18 @@ fn operators_and_verified_stcs_of_an_active_account_manage_email_domains() {
         expect(Who::Operator, manage(s), Ok(()));
     }
 }
+
+#[test]
+fn a_new_request_follows_the_policy_for_its_domain() {
+    use crate::domain::email_domain::DomainAction as D;
+    let table = [
+        (None, Ok(NewRequest::Held)),
+        (Some(D::Hold), Ok(NewRequest::Held)),
+        (Some(D::AutoApprove), Ok(NewRequest::AutoApproved)),
+        (Some(D::Refuse), Err(EmailDomainRefused)),
+    ];
+    for (policy, want) in table {
+        assert_eq!(new_request(policy), want, "{policy:?}");
+    }
+    assert!(EmailDomainRefused.is_precondition());
+}

@@ -644,7 +644,85 @@ async fn email_domain_fields_are_validated(backend: Backend) {
     assert!(all.email_domain_policies.is_empty());
 }
 
+/// `entitlements ctl set-|list-|delete-email-domain-policy` (a child process, against the server).
+async fn ctl_keeps_email_domain_policies(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_entitlements"));
+        cmd.arg("ctl")
+            .arg(format!("--server=http://{}", app.addr))
+            .arg(format!("--token={stc}"))
+            .arg("--output=json")
+            .args(args);
+        for var in ["ENTITLEMENTS_SERVER", "ENTITLEMENTS_TOKEN"] {
+            cmd.env_remove(var);
+        }
+        async move {
+            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let icn = format!("--icn={ICN}");
+    let (ok, out, err) = run(&[
+        "set-email-domain-policy",
+        &icn,
+        "--domain=Partner.Example",
+        "--action=auto-approve",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"domain\":\"partner.example\"") && out.contains("ROLE_AUTHORIZED_USER"),
+        "{out}"
+    );
+    let (ok, _, err) = run(&[
+        "set-email-domain-policy",
+        &icn,
+        "--domain=bad.example",
+        "--action=refuse",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["list-email-domain-policies", &icn]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("EMAIL_DOMAIN_ACTION_REFUSE")
+            && out.contains("EMAIL_DOMAIN_ACTION_AUTO_APPROVE"),
+        "{out}"
+    );
+    let (ok, _, err) = run(&[
+        "delete-email-domain-policy",
+        &icn,
+        "--domain=partner.example",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    // A role for HOLD: the server's INVALID_ARGUMENT, naming the field.
+    let (ok, _, err) = run(&[
+        "set-email-domain-policy",
+        &icn,
+        "--domain=x.example",
+        "--action=hold",
+        "--role=authorized-user",
+    ])
+    .await;
+    assert!(!ok && err.contains("role"), "{err}");
+    let (_, out, _) = run(&["list-email-domain-policies", &icn]).await;
+    assert!(
+        out.contains("bad.example") && !out.contains("partner.example"),
+        "{out}"
+    );
+}
+
 crate::both_backends!(
+    ctl_keeps_email_domain_policies,
     email_domain_actions,
     who_manages_email_domains,
     email_domain_fields_are_validated

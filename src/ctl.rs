@@ -266,6 +266,48 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             let r = c.access().remove_member(c.req(msg)).await?;
             membership_change(r.into_inner().into())
         }
+        C::SetEmailDomainPolicy {
+            icn,
+            domain,
+            action,
+            role,
+        } => {
+            let msg = pb::SetEmailDomainPolicyRequest {
+                icn,
+                domain,
+                action: action.into(),
+                role: role.map_or(0, Into::into),
+            };
+            let r = c.access().set_email_domain_policy(c.req(msg)).await?;
+            let r = r.into_inner();
+            obj! {
+                "email_domain_policy" => opt(r.email_domain_policy.as_ref(), render::email_domain_policy),
+            }
+        }
+        C::DeleteEmailDomainPolicy { icn, domain } => {
+            let msg = pb::DeleteEmailDomainPolicyRequest { icn, domain };
+            let r = c.access().delete_email_domain_policy(c.req(msg)).await?;
+            let r = r.into_inner();
+            obj! {
+                "email_domain_policy" => opt(r.email_domain_policy.as_ref(), render::email_domain_policy),
+            }
+        }
+        C::ListEmailDomainPolicies { icn, page } => {
+            let msg = pb::ListEmailDomainPoliciesRequest {
+                icn,
+                page_size: page.page_size,
+                page_token: page.page_token,
+            };
+            let r = c
+                .access()
+                .list_email_domain_policies(c.req(msg))
+                .await?
+                .into_inner();
+            obj! {
+                "email_domain_policies" => list(&r.email_domain_policies, render::email_domain_policy),
+                "next_page_token" => &r.next_page_token,
+            }
+        }
         C::Check {
             web_id,
             icn,

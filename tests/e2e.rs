@@ -9,6 +9,7 @@ mod attacks;
 mod cache;
 mod concurrency;
 mod decider;
+mod domains;
 mod faults;
 mod feed;
 mod flow;

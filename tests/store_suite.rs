@@ -609,7 +609,81 @@ async fn a_snapshot_holds_what_checks_read(backend: Backend) {
     assert_eq!(few.members.len(), 3);
 }
 
+async fn email_domain_policies_are_kept_per_account_and_domain(backend: Backend) {
+    use entitlements::domain::{DomainAction, DomainRule, EmailDomain};
+    let (store, _db, _dir) = open(backend).await;
+    seed(&store).await;
+    let rule = |domain: &str, action, at| DomainRule {
+        icn: icn(),
+        domain: EmailDomain::parse(domain).unwrap(),
+        action,
+        role: (action == DomainAction::AutoApprove).then_some(Role::AuthorizedUser),
+        created_by: web(if at == 10 { "ana" } else { "bob" }),
+        created_at: at,
+        updated_at: at,
+    };
+    let mut tx = store.begin().await.unwrap();
+    for d in ["c.example", "a.example", "b.example"] {
+        tx.upsert_domain_rule(&rule(d, DomainAction::Hold, 10))
+            .await
+            .unwrap();
+    }
+    // Set again: the action, role and update time change; who made it and when stay.
+    tx.upsert_domain_rule(&rule("a.example", DomainAction::AutoApprove, 20))
+        .await
+        .unwrap();
+    let a = EmailDomain::parse("a.example").unwrap();
+    let got = tx.domain_rule(&icn(), &a).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.action,
+            got.role,
+            got.created_by.as_str(),
+            got.created_at,
+            got.updated_at
+        ),
+        (
+            DomainAction::AutoApprove,
+            Some(Role::AuthorizedUser),
+            "ana",
+            10,
+            20
+        )
+    );
+    assert!(
+        tx.domain_rule(&Icn::parse("43").unwrap(), &a)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Policies are not what checks read: no change-feed revision.
+    assert_eq!(tx.commit(30).await.unwrap(), None);
+
+    let page = store.list_domain_rules(&icn(), None, 2).await.unwrap();
+    let names: Vec<&str> = page.items.iter().map(|r| r.domain.as_str()).collect();
+    assert_eq!(names, ["a.example", "b.example"]);
+    let rest = store.list_domain_rules(&icn(), page.next, 2).await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].domain.as_str(), "c.example");
+    assert!(rest.next.is_none());
+
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_domain_rule(&icn(), &a).await.unwrap());
+    assert!(!tx.delete_domain_rule(&icn(), &a).await.unwrap());
+    tx.commit(40).await.unwrap();
+    assert_eq!(
+        store
+            .list_domain_rules(&icn(), None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+}
+
 crate::both_backends!(
+    email_domain_policies_are_kept_per_account_and_domain,
     a_snapshot_holds_what_checks_read,
     the_change_feed_is_gapless_and_commit_ordered,
     a_dropped_transaction_leaves_nothing,

@@ -364,6 +364,24 @@ impl AccessService for Insert {
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
         baseline_only()
     }
+    async fn set_email_domain_policy(
+        &self,
+        _: Request<pb::SetEmailDomainPolicyRequest>,
+    ) -> Result<Response<pb::SetEmailDomainPolicyResponse>, Status> {
+        baseline_only()
+    }
+    async fn delete_email_domain_policy(
+        &self,
+        _: Request<pb::DeleteEmailDomainPolicyRequest>,
+    ) -> Result<Response<pb::DeleteEmailDomainPolicyResponse>, Status> {
+        baseline_only()
+    }
+    async fn list_email_domain_policies(
+        &self,
+        _: Request<pb::ListEmailDomainPoliciesRequest>,
+    ) -> Result<Response<pb::ListEmailDomainPoliciesResponse>, Status> {
+        baseline_only()
+    }
 }
 
 /// The write-path baseline on `database_url`; creates its table before it says LISTENING.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use prost_types::Timestamp;
 
-use super::names::{parse_action, parse_role, parse_state, parse_status};
+use super::names::{parse_action, parse_domain_action, parse_role, parse_state, parse_status};
 use super::time::{now_secs, parse_time};
 use crate::proto::v1 as pb;
 
@@ -289,6 +289,37 @@ pub enum CtlCommand {
         web_id: String,
         #[arg(long, default_value = "")]
         reason: String,
+    },
+    /// AccessService.SetEmailDomainPolicy (the account's STCs, operators): what happens to
+    /// requests for access from addresses in exactly this domain.
+    SetEmailDomainPolicy {
+        #[arg(long)]
+        icn: String,
+        /// A DNS name such as example.com (matches that domain only, not its subdomains).
+        #[arg(long)]
+        domain: String,
+        /// auto-approve | hold | refuse
+        #[arg(long, value_parser = parse_domain_action)]
+        action: pb::EmailDomainAction,
+        /// For auto-approve: authorized-user (the default, and the only role granted
+        /// automatically). Leave out for hold and refuse.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<pb::Role>,
+    },
+    /// AccessService.DeleteEmailDomainPolicy (the account's STCs, operators): the domain's
+    /// requests are held for an administrator again.
+    DeleteEmailDomainPolicy {
+        #[arg(long)]
+        icn: String,
+        #[arg(long)]
+        domain: String,
+    },
+    /// AccessService.ListEmailDomainPolicies (the account's STCs, operators).
+    ListEmailDomainPolicies {
+        #[arg(long)]
+        icn: String,
+        #[command(flatten)]
+        page: Page,
     },
     /// EntitlementService.CheckEntitlement: may this person do this for this account?
     Check {

@@ -4,7 +4,7 @@
 
 use tonic::Code;
 
-use crate::proto::v1::{AccessRequestState, AccountStatus, Action, Role};
+use crate::proto::v1::{AccessRequestState, AccountStatus, Action, EmailDomainAction, Role};
 
 /// `authorized-user` -> `ROLE_AUTHORIZED_USER`, then the generated `from_str_name`.
 /// `*_UNSPECIFIED` is refused: an unset value is said by leaving the flag out.
@@ -64,6 +64,15 @@ pub fn parse_action(s: &str) -> Result<Action, String> {
         "ACTION_",
         Action::from_str_name,
         &["open-service-request", "view-support-area", "manage-users"],
+    )
+}
+
+pub fn parse_domain_action(s: &str) -> Result<EmailDomainAction, String> {
+    parse_enum(
+        s,
+        "EMAIL_DOMAIN_ACTION_",
+        EmailDomainAction::from_str_name,
+        &["auto-approve", "hold", "refuse"],
     )
 }
 

@@ -10,7 +10,8 @@ use super::names::enum_name;
 use super::time::format_rfc3339;
 use crate::proto::v1::{
     AccessRequest, AccessRequestState, Account, AccountStatus, AuditEvent, DeciderGroup,
-    DecisionReason, Membership, Role, SupportContract, WaitingRequest,
+    DecisionReason, EmailDomainAction, EmailDomainPolicy, Membership, Role, SupportContract,
+    WaitingRequest,
 };
 
 /// A JSON value whose objects keep their fields in the order they were built.
@@ -172,6 +173,18 @@ pub fn membership(m: &Membership) -> Node {
         "create_time" => timestamp(m.create_time.as_ref()),
         "update_time" => timestamp(m.update_time.as_ref()),
         "expire_time" => timestamp(m.expire_time.as_ref()),
+    }
+}
+
+pub fn email_domain_policy(p: &EmailDomainPolicy) -> Node {
+    obj! {
+        "icn" => &p.icn,
+        "domain" => &p.domain,
+        "action" => name(enum_name(p.action, EmailDomainAction::as_str_name)),
+        "role" => role(p.role),
+        "created_by" => &p.created_by,
+        "create_time" => timestamp(p.create_time.as_ref()),
+        "update_time" => timestamp(p.update_time.as_ref()),
     }
 }
 

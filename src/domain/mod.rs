@@ -3,6 +3,7 @@
 
 pub mod access_request;
 pub mod decision;
+pub mod email_domain;
 pub mod feed;
 pub mod ids;
 pub mod limits;
@@ -18,6 +19,7 @@ pub use access_request::{
 pub use decision::{
     Action, CheckFacts, Decision, DecisionReason, LatestRequest, MemberStatus, decide,
 };
+pub use email_domain::{DomainAction, DomainRule, EmailDomain};
 pub use feed::{ChangeKey, ChangeRecord, Revision};
 pub use ids::{AccessRequestId, ContractId, CountryCode, Email, Icn, ParseError, ProductId, WebId};
 pub use model::{

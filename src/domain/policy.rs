@@ -24,6 +24,16 @@
 //!   not a member of ([`as_seen_by_self`]); reading or administering an account that does not
 //!   exist is refused as for one they do not administer ([`unknown_account`]). The ticketing
 //!   system and operators keep the precise reasons.
+//! - **Email-domain policies** of an account (which domains' requests are approved
+//!   automatically, held or refused) are kept by operators (on any account, suspended or not)
+//!   and by the account's Site Technical Contacts, as administrators (active, verified email,
+//!   ACTIVE account) and STC only: a TC is refused with SITE_TECHNICAL_CONTACT_REQUIRED, anyone
+//!   else with what administering refuses ([`Operation::ManageEmailDomains`]).
+//! - **A request for access from an email domain** ([`new_request`]) follows the account's
+//!   policy for exactly that domain: approved by the service itself (as Authorized User at
+//!   most), held for an administrator (also when the domain has no policy), or refused
+//!   (EMAIL_DOMAIN_REFUSED). The refusal comes after the account was found in the caller's
+//!   country, as every request does, so it reveals no more than a pending request would.
 //! - **A person reading their own request** sees the decision and its reason, but not which
 //!   administrator made it ([`shows_decider`]); administrators and operators do.
 //! - **Who hears of a pending request** ([`request_audience`]): when it is made and when it is
@@ -34,6 +44,7 @@
 
 use super::access_request::Nudge;
 use super::decision::{Action, CheckFacts, CheckInput, Decision, DecisionReason, decide};
+use super::email_domain::DomainAction;
 use super::ids::WebId;
 use super::model::AccountStatus;
 use super::role::Role;
@@ -87,6 +98,8 @@ pub enum Operation<'a> {
         member: &'a WebId,
         role: Option<Role>,
     },
+    /// Set, delete or list an account's email-domain policies.
+    ManageEmailDomains { standing: Standing },
     /// Act on one's own person record: verify one's email, ask for a code, read one's access.
     OwnProfile,
 }
@@ -114,6 +127,12 @@ pub enum Refusal {
     SelfModification,
     #[error("only an operator adds or removes a Site Technical Contact")]
     SiteTechnicalContactProtected,
+    #[error("only a Site Technical Contact of this account (or an operator) may do this")]
+    SiteTechnicalContactRequired,
+    #[error(
+        "this account does not take requests for access from your email domain; ask its Site Technical Contact"
+    )]
+    EmailDomainRefused,
 }
 
 impl Refusal {
@@ -121,7 +140,7 @@ impl Refusal {
     pub fn is_precondition(self) -> bool {
         matches!(
             self,
-            Refusal::AccountSuspended | Refusal::EmailClaimRequired
+            Refusal::AccountSuspended | Refusal::EmailClaimRequired | Refusal::EmailDomainRefused
         )
     }
 }
@@ -190,7 +209,36 @@ pub fn authorize(actor: &Actor<'_>, op: &Operation<'_>) -> Result<(), Refusal> {
             }
             Ok(())
         }
+        Operation::ManageEmailDomains { standing } => {
+            if actor.operator {
+                return Ok(());
+            }
+            administrator(&standing)?;
+            if standing.role == Some(Role::SiteTechnicalContact) {
+                Ok(())
+            } else {
+                Err(Refusal::SiteTechnicalContactRequired)
+            }
+        }
         Operation::OwnProfile => Ok(()),
+    }
+}
+
+/// What a new request for access becomes under the account's policy for the requester's
+/// email domain (None: the domain has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewRequest {
+    /// Pending, for an administrator to decide.
+    Held,
+    /// Approved at once by the service itself.
+    AutoApproved,
+}
+
+pub fn new_request(policy: Option<DomainAction>) -> Result<NewRequest, Refusal> {
+    match policy {
+        None | Some(DomainAction::Hold) => Ok(NewRequest::Held),
+        Some(DomainAction::AutoApprove) => Ok(NewRequest::AutoApproved),
+        Some(DomainAction::Refuse) => Err(Refusal::EmailDomainRefused),
     }
 }
 

@@ -66,6 +66,8 @@ reasons! {
     AdministratorEmailNotVerified = "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
     SelfModification = "SELF_MODIFICATION",
     SiteTechnicalContactProtected = "SITE_TECHNICAL_CONTACT_PROTECTED",
+    /// Managing an account's email-domain policies as its TC: only STCs and operators may.
+    SiteTechnicalContactRequired = "SITE_TECHNICAL_CONTACT_REQUIRED",
 
     // Not there (NOT_FOUND) or already there (ALREADY_EXISTS).
     AccountNotFound = "ACCOUNT_NOT_FOUND",
@@ -74,6 +76,8 @@ reasons! {
     SiteTechnicalContactNotFound = "SITE_TECHNICAL_CONTACT_NOT_FOUND",
     AccountExists = "ACCOUNT_EXISTS",
     AlreadyAMember = "ALREADY_A_MEMBER",
+    /// No email-domain policy for that domain on the account.
+    EmailDomainPolicyNotFound = "EMAIL_DOMAIN_POLICY_NOT_FOUND",
 
     // The state does not allow it (FAILED_PRECONDITION).
     /// The token has no email claim, and the call is for a person with an address.
@@ -82,6 +86,8 @@ reasons! {
     RequestNotPending = "REQUEST_NOT_PENDING",
     RequestExpired = "REQUEST_EXPIRED",
     LastSiteTechnicalContact = "LAST_SITE_TECHNICAL_CONTACT",
+    /// RequestAccess from an address whose domain the account's policy refuses.
+    EmailDomainRefused = "EMAIL_DOMAIN_REFUSED",
     NoVerificationPending = "NO_VERIFICATION_PENDING",
     EmailAlreadyVerified = "EMAIL_ALREADY_VERIFIED",
     VerificationCodeSuperseded = "VERIFICATION_CODE_SUPERSEDED",
@@ -135,6 +141,8 @@ impl From<super::policy::Refusal> for Reason {
             R::AdministratorEmailNotVerified => Reason::AdministratorEmailNotVerified,
             R::SelfModification => Reason::SelfModification,
             R::SiteTechnicalContactProtected => Reason::SiteTechnicalContactProtected,
+            R::SiteTechnicalContactRequired => Reason::SiteTechnicalContactRequired,
+            R::EmailDomainRefused => Reason::EmailDomainRefused,
         }
     }
 }

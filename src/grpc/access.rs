@@ -1,12 +1,15 @@
 use tonic::{Request, Response, Status};
 
 use super::args::{self, MEMBERS, REQUESTS};
-use super::convert as cv;
+use super::convert::{self as cv, field};
 use super::{Api, svc};
+use crate::domain::{EmailDomain, Icn};
 use crate::proto::v1 as pb;
 use crate::proto::v1::access_service_server::AccessService;
 
 pub type AccessServer = pb::access_service_server::AccessServiceServer<Api>;
+
+const DOMAINS: &str = "email-domains";
 
 #[tonic::async_trait]
 impl AccessService for Api {
@@ -164,6 +167,65 @@ impl AccessService for Api {
         Ok(Response::new(pb::RemoveMemberResponse {
             membership: Some(view.value.into()),
             consistency_token: s.token(view.revision),
+        }))
+    }
+
+    async fn set_email_domain_policy(
+        &self,
+        req: Request<pb::SetEmailDomainPolicyRequest>,
+    ) -> Result<Response<pb::SetEmailDomainPolicyResponse>, Status> {
+        let (caller, s) = self.enter(&req).await?;
+        let m = req.into_inner();
+        let icn = field("icn", &m.icn, Icn::parse)?;
+        let domain = field("domain", &m.domain, EmailDomain::parse)?;
+        let action = cv::domain_action("action", m.action)?.ok_or_else(|| {
+            super::status::invalid_field(
+                "action",
+                crate::domain::Reason::InvalidArgument,
+                "is required",
+            )
+        })?;
+        let role = cv::role("role", m.role)?;
+        let role = field("role", "", |_| {
+            crate::domain::email_domain::check_role(action, role)
+        })?;
+        let rule = svc(s
+            .set_email_domain_policy(&caller, &icn, domain, action, role)
+            .await)?;
+        Ok(Response::new(pb::SetEmailDomainPolicyResponse {
+            email_domain_policy: Some(rule.value.into()),
+        }))
+    }
+
+    async fn delete_email_domain_policy(
+        &self,
+        req: Request<pb::DeleteEmailDomainPolicyRequest>,
+    ) -> Result<Response<pb::DeleteEmailDomainPolicyResponse>, Status> {
+        let (caller, s) = self.enter(&req).await?;
+        let m = req.into_inner();
+        let icn = field("icn", &m.icn, Icn::parse)?;
+        let domain = field("domain", &m.domain, EmailDomain::parse)?;
+        let rule = svc(s.delete_email_domain_policy(&caller, &icn, &domain).await)?;
+        Ok(Response::new(pb::DeleteEmailDomainPolicyResponse {
+            email_domain_policy: Some(rule.value.into()),
+        }))
+    }
+
+    async fn list_email_domain_policies(
+        &self,
+        req: Request<pb::ListEmailDomainPoliciesRequest>,
+    ) -> Result<Response<pb::ListEmailDomainPoliciesResponse>, Status> {
+        let (caller, s) = self.enter(&req).await?;
+        let m = req.into_inner();
+        let icn = field("icn", &m.icn, Icn::parse)?;
+        let limit = cv::page_size(m.page_size)?;
+        let after = cv::page_token_in(DOMAINS, &m.page_token, |k| EmailDomain::parse(k).ok())?;
+        let page = svc(s
+            .list_email_domain_policies(&caller, &icn, after, limit)
+            .await)?;
+        Ok(Response::new(pb::ListEmailDomainPoliciesResponse {
+            email_domain_policies: page.items.into_iter().map(Into::into).collect(),
+            next_page_token: cv::page_token_out(DOMAINS, page.next.map(|d| d.to_string())),
         }))
     }
 }

@@ -9,7 +9,7 @@ use crate::clock::Millis;
 use crate::domain::Reason;
 use crate::domain::{
     AccessRequestState, AccessRequestView, Account, AccountStatus, Action, AuditRecord, Contract,
-    DeciderGroup, DecisionReason, MemberView, ParseError, Role, Waiting,
+    DeciderGroup, DecisionReason, DomainAction, DomainRule, MemberView, ParseError, Role, Waiting,
 };
 use crate::proto::v1 as pb;
 
@@ -327,6 +327,40 @@ impl From<AuditRecord> for pb::AuditEvent {
             after_json: e.after_json.unwrap_or_default(),
             reason: e.reason.unwrap_or_default(),
             trace_id: e.trace_id.unwrap_or_default(),
+        }
+    }
+}
+
+/// 0 (unspecified) is None.
+pub fn domain_action(name: &str, v: i32) -> Result<Option<DomainAction>, Status> {
+    Ok(
+        match pb::EmailDomainAction::try_from(v).map_err(|_| unknown_enum(name, v))? {
+            pb::EmailDomainAction::Unspecified => None,
+            pb::EmailDomainAction::AutoApprove => Some(DomainAction::AutoApprove),
+            pb::EmailDomainAction::Hold => Some(DomainAction::Hold),
+            pb::EmailDomainAction::Refuse => Some(DomainAction::Refuse),
+        },
+    )
+}
+
+fn domain_action_out(a: DomainAction) -> i32 {
+    match a {
+        DomainAction::AutoApprove => pb::EmailDomainAction::AutoApprove as i32,
+        DomainAction::Hold => pb::EmailDomainAction::Hold as i32,
+        DomainAction::Refuse => pb::EmailDomainAction::Refuse as i32,
+    }
+}
+
+impl From<DomainRule> for pb::EmailDomainPolicy {
+    fn from(r: DomainRule) -> Self {
+        pb::EmailDomainPolicy {
+            icn: r.icn.to_string(),
+            domain: r.domain.to_string(),
+            action: domain_action_out(r.action),
+            role: role_out(r.role),
+            created_by: r.created_by.to_string(),
+            create_time: timestamp(r.created_at),
+            update_time: timestamp(r.updated_at),
         }
     }
 }

@@ -67,6 +67,7 @@ pub struct WaitingRequest<'a> {
 }
 pub const KIND_MEMBERSHIP_LAPSED: &str = "membership_lapsed";
 pub const KIND_MEMBERSHIP_LAPSED_TO_ADMIN: &str = "membership_lapsed_to_admin";
+pub const KIND_AUTO_APPROVED_TO_ADMIN: &str = "auto_approved_to_admin";
 
 /// Tells an account administrator that someone asked for access and how to decide.
 // Positional to match how the service layer holds these facts; a struct would only rename them.
@@ -519,6 +520,50 @@ pub fn membership_lapsed_to_admin(
         admin_email,
         format!("Access of {name} to {company} (ICN {icn}) has ended"),
         KIND_MEMBERSHIP_LAPSED_TO_ADMIN,
+    )
+}
+
+/// Tells an account administrator that the account's email-domain policy approved a request
+/// on its own.
+// Positional to match how the service layer holds these facts; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+pub fn auto_approved_to_admin(
+    brand: &MailBrand,
+    admin_email: &str,
+    member_name: &str,
+    member_email: &str,
+    member_web_id: impl Display,
+    icn: impl Display,
+    company_name: &str,
+    role_label: &str,
+    domain: &str,
+    request_id: impl Display,
+) -> OutgoingEmail {
+    let (name, company, icn) = (flat(member_name), flat(company_name), flat(&icn));
+    let domain = flat(&domain);
+    let mut t = Text::greeting("");
+    t.para(format!(
+        "{name} asked for access to the support account of {company} (ICN {icn}) and was \
+         approved automatically: the account's email-domain policy approves requests from \
+         addresses in {domain}."
+    ));
+    t.line(format!("  Member:       {name}"));
+    t.line(format!("  Email:        {}", flat(&member_email)));
+    t.line(format!("  Web ID:       {}", flat(&member_web_id)));
+    t.line(format!("  Role granted: {}", flat(&role_label)));
+    t.line(format!("  Request id:   {}", flat(&request_id)));
+    t.blank();
+    t.para(format!(
+        "You receive this because you are an administrator of this account. If this person \
+         should not have access, remove them under User Administration at {}. The account's \
+         Site Technical Contacts can change or delete the policy for {domain}.",
+        brand.portal_url
+    ));
+    t.finish(
+        brand,
+        admin_email,
+        format!("{name} was approved automatically for {company} (ICN {icn})"),
+        KIND_AUTO_APPROVED_TO_ADMIN,
     )
 }
 

@@ -221,6 +221,27 @@ fn expiry_role_change_and_removal() {
         "a name cannot forge a line"
     );
 
+    let e = auto_approved_to_admin(
+        &brand(),
+        "stc@b.example",
+        "Ada\nVerification code: 123",
+        "ada@b.example",
+        "ada",
+        "7654321",
+        "ACME Corp",
+        "Authorized User",
+        "b.example",
+        "req-1",
+    );
+    common(&e, "stc@b.example");
+    assert_eq!(e.kind, "auto_approved_to_admin");
+    assert!(has_line(&e.body, "  Role granted: Authorized User"));
+    assert!(prose(&e.body).contains("approved automatically"));
+    assert!(
+        !e.body.lines().any(|l| l.starts_with("Verification code")),
+        "a name cannot forge a line"
+    );
+
     let e = member_removed(&brand(), "a@b.example", "Ada", "7654321", "ACME Corp");
     common(&e, "a@b.example");
     assert_eq!(e.kind, "member_removed");

@@ -6,11 +6,14 @@ use super::write::{Write, actor};
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::clock::Millis;
 use crate::domain::limits::{self, RequestPace};
-use crate::domain::policy::{self, Operation};
+use crate::domain::policy::{self, NewRequest, Operation};
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, CountryCode,
-    Icn, Membership, Person, Reason, Role, TransitionError,
+    DomainRule, EmailDomain, Icn, Membership, Person, Reason, Role, TransitionError, WebId,
 };
+
+/// Who decides what the service decides on its own (an email-domain policy's approval).
+const SYSTEM: &str = "system";
 use crate::mail::templates;
 use crate::store::StoreError;
 
@@ -77,6 +80,17 @@ impl Services {
         if let RequestPace::TooSoon { retry_after_ms } = pace {
             return Err(too_many_requests(retry_after_ms));
         }
+        // The account's policy for the domain of the address the service records (the token's
+        // own), as the policy rules. Refused: nothing is written (the transaction rolls back,
+        // the refreshed person record too).
+        let rule = match EmailDomain::of(&person.email) {
+            Some(domain) => w.tx().domain_rule(icn, &domain).await?,
+            None => None,
+        };
+        let auto = match policy::new_request(rule.as_ref().map(|r| r.action))? {
+            NewRequest::AutoApproved => rule,
+            NewRequest::Held => None,
+        };
         let request = AccessRequest::new(
             icn.clone(),
             caller.web_id.clone(),
@@ -98,6 +112,13 @@ impl Services {
             }
             Err(e) => return Err(e.into()),
         }
+        let auto_reason = auto.as_ref().map(|r| {
+            format!(
+                "email-domain policy: {} is approved automatically as {}",
+                r.domain,
+                r.granted(request.requested_role).as_str()
+            )
+        });
         w.audit(Event {
             action: "access_request.create",
             target_type: "access_request",
@@ -105,13 +126,93 @@ impl Services {
             icn: Some(icn),
             before: None,
             after: Some(audit::request(&request)),
-            reason: None,
+            reason: auto_reason.as_deref(),
         });
+        if let (Some(rule), Some(reason)) = (auto, auto_reason) {
+            return self
+                .auto_approve(w, caller, request, person, account, &rule, &reason)
+                .await;
+        }
         // The administrators heard of this person's first request today; a loop of requests
         // and withdrawals must not email them on every turn.
         let tell_administrators = pace == RequestPace::First;
         self.notify_new_request(&mut w, &request, &person, &account, tell_administrators)
             .await?;
+        w.done(view(caller, request, Some(person), &account)).await
+    }
+
+    /// Approves a new request on the account's email-domain policy: by the service itself
+    /// (audit actor "system", decided by "system"), with the rule's role. The requester is
+    /// emailed as for an approval (and sent a verification code while their address is not
+    /// verified); the administrators the policy names are told it happened.
+    #[allow(clippy::too_many_arguments)]
+    async fn auto_approve(
+        &self,
+        mut w: Write<'_>,
+        caller: &Caller,
+        mut request: AccessRequest,
+        person: Person,
+        account: Account,
+        rule: &DomainRule,
+        reason: &str,
+    ) -> ServiceResult<Written<AccessRequestView>> {
+        let before = audit::request(&request);
+        let granted = rule.granted(request.requested_role);
+        let role = match request.approve(
+            Some(granted),
+            WebId::from_trusted(SYSTEM.to_owned()),
+            w.now(),
+        ) {
+            Ok(role) => role,
+            Err(e) => {
+                return Err(ServiceError::Internal(format!(
+                    "a new request could not be approved automatically: {e:?}"
+                )));
+            }
+        };
+        let membership = self.grant(&mut w, &account, &request, role, None).await?;
+        w.tx().update_request(&request).await?;
+        w.system_audit(Event {
+            action: "access_request.approve",
+            target_type: "access_request",
+            target_id: request.id.to_string(),
+            icn: Some(&request.icn),
+            before: Some(before),
+            after: Some(audit::request(&request)),
+            reason: Some(reason),
+        });
+        let now = w.now();
+        let admins = w.tx().administrators(&request.icn, now).await?;
+        let name = person.display_name();
+        let id = request.id.to_string();
+        for admin in admin_recipients(&admins) {
+            w.mail(templates::auto_approved_to_admin(
+                self.brand(),
+                admin.email.as_str(),
+                &name,
+                person.email.as_str(),
+                person.web_id.as_str(),
+                request.icn.as_str(),
+                &account.company_name,
+                membership.role.label(),
+                rule.domain.as_str(),
+                &id,
+            ));
+        }
+        w.mail(templates::request_approved(
+            self.brand(),
+            person.email.as_str(),
+            &name,
+            request.icn.as_str(),
+            &account.company_name,
+            membership.role.label(),
+            person.email_verified(),
+            membership.expires_at,
+        ));
+        if !person.email_verified() {
+            // Approved, but they still verify their address before opening service requests.
+            let _ = self.queue_verification(&mut w, &person).await?;
+        }
         w.done(view(caller, request, Some(person), &account)).await
     }
 
@@ -212,39 +313,9 @@ impl Services {
             Ok(role) => role,
             Err(e) => return transition_failed(w, request, &account, e).await,
         };
-        let now = w.now();
-        let existing = w
-            .tx()
-            .membership_for_update(&request.icn, &request.web_id)
+        let membership = self
+            .grant(&mut w, &account, &request, role, expires_at)
             .await?;
-        if let Some(m) = existing.as_ref().filter(|m| m.lapse_due(now)) {
-            // An earlier grant lapsed and the sweeper has not recorded it yet: record it on
-            // the way, once, before the new grant replaces it.
-            self.record_lapse(&mut w, &account, m).await?;
-        }
-        let end = |role: Role| expires_at.filter(|_| role != Role::SiteTechnicalContact);
-        let membership = match existing {
-            // Already a member (an operator made them an STC meanwhile): never lower a role.
-            Some(m) if m.is_active_at(now) => {
-                let role = m.role.max(role);
-                Membership {
-                    role,
-                    updated_at: now,
-                    expires_at: end(role),
-                    ..m
-                }
-            }
-            _ => Membership {
-                icn: request.icn.clone(),
-                web_id: request.web_id.clone(),
-                role,
-                created_at: now,
-                updated_at: now,
-                removed_at: None,
-                expires_at: end(role),
-            },
-        };
-        w.tx().upsert_membership(&membership).await?;
         w.tx().update_request(&request).await?;
         w.audit(Event {
             action: "access_request.approve",
@@ -269,6 +340,52 @@ impl Services {
             ));
         }
         w.done(view(caller, request, requester, &account)).await
+    }
+
+    /// Writes the membership an approval of `request` grants: `role`, ending at `expires_at`
+    /// or never. A lapse of an earlier grant not recorded yet is recorded first.
+    async fn grant(
+        &self,
+        w: &mut Write<'_>,
+        account: &Account,
+        request: &AccessRequest,
+        role: Role,
+        expires_at: Option<Millis>,
+    ) -> ServiceResult<Membership> {
+        let now = w.now();
+        let existing = w
+            .tx()
+            .membership_for_update(&request.icn, &request.web_id)
+            .await?;
+        if let Some(m) = existing.as_ref().filter(|m| m.lapse_due(now)) {
+            // An earlier grant lapsed and the sweeper has not recorded it yet: record it on
+            // the way, once, before the new grant replaces it.
+            self.record_lapse(w, account, m).await?;
+        }
+        let end = |role: Role| expires_at.filter(|_| role != Role::SiteTechnicalContact);
+        let membership = match existing {
+            // Already a member (an operator made them an STC meanwhile): never lower a role.
+            Some(m) if m.is_active_at(now) => {
+                let role = m.role.max(role);
+                Membership {
+                    role,
+                    updated_at: now,
+                    expires_at: end(role),
+                    ..m
+                }
+            }
+            _ => Membership {
+                icn: request.icn.clone(),
+                web_id: request.web_id.clone(),
+                role,
+                created_at: now,
+                updated_at: now,
+                removed_at: None,
+                expires_at: end(role),
+            },
+        };
+        w.tx().upsert_membership(&membership).await?;
+        Ok(membership)
     }
 
     pub async fn deny_request(

@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use super::{Caller, NewStc};
 use crate::clock::Millis;
-use crate::domain::{AccessRequest, Account, AuditRecord, Contract, Icn, Membership, Person};
+use crate::domain::{
+    AccessRequest, Account, AuditRecord, Contract, DomainRule, Icn, Membership, Person,
+};
 use crate::mail::QueuedEmail;
 
 pub(crate) fn account(a: &Account) -> Value {
@@ -22,6 +24,13 @@ pub(crate) fn request(r: &AccessRequest) -> Value {
         "requested_role": r.requested_role.as_str(), "granted_role": r.granted_role.map(|g| g.as_str()),
         "state": r.state.as_str(), "decided_by": r.decided_by.as_ref().map(|d| d.as_str()),
         "decision_reason": r.decision_reason, "expires_at": r.expires_at,
+    })
+}
+
+pub(crate) fn domain_rule(r: &DomainRule) -> Value {
+    json!({
+        "icn": r.icn.as_str(), "domain": r.domain.as_str(), "action": r.action.as_str(),
+        "role": r.role.map(|g| g.as_str()), "created_by": r.created_by.as_str(),
     })
 }
 

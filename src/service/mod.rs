@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod cache;
 mod check;
+mod domains;
 mod error;
 mod expiry;
 mod feed;

@@ -19,8 +19,8 @@ use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AccountStatus,
-    AuditRecord, ChangeRecord, CheckFacts, Contract, Icn, LatestRequest, MemberStatus, MemberView,
-    Membership, Nudge, Person, Revision, WebId,
+    AuditRecord, ChangeRecord, CheckFacts, Contract, DomainRule, EmailDomain, Icn, LatestRequest,
+    MemberStatus, MemberView, Membership, Nudge, Person, Revision, WebId,
 };
 use crate::mail::{OutboxError, SealedEmail, StoredEmail};
 use sql::SqlStore;
@@ -182,6 +182,14 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         icn: &Icn,
         now: Millis,
     ) -> Result<Vec<MemberView>, StoreError>;
+    /// The account's email-domain policies by domain; `after` is the last domain of the
+    /// previous page.
+    async fn list_domain_rules(
+        &self,
+        icn: &Icn,
+        after: Option<EmailDomain>,
+        limit: u32,
+    ) -> Result<Page<DomainRule, EmailDomain>, StoreError>;
     /// STCs active at `now`.
     async fn site_technical_contacts(
         &self,
@@ -325,6 +333,21 @@ pub trait WriteTx: Send {
     /// When each nudge of the request went out.
     async fn nudges(&mut self, id: AccessRequestId) -> Result<Vec<(Nudge, Millis)>, StoreError>;
     async fn update_request(&mut self, request: &AccessRequest) -> Result<(), StoreError>;
+
+    /// The account's email-domain policy for exactly `domain`, if one is set.
+    async fn domain_rule(
+        &mut self,
+        icn: &Icn,
+        domain: &EmailDomain,
+    ) -> Result<Option<DomainRule>, StoreError>;
+    /// Sets a policy; one set before keeps its `created_by` and `created_at`.
+    async fn upsert_domain_rule(&mut self, rule: &DomainRule) -> Result<(), StoreError>;
+    /// False when there was none.
+    async fn delete_domain_rule(
+        &mut self,
+        icn: &Icn,
+        domain: &EmailDomain,
+    ) -> Result<bool, StoreError>;
 
     async fn verification(
         &mut self,

@@ -12,7 +12,7 @@ use crate::domain::{
     AuditRecord, CheckFacts, Contract, ContractId, CountryCode, Email, Icn, LatestRequest,
     MemberStatus, MemberView, Membership, Person, ProductId, Role, WebId,
 };
-use crate::domain::{ChangeKey, ChangeRecord};
+use crate::domain::{ChangeKey, ChangeRecord, DomainAction, DomainRule, EmailDomain};
 use crate::mail::StoredEmail;
 
 fn corrupt(what: &str, value: &str) -> StoreError {
@@ -499,6 +499,34 @@ impl TryFrom<ChangeRow> for ChangeRecord {
             revision: r.revision,
             key: change_key(&r.kind, r.icn, r.web_id)?,
             at: r.at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct DomainRuleRow {
+    pub icn: String,
+    pub domain: String,
+    pub action: String,
+    pub role: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<DomainRuleRow> for DomainRule {
+    type Error = StoreError;
+    fn try_from(r: DomainRuleRow) -> Result<Self, StoreError> {
+        Ok(DomainRule {
+            action: DomainAction::parse(&r.action)
+                .ok_or_else(|| corrupt("domain action", &r.action))?,
+            role: r.role.as_deref().map(role).transpose()?,
+            domain: EmailDomain::parse(&r.domain)
+                .map_err(|_| corrupt("email domain", &r.domain))?,
+            icn: Icn::from_trusted(r.icn),
+            created_by: WebId::from_trusted(r.created_by),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
         })
     }
 }

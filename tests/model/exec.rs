@@ -6,8 +6,8 @@ use entitlements::proto::v1 as pb;
 use tonic::{Code, Response, Status};
 
 use super::ops::{
-    ACTING_PEOPLE, Actor, CONTRACT_IDS, COUNTRIES, Grant, ICNS, Ms, Op, PEOPLE, PRODUCT_LISTS,
-    WRONG_COUNTRY, email,
+    ACTING_PEOPLE, Actor, CONTRACT_IDS, COUNTRIES, DOMAINS, DomainAct, Grant, ICNS, Ms, Op, PEOPLE,
+    PRODUCT_LISTS, WRONG_COUNTRY, email,
 };
 use crate::support::{TestApp, authed, reason};
 
@@ -343,6 +343,44 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
                     .collect();
                 (Detail::Requests(list), String::new())
             })
+        }
+        Op::SetDomainRule {
+            by,
+            icn,
+            domain,
+            action,
+        } => {
+            let action = match action {
+                DomainAct::AutoApprove => pb::EmailDomainAction::AutoApprove,
+                DomainAct::Hold => pb::EmailDomainAction::Hold,
+                DomainAct::Refuse => pb::EmailDomainAction::Refuse,
+            };
+            let m = pb::SetEmailDomainPolicyRequest {
+                icn: ICNS[icn].into(),
+                domain: DOMAINS[domain].into(),
+                action: action as i32,
+                role: 0,
+            };
+            let r = retry(async || {
+                access
+                    .set_email_domain_policy(authed(m.clone(), t.of(by)))
+                    .await
+            })
+            .await;
+            got(r, |_| (Detail::Done, String::new()))
+        }
+        Op::DeleteDomainRule { by, icn, domain } => {
+            let m = pb::DeleteEmailDomainPolicyRequest {
+                icn: ICNS[icn].into(),
+                domain: DOMAINS[domain].into(),
+            };
+            let r = retry(async || {
+                access
+                    .delete_email_domain_policy(authed(m.clone(), t.of(by)))
+                    .await
+            })
+            .await;
+            got(r, |_| (Detail::Done, String::new()))
         }
     }
 }

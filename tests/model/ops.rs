@@ -19,6 +19,9 @@ pub const PEOPLE: [&str; 5] = ["ana", "ben", "cyd", "dee", "ghost"];
 pub const ACTING_PEOPLE: usize = 4;
 pub const CONTRACT_IDS: [&str; 2] = ["C1", "C2"];
 pub const PRODUCT_LISTS: [&[&str]; 4] = [&[], &["P1"], &["P2"], &["P1", "P2"]];
+/// Domains an email-domain policy may name: every person's address is in the first; the
+/// second is nobody's (a rule for it must change nothing).
+pub const DOMAINS: [&str; 2] = ["example.com", "partner.example"];
 
 pub fn email(person: usize, alt: bool) -> String {
     if alt {
@@ -52,6 +55,14 @@ pub enum Grant {
     Requested,
     AuthorizedUser,
     TechnicalContact,
+}
+
+/// What an email-domain policy does with a request from its domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainAct {
+    AutoApprove,
+    Hold,
+    Refuse,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +146,17 @@ pub enum Op {
         by: Actor,
         icn: usize,
     },
+    SetDomainRule {
+        by: Actor,
+        icn: usize,
+        domain: usize,
+        action: DomainAct,
+    },
+    DeleteDomainRule {
+        by: Actor,
+        icn: usize,
+        domain: usize,
+    },
 }
 
 fn person() -> impl Strategy<Value = usize> {
@@ -162,6 +184,19 @@ fn mostly_operator() -> impl Strategy<Value = Actor> {
         2 => person().prop_map(Actor::Person),
         1 => Just(Actor::Checker),
     ]
+}
+
+/// Often an administrator (who may be an STC), sometimes the operator, else anyone.
+fn stc_or_anyone() -> impl Strategy<Value = Actor> {
+    prop_oneof![3 => (0..ACTING_PEOPLE).prop_map(Actor::Admin), 1 => Just(Actor::Operator), 2 => anyone()]
+}
+
+fn domain_act() -> impl Strategy<Value = DomainAct> {
+    select(vec![
+        DomainAct::AutoApprove,
+        DomainAct::Hold,
+        DomainAct::Refuse,
+    ])
 }
 
 fn icn() -> impl Strategy<Value = usize> {
@@ -258,6 +293,10 @@ pub fn op() -> impl Strategy<Value = Op> {
         3 => anyone().prop_map(|by| Op::SendVerification { by }),
         2 => (administrator(), icn()).prop_map(|(by, icn)| Op::ListMembers { by, icn }),
         2 => (administrator(), icn()).prop_map(|(by, icn)| Op::ListRequests { by, icn }),
+        3 => (stc_or_anyone(), icn(), prop_oneof![4 => Just(0usize), 1 => Just(1usize)], domain_act())
+            .prop_map(|(by, icn, domain, action)| Op::SetDomainRule { by, icn, domain, action }),
+        2 => (stc_or_anyone(), icn(), prop_oneof![4 => Just(0usize), 1 => Just(1usize)])
+            .prop_map(|(by, icn, domain)| Op::DeleteDomainRule { by, icn, domain }),
     ]
 }
 
@@ -325,7 +364,9 @@ impl Op {
             | Op::VerifyEmail { by, .. }
             | Op::SendVerification { by }
             | Op::ListMembers { by, .. }
-            | Op::ListRequests { by, .. } => *by = f(*by),
+            | Op::ListRequests { by, .. }
+            | Op::SetDomainRule { by, .. }
+            | Op::DeleteDomainRule { by, .. } => *by = f(*by),
         }
         op
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tonic::Code;
 
-use super::ops::{Actor, CONTRACT_IDS, DAY, MINUTE, Ms, Op, PRODUCT_LISTS};
+use super::ops::{Actor, CONTRACT_IDS, DAY, DomainAct, MINUTE, Ms, Op, PRODUCT_LISTS};
 
 pub const REQUEST_TTL: Ms = 30 * DAY;
 /// One person may ask for one account this many times a day; the next is refused.
@@ -179,6 +179,8 @@ pub struct Model {
     pub codes_sent: HashMap<String, usize>,
     /// Lapses of time-boxed grants recorded per (account, person): each exactly once.
     pub lapses: BTreeMap<(usize, usize), usize>,
+    /// Email-domain policies per (account, index into DOMAINS).
+    pub domain_rules: BTreeMap<(usize, usize), DomainAct>,
 }
 
 impl Model {
@@ -191,6 +193,7 @@ impl Model {
             requests: Vec::new(),
             codes_sent: HashMap::new(),
             lapses: BTreeMap::new(),
+            domain_rules: BTreeMap::new(),
         }
     }
 
@@ -416,6 +419,13 @@ impl Model {
             Op::SendVerification { by } => self.send_verification(by),
             Op::ListMembers { by, icn } => self.list_members(by, icn),
             Op::ListRequests { by, icn } => self.list_requests(by, icn),
+            Op::SetDomainRule {
+                by,
+                icn,
+                domain,
+                action,
+            } => self.set_domain_rule(by, icn, domain, action),
+            Op::DeleteDomainRule { by, icn, domain } => self.delete_domain_rule(by, icn, domain),
         }
     }
 }

@@ -8,8 +8,8 @@ use crate::support::Backend;
 use super::checks;
 use super::exec::Detail as Got;
 use super::ops::{
-    ACTING_PEOPLE, Actor, CONTRACT_IDS, COUNTRIES, DAY, HOUR, ICNS, MINUTE, Ms, Op, PEOPLE,
-    PRODUCT_LISTS, WRONG_COUNTRY, email,
+    ACTING_PEOPLE, Actor, CONTRACT_IDS, COUNTRIES, DAY, DOMAINS, HOUR, ICNS, MINUTE, Ms, Op,
+    PEOPLE, PRODUCT_LISTS, WRONG_COUNTRY, email,
 };
 use super::reference::{Detail, Expect, LiveCode, Model};
 
@@ -154,6 +154,9 @@ impl Model {
                     a.contracts.keys().collect::<Vec<_>>()
                 );
             }
+        }
+        for ((icn, d), action) in &self.domain_rules {
+            out += &format!("{}@{}:{action:?} ", DOMAINS[*d], ICNS[*icn]);
         }
         for ((icn, p), m) in &self.members {
             out += &format!(
@@ -328,6 +331,21 @@ impl fmt::Display for Op {
             Op::SendVerification { by } => write!(f, "{by}: SendVerificationEmail"),
             Op::ListMembers { by, icn } => write!(f, "{by}: ListMembers {}", ICNS[*icn]),
             Op::ListRequests { by, icn } => write!(f, "{by}: ListAccessRequests {}", ICNS[*icn]),
+            Op::SetDomainRule {
+                by,
+                icn,
+                domain,
+                action,
+            } => write!(
+                f,
+                "{by}: SetEmailDomainPolicy {} {} {action:?}",
+                ICNS[*icn], DOMAINS[*domain]
+            ),
+            Op::DeleteDomainRule { by, icn, domain } => write!(
+                f,
+                "{by}: DeleteEmailDomainPolicy {} {}",
+                ICNS[*icn], DOMAINS[*domain]
+            ),
         }
     }
 }

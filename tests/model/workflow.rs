@@ -3,7 +3,7 @@
 
 use tonic::Code;
 
-use super::ops::{ACTING_PEOPLE, Actor, DAY, Grant, Ms, Op, PEOPLE, ReqRef, email};
+use super::ops::{ACTING_PEOPLE, Actor, DAY, DomainAct, Grant, Ms, Op, PEOPLE, ReqRef, email};
 use super::reference::{
     Detail, Expect, MAX_WRONG_TRIES, Membership, Model, REQUEST_TTL, REQUESTS_PER_DAY, Request,
     Role, State, fail,
@@ -29,7 +29,9 @@ impl Model {
             Op::UpdateRole { icn, .. }
             | Op::RemoveMember { icn, .. }
             | Op::ListMembers { icn, .. }
-            | Op::ListRequests { icn, .. } => Some(icn),
+            | Op::ListRequests { icn, .. }
+            | Op::SetDomainRule { icn, .. }
+            | Op::DeleteDomainRule { icn, .. } => Some(icn),
             _ => None,
         };
         op.with_actor(|a| match a {
@@ -100,16 +102,38 @@ impl Model {
         if today >= REQUESTS_PER_DAY {
             return fail(Code::ResourceExhausted, "ACCESS_REQUESTS_RATE_LIMITED");
         }
+        // The account's policy for the domain of the person's own address (every person of
+        // the universe is at DOMAINS[0]). Refused: nothing written, the person record neither.
+        let rule = self.domain_rules.get(&(icn, 0)).copied();
+        if rule == Some(DomainAct::Refuse) {
+            return fail(Code::FailedPrecondition, "EMAIL_DOMAIN_REFUSED");
+        }
+        let auto = rule == Some(DomainAct::AutoApprove);
         self.sync(person);
         self.requests.push(Request {
             icn,
             person,
             requested: role,
-            state: State::Pending,
+            state: if auto {
+                State::Approved
+            } else {
+                State::Pending
+            },
             created: self.now,
             updated: self.now,
             expires: self.now + REQUEST_TTL,
         });
+        if auto {
+            // Approved at once by the service: Authorized User, whatever was asked, no end.
+            self.members.insert(
+                (icn, person),
+                Membership {
+                    role: Role::AuthorizedUser,
+                    removed_at: None,
+                    expires: None,
+                },
+            );
+        }
         if !self.people[person].verified {
             self.send_code(person);
         }
@@ -411,6 +435,64 @@ impl Model {
 
 /// Only an operator learns that an account does not exist; anyone else hears what they would
 /// for an account they do not administer.
+impl Model {
+    /// Who keeps an account's email-domain policies: operators (any account, suspended or
+    /// not), else its verified STCs on an active account; a TC is told an STC is needed.
+    fn may_keep_domains(&self, by: Actor, icn: usize) -> Result<(), Expect> {
+        let Some(account) = &self.accounts[icn] else {
+            return Err(unknown_account(by));
+        };
+        if by == Actor::Operator {
+            return Ok(());
+        }
+        if !self.is_admin(icn, by) {
+            return Err(fail(Code::PermissionDenied, "NOT_AN_ADMINISTRATOR"));
+        }
+        if !self.verified(by) {
+            return Err(fail(
+                Code::PermissionDenied,
+                "ADMINISTRATOR_EMAIL_NOT_VERIFIED",
+            ));
+        }
+        if account.suspended {
+            return Err(fail(Code::FailedPrecondition, "ACCOUNT_SUSPENDED"));
+        }
+        match by {
+            Actor::Person(p) if self.active_role(icn, p) == Some(Role::SiteTechnicalContact) => {
+                Ok(())
+            }
+            _ => Err(fail(
+                Code::PermissionDenied,
+                "SITE_TECHNICAL_CONTACT_REQUIRED",
+            )),
+        }
+    }
+
+    pub fn set_domain_rule(
+        &mut self,
+        by: Actor,
+        icn: usize,
+        domain: usize,
+        action: DomainAct,
+    ) -> Expect {
+        if let Err(e) = self.may_keep_domains(by, icn) {
+            return e;
+        }
+        self.domain_rules.insert((icn, domain), action);
+        Expect::Ok(Detail::Done)
+    }
+
+    pub fn delete_domain_rule(&mut self, by: Actor, icn: usize, domain: usize) -> Expect {
+        if let Err(e) = self.may_keep_domains(by, icn) {
+            return e;
+        }
+        match self.domain_rules.remove(&(icn, domain)) {
+            Some(_) => Expect::Ok(Detail::Done),
+            None => fail(Code::NotFound, "EMAIL_DOMAIN_POLICY_NOT_FOUND"),
+        }
+    }
+}
+
 fn unknown_account(by: Actor) -> Expect {
     if by == Actor::Operator {
         fail(Code::NotFound, "ACCOUNT_NOT_FOUND")

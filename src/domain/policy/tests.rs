@@ -412,3 +412,57 @@ fn who_hears_of_a_pending_request() {
     );
     assert!(super::administrators_told(&[]).is_empty());
 }
+
+#[test]
+fn operators_and_verified_stcs_of_an_active_account_manage_email_domains() {
+    let manage = |standing| Operation::ManageEmailDomains { standing };
+    let table = [
+        (standing(Active, Some(STC), true), Ok(())),
+        (
+            standing(Active, Some(TC), true),
+            Err(SiteTechnicalContactRequired),
+        ),
+        (standing(Active, Some(AU), true), Err(NotAnAdministrator)),
+        (standing(Active, None, true), Err(NotAnAdministrator)),
+        (standing(Active, None, false), Err(NotAnAdministrator)),
+        (
+            standing(Active, Some(STC), false),
+            Err(AdministratorEmailNotVerified),
+        ),
+        (
+            standing(Active, Some(TC), false),
+            Err(AdministratorEmailNotVerified),
+        ),
+        (standing(Suspended, Some(STC), true), Err(AccountSuspended)),
+        (standing(Suspended, Some(TC), true), Err(AccountSuspended)),
+        (standing(Suspended, Some(AU), true), Err(NotAnAdministrator)),
+    ];
+    for (s, want) in table {
+        expect(Who::Person, manage(s), want);
+        // The ticketing system's scope adds nothing.
+        expect(Who::Checker, manage(s), want);
+    }
+    // Operators keep every account's list, suspended or not, member or not.
+    for s in [
+        standing(Active, None, false),
+        standing(Suspended, None, false),
+        standing(Active, Some(AU), true),
+    ] {
+        expect(Who::Operator, manage(s), Ok(()));
+    }
+}
+
+#[test]
+fn a_new_request_follows_the_policy_for_its_domain() {
+    use crate::domain::email_domain::DomainAction as D;
+    let table = [
+        (None, Ok(NewRequest::Held)),
+        (Some(D::Hold), Ok(NewRequest::Held)),
+        (Some(D::AutoApprove), Ok(NewRequest::AutoApproved)),
+        (Some(D::Refuse), Err(EmailDomainRefused)),
+    ];
+    for (policy, want) in table {
+        assert_eq!(new_request(policy), want, "{policy:?}");
+    }
+    assert!(EmailDomainRefused.is_precondition());
+}

@@ -8,13 +8,13 @@ use super::{SqlStore, SqlTx, feed, fetch_limit, page_next, snapshot, text};
 use crate::clock::Millis;
 use crate::domain::{
     AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord, ChangeRecord,
-    CheckFacts, Contract, Icn, MemberView, Nudge, Person, Revision, WebId,
+    CheckFacts, Contract, DomainRule, EmailDomain, Icn, MemberView, Nudge, Person, Revision, WebId,
 };
 use crate::store::OutboxStore;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
-    AccountRow, AuditRow, ChangeRow, ContractRow, FactsRow, MemberViewRow, PersonRow,
-    RequestViewRow, SnapshotAccountRow, SnapshotMemberRow,
+    AccountRow, AuditRow, ChangeRow, ContractRow, DomainRuleRow, FactsRow, MemberViewRow,
+    PersonRow, RequestViewRow, SnapshotAccountRow, SnapshotMemberRow,
 };
 use crate::store::{
     ChangeSignal, FeedBounds, OpsStats, Page, PoolStats, SnapshotInfo, SnapshotLimits,
@@ -47,6 +47,7 @@ where
     PersonRow: for<'r> FromRow<'r, D::Row>,
     RequestViewRow: for<'r> FromRow<'r, D::Row>,
     MemberViewRow: for<'r> FromRow<'r, D::Row>,
+    DomainRuleRow: for<'r> FromRow<'r, D::Row>,
     AuditRow: for<'r> FromRow<'r, D::Row>,
     ChangeRow: for<'r> FromRow<'r, D::Row>,
     (String, Option<i64>): for<'r> FromRow<'r, D::Row>,
@@ -204,6 +205,27 @@ where
             .map(MemberView::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         let next = page_next(&mut items, limit, |v| v.membership.web_id.clone());
+        Ok(Page { items, next })
+    }
+
+    #[tracing::instrument(name = "SELECT email_domain_policies", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "email_domain_policies", db.query.summary = "SELECT email_domain_policies"))]
+    async fn list_domain_rules(
+        &self,
+        icn: &Icn,
+        after: Option<EmailDomain>,
+        limit: u32,
+    ) -> Result<Page<DomainRule, EmailDomain>, StoreError> {
+        let rows: Vec<DomainRuleRow> = sqlx::query_as(&text::domain_rules_page())
+            .bind(icn.as_str())
+            .bind(after.as_ref().map(|a| a.as_str()))
+            .bind(fetch_limit(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        let mut items = rows
+            .into_iter()
+            .map(DomainRule::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = page_next(&mut items, limit, |r| r.domain.clone());
         Ok(Page { items, next })
     }
 

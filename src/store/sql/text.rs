@@ -188,6 +188,29 @@ pub(super) const RECORD_ORPHAN: &str = "INSERT INTO orphan_reports (icn, reporte
     ON CONFLICT (icn) DO NOTHING";
 pub(super) const CLEAR_ORPHAN: &str = "DELETE FROM orphan_reports WHERE icn = $1";
 pub(super) const COUNT_ORPHANS: &str = "SELECT COUNT(*) FROM orphan_reports";
+// Email-domain policies.
+
+const DOMAIN_RULE_COLS: &str = "icn, domain, action, role, created_by, created_at, updated_at";
+
+pub(super) fn domain_rule() -> String {
+    format!("SELECT {DOMAIN_RULE_COLS} FROM email_domain_policies WHERE icn = $1 AND domain = $2")
+}
+/// A rule set again keeps who made it and when; its action, role and `updated_at` change.
+pub(super) fn upsert_domain_rule() -> String {
+    format!(
+        "INSERT INTO email_domain_policies ({DOMAIN_RULE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (icn, domain) DO UPDATE SET action = excluded.action, role = excluded.role, \
+         updated_at = excluded.updated_at"
+    )
+}
+pub(super) const DELETE_DOMAIN_RULE: &str =
+    "DELETE FROM email_domain_policies WHERE icn = $1 AND domain = $2";
+pub(super) fn domain_rules_page() -> String {
+    format!(
+        "SELECT {DOMAIN_RULE_COLS} FROM email_domain_policies \
+         WHERE icn = $1 AND ($2 IS NULL OR domain > $2) ORDER BY domain LIMIT $3"
+    )
+}
 
 // Verification codes.
 

@@ -8,14 +8,14 @@ use super::{SqlTx, feed, text};
 use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
-    AccessRequest, AccessRequestId, Account, AuditRecord, Contract, Icn, MemberView, Membership,
-    Nudge, Person, Revision, WebId,
+    AccessRequest, AccessRequestId, Account, AuditRecord, Contract, DomainRule, EmailDomain, Icn,
+    MemberView, Membership, Nudge, Person, Revision, WebId,
 };
 use crate::mail::SealedEmail;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
-    AccountRow, ChangeKeyRow, MemberViewRow, MembershipRow, PersonRow, RequestRow, VerificationRow,
-    product_ids_json,
+    AccountRow, ChangeKeyRow, DomainRuleRow, MemberViewRow, MembershipRow, PersonRow, RequestRow,
+    VerificationRow, product_ids_json,
 };
 use crate::store::{StoreError, WriteTx};
 
@@ -39,6 +39,7 @@ where
     MemberViewRow: for<'r> FromRow<'r, D::Row>,
     RequestRow: for<'r> FromRow<'r, D::Row>,
     VerificationRow: for<'r> FromRow<'r, D::Row>,
+    DomainRuleRow: for<'r> FromRow<'r, D::Row>,
     ChangeKeyRow: for<'r> FromRow<'r, D::Row>,
 {
     #[tracing::instrument(name = "SELECT accounts", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "accounts", db.query.summary = "SELECT accounts"))]
@@ -285,6 +286,49 @@ where
                     .ok_or_else(|| StoreError::Corrupt(format!("nudge stage {stage:?}")))
             })
             .collect()
+    }
+
+    #[tracing::instrument(name = "SELECT email_domain_policies", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "email_domain_policies", db.query.summary = "SELECT email_domain_policies"))]
+    async fn domain_rule(
+        &mut self,
+        icn: &Icn,
+        domain: &EmailDomain,
+    ) -> Result<Option<DomainRule>, StoreError> {
+        let row: Option<DomainRuleRow> = sqlx::query_as(&text::domain_rule())
+            .bind(icn.as_str())
+            .bind(domain.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(DomainRule::try_from).transpose()
+    }
+
+    #[tracing::instrument(name = "INSERT email_domain_policies", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "email_domain_policies", db.query.summary = "INSERT email_domain_policies"))]
+    async fn upsert_domain_rule(&mut self, r: &DomainRule) -> Result<(), StoreError> {
+        sqlx::query(&text::upsert_domain_rule())
+            .bind(r.icn.as_str())
+            .bind(r.domain.as_str())
+            .bind(r.action.as_str())
+            .bind(r.role.map(|g| g.as_str()))
+            .bind(r.created_by.as_str())
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "DELETE email_domain_policies", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "DELETE", db.collection.name = "email_domain_policies", db.query.summary = "DELETE email_domain_policies"))]
+    async fn delete_domain_rule(
+        &mut self,
+        icn: &Icn,
+        domain: &EmailDomain,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(text::DELETE_DOMAIN_RULE)
+            .bind(icn.as_str())
+            .bind(domain.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(D::rows_affected(&done) > 0)
     }
 
     #[tracing::instrument(name = "UPDATE access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "UPDATE", db.collection.name = "access_requests", db.query.summary = "UPDATE access_requests"))]

@@ -7,6 +7,7 @@ mod audit;
 mod cache;
 mod check;
 mod error;
+mod contracts;
 mod expiry;
 mod feed;
 mod limits;
@@ -87,6 +88,10 @@ pub struct ServiceConfig {
     pub escalate_after_ms: Millis,
     /// Where what nobody on an account can decide is reported.
     pub operator_email: Option<Email>,
+    /// STCs are warned this long before their account's last contract in force ends.
+    pub contract_warning_ms: Millis,
+    /// Members of an account whose contract was renewed must be confirmed within this time.
+    pub recertify_within_ms: Millis,
     pub verification: SendPolicy,
     pub brand: MailBrand,
     pub cache: CacheCapacity,
@@ -104,6 +109,8 @@ impl Default for ServiceConfig {
             remind_after_ms: 3 * 24 * 3600 * 1000,
             escalate_after_ms: 7 * 24 * 3600 * 1000,
             operator_email: None,
+            contract_warning_ms: 30 * 24 * 3600 * 1000,
+            recertify_within_ms: 30 * 24 * 3600 * 1000,
             verification: SendPolicy::default(),
             brand: MailBrand::default(),
             cache: CacheCapacity::default(),

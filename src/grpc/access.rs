@@ -200,4 +200,19 @@ impl AccessService for Api {
             consistency_token: s.token(view.revision),
         }))
     }
+
+    async fn certify_member(
+        &self,
+        req: Request<pb::CertifyMemberRequest>,
+    ) -> Result<Response<pb::CertifyMemberResponse>, Status> {
+        let (caller, s) = self.enter(&req).await?;
+        let m = req.into_inner();
+        let icn = field("icn", &m.icn, Icn::parse)?;
+        let web_id = field("web_id", &m.web_id, WebId::parse)?;
+        let view = svc(s.certify_member(&caller, &icn, &web_id).await)?;
+        Ok(Response::new(pb::CertifyMemberResponse {
+            membership: Some(view.value.into()),
+            consistency_token: s.token(view.revision),
+        }))
+    }
 }

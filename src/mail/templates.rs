@@ -527,7 +527,10 @@ pub fn contract_ending(
     t.finish(
         brand,
         to,
-        format!("Support for {company} (ICN {icn}) ends on {}", format_utc(ends_at)),
+        format!(
+            "Support for {company} (ICN {icn}) ends on {}",
+            format_utc(ends_at)
+        ),
         KIND_CONTRACT_ENDING,
     )
 }

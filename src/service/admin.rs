@@ -304,7 +304,10 @@ impl Services {
             .find(|c| c.contract_id == contract.contract_id);
         w.tx().upsert_contract(&contract).await?;
         // A renewal: the account's administrators confirm who keeps access.
-        if before.as_ref().is_some_and(|b| contract.ends_at > b.ends_at) {
+        if before
+            .as_ref()
+            .is_some_and(|b| contract.ends_at > b.ends_at)
+        {
             self.ask_recertification(&mut w, &account, &contract)
                 .await?;
         }

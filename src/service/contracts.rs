@@ -310,10 +310,7 @@ async fn owed(w: &mut Write<'_>, member: &Membership) -> ServiceResult<Option<Mi
     if !policy::recertified(member.role) {
         return Ok(None);
     }
-    let question = w
-        .tx()
-        .recertification(&member.icn, &member.web_id)
-        .await?;
+    let question = w.tx().recertification(&member.icn, &member.web_id).await?;
     Ok(question
         .filter(|&(asked, _)| asked >= member.created_at)
         .map(|(_, due)| due))

@@ -412,7 +412,10 @@ fn who_hears_of_a_pending_request() {
     );
     assert!(super::administrators_told(&[]).is_empty());
     // Warned that the contracts end: the STCs of an active account, verified ones else all.
-    assert_eq!(contract_end_audience(active, &[tc(true), stc(true)]), vec![1]);
+    assert_eq!(
+        contract_end_audience(active, &[tc(true), stc(true)]),
+        vec![1]
+    );
     assert_eq!(
         contract_end_audience(active, &[stc(false), tc(true), stc(true)]),
         vec![2]
@@ -430,9 +433,21 @@ fn members_are_certified_by_another_administrator_or_an_operator() {
     let (a, b) = (ana(), ben());
     let certify = |standing, member| Operation::CertifyMember { standing, member };
     expect(Who::Person, certify(admin(), &b), Ok(()));
-    expect(Who::Person, certify(standing(Active, Some(STC), true), &b), Ok(()));
-    expect(Who::Operator, certify(standing(Active, None, false), &b), Ok(()));
-    expect(Who::Operator, certify(standing(Suspended, None, false), &a), Ok(()));
+    expect(
+        Who::Person,
+        certify(standing(Active, Some(STC), true), &b),
+        Ok(()),
+    );
+    expect(
+        Who::Operator,
+        certify(standing(Active, None, false), &b),
+        Ok(()),
+    );
+    expect(
+        Who::Operator,
+        certify(standing(Suspended, None, false), &a),
+        Ok(()),
+    );
     // Nobody vouches for themself.
     expect(Who::Person, certify(admin(), &a), Err(SelfModification));
     expect(
@@ -460,7 +475,11 @@ fn members_are_certified_by_another_administrator_or_an_operator() {
         certify(standing(Suspended, Some(TC), true), &b),
         Err(AccountSuspended),
     );
-    expect(Who::Checker, certify(standing(Active, None, false), &b), Err(NotAnAdministrator));
+    expect(
+        Who::Checker,
+        certify(standing(Active, None, false), &b),
+        Err(NotAnAdministrator),
+    );
     // Who is asked about at a renewal: everyone but the STCs.
     assert!(recertified(AU));
     assert!(recertified(TC));

@@ -14,8 +14,8 @@ use crate::domain::{
 use crate::mail::SealedEmail;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
-    AccountRow, ChangeKeyRow, ContractRow, MemberViewRow, MembershipRow, PersonRow, RequestRow, VerificationRow,
-    product_ids_json,
+    AccountRow, ChangeKeyRow, ContractRow, MemberViewRow, MembershipRow, PersonRow, RequestRow,
+    VerificationRow, product_ids_json,
 };
 use crate::store::{StoreError, WriteTx};
 

@@ -266,6 +266,7 @@ async fn play(
             _ => exec::WRONG_CODE.to_owned(),
         };
         let now = model.now;
+        let removed_before: usize = model.unrecertified.values().sum();
         let want = model.step(op);
         if let Op::Advance(ms) = op {
             app.clock.advance(*ms);
@@ -287,6 +288,46 @@ async fn play(
         }
         if let Some(t) = got.token {
             token = t;
+        }
+        // Members not recertified in time are removed by the sweeper (within about a second
+        // of the deadline, not at its instant): wait for it, and for both replicas to have
+        // followed, before the checks.
+        if model.unrecertified.values().sum::<usize>() > removed_before {
+            if let Err(e) = waits::wait_unrecertified(&app, &tokens, &model.unrecertified).await {
+                return Err(fail_at(
+                    backend,
+                    &shown,
+                    i,
+                    &e,
+                    &model,
+                    "sweeper too slow".into(),
+                ));
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let (a, _, _) = checks::compare(
+                    &app,
+                    &tokens.checker,
+                    &model,
+                    (&token, ""),
+                    "replica 1",
+                    true,
+                )
+                .await;
+                let (b, _, _) = checks::compare(
+                    &replica,
+                    &tokens.checker,
+                    &model,
+                    (&token, ""),
+                    "replica 2",
+                    false,
+                )
+                .await;
+                if (a.is_empty() && b.is_empty()) || Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         // Both replicas, the second no older than what the first answered from.
         let (mut wrong, n, through) = checks::compare(
@@ -377,6 +418,33 @@ async fn play(
             return Err(d);
         }
         merge(&mut found, d);
+    }
+    // Each removal for want of recertification recorded exactly once.
+    match waits::unrecertified_recorded(&app, &tokens).await {
+        Ok(got) if got == model.unrecertified => {}
+        Ok(got) => {
+            return Err(fail_at(
+                backend,
+                &shown,
+                end,
+                &format!(
+                    "  model: not recertified {:?}\n  server: {got:?}",
+                    model.unrecertified
+                ),
+                &model,
+                "not recertified recorded".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(fail_at(
+                backend,
+                &shown,
+                end,
+                &e,
+                &model,
+                "not recertified recorded".into(),
+            ));
+        }
     }
     // Each lapse recorded exactly once (two replicas sweep the same database).
     match waits::lapses_recorded(&app, &tokens).await {

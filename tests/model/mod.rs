@@ -24,7 +24,13 @@
 //!    keep their powers;
 //! 3. a check's answer never depends on the checks asked before it;
 //! 4. a time-boxed grant (ApproveRequest / UpdateMemberRole with `expire_time`) answers
-//!    ACCESS_REVOKED from its end instant, swept or not, and is no longer listed.
+//!    ACCESS_REVOKED from its end instant, swept or not, and is no longer listed;
+//! 5. a renewal (an existing contract's end moved later, active account) asks for the
+//!    recertification of every active member but the STCs within 30 days; CertifyMember (an
+//!    administrator, not of themself, or an operator) confirms; the sweeper removes the
+//!    unconfirmed at the deadline (ACCESS_REVOKED, no longer listed), each once. That removal
+//!    is the sweeper's, not the decision's: after a clock move that crosses a deadline the
+//!    runner waits for it on both replicas before the checks.
 //!
 //! Knobs (environment): ENTITLEMENTS_MODEL_CASES (histories per backend, default 6),
 //! ENTITLEMENTS_MODEL_STEPS (most random steps per history, default 40; at least half that),

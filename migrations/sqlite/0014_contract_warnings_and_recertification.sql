@@ -10,6 +10,8 @@ CREATE TABLE contract_end_warnings (
     sent_at   INTEGER NOT NULL,
     PRIMARY KEY (icn, ends_at)
 );
+-- What the sweeper looks for: contracts ending within the warning window.
+CREATE INDEX contracts_by_end ON contracts (ends_at);
 
 -- Recertification at renewal: a renewed contract asks the account's administrators to confirm
 -- each member (other than its STCs) by due_at; confirming deletes the row. The row applies to

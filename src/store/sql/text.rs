@@ -85,12 +85,16 @@ pub(super) const DUE_RECERTIFICATIONS: &str = "SELECT rc.icn, rc.web_id \
 // Contract-end warnings (issue 9).
 
 /// Active accounts whose last contract not yet ended (at `$1`) ends at or before `$2`, and
-/// whose end was not warned of yet: with that end, soonest first.
-pub(super) const DUE_CONTRACT_WARNINGS: &str = "SELECT t.icn, t.last_end FROM (\
-    SELECT c.icn, MAX(c.ends_at) AS last_end FROM contracts c JOIN accounts a ON a.icn = c.icn \
-    WHERE a.status = 'ACTIVE' AND c.ends_at > $1 GROUP BY c.icn) t \
-    WHERE t.last_end <= $2 AND NOT EXISTS (SELECT 1 FROM contract_end_warnings w \
-    WHERE w.icn = t.icn AND w.ends_at = t.last_end) ORDER BY t.last_end, t.icn LIMIT $3";
+/// whose end was not warned of yet: with that end, soonest first. Read from the contracts
+/// ending inside the window (`contracts_by_end`), so the per-second sweep does not scan every
+/// contract: one with no later contract of its account is the account's last.
+pub(super) const DUE_CONTRACT_WARNINGS: &str = "SELECT DISTINCT c.icn, c.ends_at \
+    FROM contracts c JOIN accounts a ON a.icn = c.icn \
+    WHERE c.ends_at > $1 AND c.ends_at <= $2 AND a.status = 'ACTIVE' \
+    AND NOT EXISTS (SELECT 1 FROM contracts l WHERE l.icn = c.icn AND l.ends_at > c.ends_at) \
+    AND NOT EXISTS (SELECT 1 FROM contract_end_warnings w \
+    WHERE w.icn = c.icn AND w.ends_at = c.ends_at) \
+    ORDER BY c.ends_at, c.icn LIMIT $3";
 /// Inserts nothing when the end was warned of already: the affected row count says who won.
 pub(super) const RECORD_CONTRACT_WARNING: &str = "INSERT INTO contract_end_warnings \
     (icn, ends_at, sent_at) VALUES ($1, $2, $3) ON CONFLICT (icn, ends_at) DO NOTHING";

@@ -92,6 +92,14 @@ pub struct ServeArgs {
     /// without an administrator who can, are reported here.
     #[arg(long, env = "ENTITLEMENTS_OPERATOR_EMAIL")]
     pub operator_email: Option<String>,
+    /// The Site Technical Contacts of an active account are warned this long before the last
+    /// of its contracts in force ends (once per end instant; an extension warns again).
+    #[arg(long, env = "ENTITLEMENTS_CONTRACT_WARNING", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub contract_warning: Duration,
+    /// A renewed contract asks the account's administrators to confirm its members; members
+    /// (other than STCs) not confirmed within this time lose their access.
+    #[arg(long, env = "ENTITLEMENTS_RECERTIFY_WITHIN", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub recertify_within: Duration,
     /// Per-call deadline (a shorter grpc-timeout from the client wins).
     #[arg(
         long,
@@ -306,6 +314,11 @@ impl ServeArgs {
                 humantime::format_duration(self.expire_after),
             )));
         }
+        if self.recertify_within.is_zero() {
+            return Err(ConfigError(
+                "--recertify-within must be longer than zero".to_owned(),
+            ));
+        }
         let operator_email = self
             .operator_email
             .as_deref()
@@ -326,6 +339,8 @@ impl ServeArgs {
                 remind_after_ms: millis(self.remind_after),
                 escalate_after_ms: millis(self.escalate_after),
                 operator_email,
+                contract_warning_ms: millis(self.contract_warning),
+                recertify_within_ms: millis(self.recertify_within),
                 brand: MailBrand {
                     portal_url: self.portal_url.clone(),
                     ..MailBrand::default()

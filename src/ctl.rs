@@ -308,6 +308,11 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
                 "next_page_token" => &r.next_page_token,
             }
         }
+        C::CertifyMember { icn, web_id } => {
+            let msg = pb::CertifyMemberRequest { icn, web_id };
+            let r = c.access().certify_member(c.req(msg)).await?;
+            membership_change(r.into_inner().into())
+        }
         C::Check {
             web_id,
             icn,
@@ -358,7 +363,8 @@ membership_change_from!(
     pb::AddSiteTechnicalContactResponse,
     pb::RemoveSiteTechnicalContactResponse,
     pb::UpdateMemberRoleResponse,
-    pb::RemoveMemberResponse
+    pb::RemoveMemberResponse,
+    pb::CertifyMemberResponse
 );
 
 fn membership_change(MembershipChange(membership, token): MembershipChange) -> Node {

@@ -8,6 +8,7 @@ mod at_rest;
 mod attacks;
 mod cache;
 mod concurrency;
+mod contracts;
 mod decider;
 mod domains;
 mod faults;

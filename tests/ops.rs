@@ -297,6 +297,8 @@ async fn database_down_means_not_serving_and_unavailable() {
         escalate_after: std::time::Duration::from_secs(7 * 24 * 3600),
         expire_after: std::time::Duration::from_secs(30 * 24 * 3600),
         operator_email: None,
+        contract_warning: std::time::Duration::from_secs(30 * 24 * 3600),
+        recertify_within: std::time::Duration::from_secs(30 * 24 * 3600),
         request_timeout_ms: 5000,
         concurrency_limit: 64,
         max_message_bytes: 1 << 20,

@@ -682,9 +682,142 @@ async fn email_domain_policies_are_kept_per_account_and_domain(backend: Backend)
     );
 }
 
+/// Contract-end warnings: only the last end of an active account inside the window, each end
+/// recorded once; recertification questions: due ones of active non-STC members only, asked
+/// while the membership existed, closed once.
+async fn contract_warnings_and_recertifications(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    seed(&store).await;
+    let contract = |id: &str, ends_at| Contract {
+        icn: icn(),
+        contract_id: ContractId::parse(id).unwrap(),
+        product_ids: Vec::new(),
+        starts_at: 0,
+        ends_at,
+        includes_24x7: false,
+        updated_at: 1,
+    };
+    let member = |w: &str, role, created_at| Membership {
+        icn: icn(),
+        web_id: web(w),
+        role,
+        created_at,
+        updated_at: created_at,
+        removed_at: None,
+        expires_at: None,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_contract(&contract("C1", 1_000)).await.unwrap();
+    tx.upsert_contract(&contract("C2", 2_000)).await.unwrap();
+    tx.upsert_membership(&member("ana", Role::SiteTechnicalContact, 1))
+        .await
+        .unwrap();
+    tx.upsert_membership(&member("bob", Role::AuthorizedUser, 1))
+        .await
+        .unwrap();
+    tx.upsert_membership(&member("cy", Role::TechnicalContact, 50))
+        .await
+        .unwrap();
+    for w in ["ana", "bob", "cy"] {
+        tx.ask_recertification(&icn(), &web(w), 10, 500)
+            .await
+            .unwrap();
+    }
+    tx.commit(1).await.unwrap();
+
+    // C1 ends in the window but C2 later: not the last end; C2 outside the window.
+    assert!(
+        store
+            .due_contract_warnings(100, 1_500, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.due_contract_warnings(100, 2_000, 10).await.unwrap(),
+        vec![(icn(), 2_000)]
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.contracts(&icn()).await.unwrap().len(), 2);
+    assert!(
+        tx.record_contract_warning(&icn(), 2_000, 100)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.record_contract_warning(&icn(), 2_000, 100)
+            .await
+            .unwrap()
+    );
+    tx.commit(100).await.unwrap();
+    assert!(
+        store
+            .due_contract_warnings(100, 2_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Only bob owes: ana is an STC, cy's membership is newer than the question.
+    assert!(
+        store
+            .due_recertifications(499, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.due_recertifications(500, 10).await.unwrap(),
+        vec![(icn(), web("bob"))]
+    );
+    let members = store
+        .list_members(&icn(), None, 10, 600)
+        .await
+        .unwrap()
+        .items;
+    let owed: Vec<(String, Option<i64>)> = members
+        .iter()
+        .map(|m| (m.membership.web_id.to_string(), m.recertify_by))
+        .collect();
+    assert_eq!(
+        owed,
+        vec![
+            ("ana".to_owned(), None),
+            ("bob".to_owned(), Some(500)),
+            ("cy".to_owned(), None)
+        ]
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.recertification(&icn(), &web("bob")).await.unwrap(),
+        Some((10, 500))
+    );
+    assert!(
+        tx.delete_recertification(&icn(), &web("bob"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.delete_recertification(&icn(), &web("bob"))
+            .await
+            .unwrap()
+    );
+    let active = tx.active_memberships(&icn(), 600).await.unwrap();
+    assert_eq!(active.len(), 3);
+    tx.commit(600).await.unwrap();
+    assert!(
+        store
+            .due_recertifications(600, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 crate::both_backends!(
     email_domain_policies_are_kept_per_account_and_domain,
     a_snapshot_holds_what_checks_read,
+    contract_warnings_and_recertifications,
     the_change_feed_is_gapless_and_commit_ordered,
     a_dropped_transaction_leaves_nothing,
     one_pending_request_per_person_and_account,

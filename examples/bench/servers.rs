@@ -382,6 +382,12 @@ impl AccessService for Insert {
     ) -> Result<Response<pb::ListEmailDomainPoliciesResponse>, Status> {
         baseline_only()
     }
+    async fn certify_member(
+        &self,
+        _: Request<pb::CertifyMemberRequest>,
+    ) -> Result<Response<pb::CertifyMemberResponse>, Status> {
+        baseline_only()
+    }
 }
 
 /// The write-path baseline on `database_url`; creates its table before it says LISTENING.

@@ -321,6 +321,15 @@ pub enum CtlCommand {
         #[command(flatten)]
         page: Page,
     },
+    /// AccessService.CertifyMember: confirm, after a contract renewal, that a member keeps
+    /// their access (administrators of the account, not of themselves; operators). Members
+    /// owing a confirmation show a recertify_time in list-members.
+    CertifyMember {
+        #[arg(long)]
+        icn: String,
+        #[arg(long)]
+        web_id: String,
+    },
     /// EntitlementService.CheckEntitlement: may this person do this for this account?
     Check {
         #[arg(long)]

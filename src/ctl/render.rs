@@ -173,6 +173,7 @@ pub fn membership(m: &Membership) -> Node {
         "create_time" => timestamp(m.create_time.as_ref()),
         "update_time" => timestamp(m.update_time.as_ref()),
         "expire_time" => timestamp(m.expire_time.as_ref()),
+        "recertify_time" => timestamp(m.recertify_time.as_ref()),
     }
 }
 

@@ -125,6 +125,9 @@ pub struct MemberView {
     pub membership: Membership,
     pub person: Option<Person>,
     pub company_name: String,
+    /// The deadline by which an administrator must confirm this member after a renewal of the
+    /// account's contract, else they lose their access; None when nothing is owed.
+    pub recertify_by: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

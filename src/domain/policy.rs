@@ -41,6 +41,12 @@
 //!   one); when it is escalated, its STCs (verified ones, else all); operators whenever the
 //!   account has no administrator with a verified email or is suspended, so that no request
 //!   waits for someone who cannot decide it.
+//! - **Who is warned that the contracts end** ([`contract_end_audience`]): the STCs of an
+//!   ACTIVE account (verified ones, else all); nobody on a suspended account.
+//! - **Recertification** ([`Operation::CertifyMember`], [`recertified`]): after a renewal the
+//!   account's administrators (or an operator) confirm its members. An administrator does not
+//!   confirm themself (another administrator vouches: every account keeps an STC, and STCs are
+//!   never asked). STCs are never removed by recertification: only operators remove STCs.
 
 use super::access_request::Nudge;
 use super::decision::{Action, CheckFacts, CheckInput, Decision, DecisionReason, decide};
@@ -100,6 +106,11 @@ pub enum Operation<'a> {
     },
     /// Set, delete or list an account's email-domain policies.
     ManageEmailDomains { standing: Standing },
+    /// Confirm (recertify) `member` of an account after its contract was renewed.
+    CertifyMember {
+        standing: Standing,
+        member: &'a WebId,
+    },
     /// Act on one's own person record: verify one's email, ask for a code, read one's access.
     OwnProfile,
 }
@@ -220,6 +231,16 @@ pub fn authorize(actor: &Actor<'_>, op: &Operation<'_>) -> Result<(), Refusal> {
                 Err(Refusal::SiteTechnicalContactRequired)
             }
         }
+        Operation::CertifyMember { standing, member } => {
+            if actor.operator {
+                return Ok(());
+            }
+            administrator(&standing)?;
+            if actor.web_id == member {
+                return Err(Refusal::SelfModification);
+            }
+            Ok(())
+        }
         Operation::OwnProfile => Ok(()),
     }
 }
@@ -334,6 +355,25 @@ pub fn request_audience(
 /// much as a new request): those with a verified address, or all of them if none has one.
 pub fn administrators_told(admins: &[Administrator]) -> Vec<usize> {
     verified_else_all(admins, (0..admins.len()).collect())
+}
+
+/// Which of an account's administrators are warned that its last contract in force is about to
+/// end: its STCs (they deal with the contract), verified ones, else all of them; nobody while
+/// the account is suspended (an operator suspended it: there is nothing for its people to renew).
+pub fn contract_end_audience(account: AccountStatus, admins: &[Administrator]) -> Vec<usize> {
+    if account != AccountStatus::Active {
+        return Vec::new();
+    }
+    let stcs = (0..admins.len())
+        .filter(|&i| admins[i].role == Role::SiteTechnicalContact)
+        .collect();
+    verified_else_all(admins, stcs)
+}
+
+/// Whether a member with `role` is asked to be recertified when the account's contract is
+/// renewed: everyone but the STCs, whom only an operator designates and removes.
+pub fn recertified(role: Role) -> bool {
+    role != Role::SiteTechnicalContact
 }
 
 /// Unverified administrators still hear when nobody verified would: verifying their address

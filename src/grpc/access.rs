@@ -3,7 +3,7 @@ use tonic::{Request, Response, Status};
 use super::args::{self, MEMBERS, REQUESTS};
 use super::convert::{self as cv, field};
 use super::{Api, svc};
-use crate::domain::{EmailDomain, Icn};
+use crate::domain::{EmailDomain, Icn, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::access_service_server::AccessService;
 
@@ -226,6 +226,21 @@ impl AccessService for Api {
         Ok(Response::new(pb::ListEmailDomainPoliciesResponse {
             email_domain_policies: page.items.into_iter().map(Into::into).collect(),
             next_page_token: cv::page_token_out(DOMAINS, page.next.map(|d| d.to_string())),
+        }))
+    }
+
+    async fn certify_member(
+        &self,
+        req: Request<pb::CertifyMemberRequest>,
+    ) -> Result<Response<pb::CertifyMemberResponse>, Status> {
+        let (caller, s) = self.enter(&req).await?;
+        let m = req.into_inner();
+        let icn = field("icn", &m.icn, Icn::parse)?;
+        let web_id = field("web_id", &m.web_id, WebId::parse)?;
+        let view = svc(s.certify_member(&caller, &icn, &web_id).await)?;
+        Ok(Response::new(pb::CertifyMemberResponse {
+            membership: Some(view.value.into()),
+            consistency_token: s.token(view.revision),
         }))
     }
 }

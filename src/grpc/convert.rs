@@ -278,6 +278,7 @@ impl From<MemberView> for pb::Membership {
             update_time: timestamp(m.updated_at),
             company_name: v.company_name,
             expire_time: m.expires_at.and_then(timestamp),
+            recertify_time: v.recertify_by.and_then(timestamp),
         }
     }
 }

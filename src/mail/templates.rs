@@ -68,6 +68,10 @@ pub struct WaitingRequest<'a> {
 pub const KIND_MEMBERSHIP_LAPSED: &str = "membership_lapsed";
 pub const KIND_MEMBERSHIP_LAPSED_TO_ADMIN: &str = "membership_lapsed_to_admin";
 pub const KIND_AUTO_APPROVED_TO_ADMIN: &str = "auto_approved_to_admin";
+pub const KIND_CONTRACT_ENDING: &str = "contract_ending";
+pub const KIND_RECERTIFICATION_REQUESTED: &str = "recertification_requested";
+pub const KIND_NOT_RECERTIFIED: &str = "not_recertified";
+pub const KIND_NOT_RECERTIFIED_TO_ADMIN: &str = "not_recertified_to_admin";
 
 /// Tells an account administrator that someone asked for access and how to decide.
 // Positional to match how the service layer holds these facts; a struct would only rename them.
@@ -564,6 +568,154 @@ pub fn auto_approved_to_admin(
         admin_email,
         format!("{name} was approved automatically for {company} (ICN {icn})"),
         KIND_AUTO_APPROVED_TO_ADMIN,
+    )
+}
+
+/// Warns a Site Technical Contact that the last support contract of their account in force
+/// ends soon: after it, nobody on the account may open service requests.
+pub fn contract_ending(
+    brand: &MailBrand,
+    to: &str,
+    name: &str,
+    icn: impl Display,
+    company_name: &str,
+    ends_at: Millis,
+) -> OutgoingEmail {
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
+        "The support contracts of {company} (ICN {icn}) end on {}: no contract of the \
+         account is in force after that.",
+        format_utc(ends_at)
+    ));
+    t.para(
+        "From then on, nobody on the account can open service requests. To keep support \
+         without a gap, renew or extend a contract with your IBM representative before that \
+         date.",
+    );
+    t.para(format!(
+        "You receive this because you are a Site Technical Contact of this account. Manage \
+         the account at {}",
+        brand.portal_url
+    ));
+    t.finish(
+        brand,
+        to,
+        format!(
+            "Support for {company} (ICN {icn}) ends on {}",
+            format_utc(ends_at)
+        ),
+        KIND_CONTRACT_ENDING,
+    )
+}
+
+/// One member an administrator is asked to confirm.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberToConfirm<'a> {
+    pub name: &'a str,
+    pub web_id: &'a str,
+    pub role_label: &'a str,
+}
+
+/// Asks an administrator, after the account's contract was renewed, to confirm who still
+/// needs access; members not confirmed by `due_at` lose it.
+pub fn recertification_requested(
+    brand: &MailBrand,
+    to: &str,
+    name: &str,
+    icn: impl Display,
+    company_name: &str,
+    members: &[MemberToConfirm<'_>],
+    due_at: Millis,
+) -> OutgoingEmail {
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
+        "The support contract of {company} (ICN {icn}) was renewed. Please confirm that \
+         these people still need access to the account by {}:",
+        format_utc(due_at)
+    ));
+    for m in members {
+        t.line(format!(
+            "  {} ({}), {}",
+            flat(m.name),
+            flat(m.web_id),
+            flat(m.role_label)
+        ));
+    }
+    t.blank();
+    t.para(format!(
+        "Whoever is not confirmed by then loses their access and is told so. Confirm each \
+         member at {} (you cannot confirm yourself: another administrator of the account \
+         does that). Site Technical Contacts need no confirmation.",
+        brand.portal_url
+    ));
+    t.finish(
+        brand,
+        to,
+        format!("Confirm who keeps access to {company} (ICN {icn})"),
+        KIND_RECERTIFICATION_REQUESTED,
+    )
+}
+
+/// Tells a member that they lost their access because nobody confirmed it after a renewal.
+pub fn not_recertified(
+    brand: &MailBrand,
+    to: &str,
+    name: &str,
+    icn: impl Display,
+    company_name: &str,
+) -> OutgoingEmail {
+    let (company, icn) = (flat(company_name), flat(&icn));
+    let mut t = Text::greeting(name);
+    t.para(format!(
+        "The support contract of {company} (ICN {icn}) was renewed, and no administrator of \
+         the account confirmed in time that you still need access. Your access has ended."
+    ));
+    t.para(format!(
+        "You can no longer view this account's support area or open service requests for \
+         it. If you still need access, ask an administrator of the account, or submit a new \
+         request at {}",
+        brand.portal_url
+    ));
+    t.finish(
+        brand,
+        to,
+        format!("Your access to {company} (ICN {icn}) has ended"),
+        KIND_NOT_RECERTIFIED,
+    )
+}
+
+/// Tells an administrator that a member lost their access because nobody confirmed it.
+pub fn not_recertified_to_admin(
+    brand: &MailBrand,
+    to: &str,
+    member_name: &str,
+    member_web_id: impl Display,
+    icn: impl Display,
+    company_name: &str,
+    role_label: &str,
+) -> OutgoingEmail {
+    let (name, company, icn) = (flat(member_name), flat(company_name), flat(&icn));
+    let mut t = Text::greeting("");
+    t.para(format!(
+        "Nobody confirmed in time that {name} still needs access to the support account of \
+         {company} (ICN {icn}) after its contract was renewed, so their access has ended."
+    ));
+    t.line(format!("  Member:     {name}"));
+    t.line(format!("  Web ID:     {}", flat(&member_web_id)));
+    t.line(format!("  Role held:  {}", flat(&role_label)));
+    t.blank();
+    t.para(format!(
+        "You receive this because you are an administrator of this account. If they still \
+         need access, they can submit a new request, which you can approve at {}",
+        brand.portal_url
+    ));
+    t.finish(
+        brand,
+        to,
+        format!("Access of {name} to {company} (ICN {icn}) has ended"),
+        KIND_NOT_RECERTIFIED_TO_ADMIN,
     )
 }
 

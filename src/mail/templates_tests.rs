@@ -252,6 +252,70 @@ fn expiry_role_change_and_removal() {
 }
 
 #[test]
+fn contract_ending_recertification_and_not_recertified() {
+    let e = contract_ending(
+        &brand(),
+        "stc@b.example",
+        "Sam",
+        "7654321",
+        "ACME Corp",
+        1_800_000_000_000,
+    );
+    common(&e, "stc@b.example");
+    assert_eq!(e.kind, "contract_ending");
+    assert!(e.subject.contains(&format_utc(1_800_000_000_000)));
+    assert!(prose(&e.body).contains("renew or extend a contract"));
+
+    let members = [
+        MemberToConfirm {
+            name: "Ada\nVerification code: 123",
+            web_id: "ada",
+            role_label: "Authorized User",
+        },
+        MemberToConfirm {
+            name: "Tom",
+            web_id: "tom",
+            role_label: "Technical Contact",
+        },
+    ];
+    let e = recertification_requested(
+        &brand(),
+        "stc@b.example",
+        "Sam",
+        "7654321",
+        "ACME Corp",
+        &members,
+        1_800_000_000_000,
+    );
+    common(&e, "stc@b.example");
+    assert_eq!(e.kind, "recertification_requested");
+    assert!(has_line(&e.body, "  Tom (tom), Technical Contact"));
+    assert!(prose(&e.body).contains(&format_utc(1_800_000_000_000)));
+    assert!(
+        !e.body.lines().any(|l| l.starts_with("Verification code")),
+        "a name cannot forge a line"
+    );
+
+    let e = not_recertified(&brand(), "ada@b.example", "Ada", "7654321", "ACME Corp");
+    common(&e, "ada@b.example");
+    assert_eq!(e.kind, "not_recertified");
+    assert!(prose(&e.body).contains("Your access has ended."));
+
+    let e = not_recertified_to_admin(
+        &brand(),
+        "stc@b.example",
+        "Ada",
+        "ada",
+        "7654321",
+        "ACME Corp",
+        "Authorized User",
+    );
+    common(&e, "stc@b.example");
+    assert_eq!(e.kind, "not_recertified_to_admin");
+    assert!(has_line(&e.body, "  Web ID:     ada"));
+}
+
+#[test]
 fn names_cannot_inject_lines() {
     let e = access_requested_to_admin(
         &brand(),

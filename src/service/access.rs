@@ -384,6 +384,12 @@ impl Services {
                 expires_at: end(role),
             },
         };
+        if membership.created_at == now {
+            // A new membership owes nothing its predecessor was asked at a renewal.
+            w.tx()
+                .delete_recertification(&request.icn, &request.web_id)
+                .await?;
+        }
         w.tx().upsert_membership(&membership).await?;
         Ok(membership)
     }

@@ -195,6 +195,7 @@ impl Services {
                         membership: m,
                         person: Some(person),
                         company_name: account.company_name,
+                        recertify_by: None,
                     })
                     .await;
             }
@@ -232,6 +233,7 @@ impl Services {
             membership,
             person: Some(person),
             company_name: account.company_name,
+            recertify_by: None,
         })
         .await
     }
@@ -293,14 +295,22 @@ impl Services {
             .begin_authorized(caller, Operation::RunAccounts)
             .await?;
         contract.updated_at = w.now();
-        w.lock_account(&contract.icn).await?;
-        let before = self
-            .store()
+        let account = w.lock_account(&contract.icn).await?;
+        let before = w
+            .tx()
             .contracts(&contract.icn)
             .await?
             .into_iter()
             .find(|c| c.contract_id == contract.contract_id);
         w.tx().upsert_contract(&contract).await?;
+        // A renewal: the account's administrators confirm who keeps access.
+        if before
+            .as_ref()
+            .is_some_and(|b| contract.ends_at > b.ends_at)
+        {
+            self.ask_recertification(&mut w, &account, &contract)
+                .await?;
+        }
         w.audit(Event {
             action: if before.is_some() {
                 "contract.update"

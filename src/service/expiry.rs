@@ -215,6 +215,16 @@ pub fn spawn_expiry_sweeper(
                         Ok(n) => tracing::info!(lapsed = n, "recorded lapsed time-boxed memberships"),
                         Err(e) => tracing::warn!(error = %e, "lapse sweep failed; will retry"),
                     }
+                    match services.warn_contract_ends().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(accounts = n, "warned of contract ends"),
+                        Err(e) => tracing::warn!(error = %e, "contract-end warning sweep failed; will retry"),
+                    }
+                    match services.remove_unrecertified().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(removed = n, "removed members not recertified in time"),
+                        Err(e) => tracing::warn!(error = %e, "recertification sweep failed; will retry"),
+                    }
                 }
                 _ = shutdown.changed() => return,
             }

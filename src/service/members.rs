@@ -205,6 +205,7 @@ impl Services {
             membership: member,
             person,
             company_name: account.company_name,
+            recertify_by: None,
         })
         .await
     }
@@ -233,7 +234,7 @@ impl Services {
         Ok((account, member))
     }
 
-    async fn member_view(&self, icn: &Icn, web_id: &WebId) -> ServiceResult<MemberView> {
+    pub(super) async fn member_view(&self, icn: &Icn, web_id: &WebId) -> ServiceResult<MemberView> {
         let members = self.store().memberships_of(web_id, self.now()).await?;
         members
             .into_iter()
@@ -251,7 +252,7 @@ pub(super) fn check_end(now: Millis, expires_at: Option<Millis>) -> ServiceResul
     }
 }
 
-fn member_not_found(icn: &Icn, web_id: &WebId) -> ServiceError {
+pub(super) fn member_not_found(icn: &Icn, web_id: &WebId) -> ServiceError {
     ServiceError::not_found(
         Reason::MemberNotFound,
         format!("{web_id} is not a member of {icn}"),

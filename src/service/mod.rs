@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod cache;
 mod check;
+mod contracts;
 mod domains;
 mod error;
 mod expiry;
@@ -89,6 +90,10 @@ pub struct ServiceConfig {
     pub escalate_after_ms: Millis,
     /// Where what nobody on an account can decide is reported.
     pub operator_email: Option<Email>,
+    /// STCs are warned this long before their account's last contract in force ends.
+    pub contract_warning_ms: Millis,
+    /// Members of an account whose contract was renewed must be confirmed within this time.
+    pub recertify_within_ms: Millis,
     pub verification: SendPolicy,
     pub brand: MailBrand,
     pub cache: CacheCapacity,
@@ -106,6 +111,8 @@ impl Default for ServiceConfig {
             remind_after_ms: 3 * 24 * 3600 * 1000,
             escalate_after_ms: 7 * 24 * 3600 * 1000,
             operator_email: None,
+            contract_warning_ms: 30 * 24 * 3600 * 1000,
+            recertify_within_ms: 30 * 24 * 3600 * 1000,
             verification: SendPolicy::default(),
             brand: MailBrand::default(),
             cache: CacheCapacity::default(),

@@ -267,6 +267,21 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         now: Millis,
         limit: u32,
     ) -> Result<Vec<AccessRequestId>, StoreError>;
+    /// Active accounts whose last contract not yet ended at `now` ends at or before `warn_by`
+    /// and whose end was not warned of yet, with that end; soonest first.
+    async fn due_contract_warnings(
+        &self,
+        now: Millis,
+        warn_by: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Icn, Millis)>, StoreError>;
+    /// Recertifications past their deadline at `now` still owed by an active, non-STC
+    /// membership; oldest deadline first.
+    async fn due_recertifications(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Icn, WebId)>, StoreError>;
 }
 
 /// The operations of one write transaction. The service composes them; rules live there.
@@ -357,6 +372,42 @@ pub trait WriteTx: Send {
     async fn delete_verification(&mut self, web_id: &WebId) -> Result<(), StoreError>;
 
     async fn upsert_contract(&mut self, contract: &Contract) -> Result<(), StoreError>;
+    /// The account's contracts, read in this transaction.
+    async fn contracts(&mut self, icn: &Icn) -> Result<Vec<Contract>, StoreError>;
+    /// Notes that the end `ends_at` of the account's contracts was warned of; false when it
+    /// had been already (another replica's sweep got there first), and then nothing may be sent.
+    async fn record_contract_warning(
+        &mut self,
+        icn: &Icn,
+        ends_at: Millis,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+    /// The account's memberships active at `now`, by Web ID.
+    async fn active_memberships(
+        &mut self,
+        icn: &Icn,
+        now: Millis,
+    ) -> Result<Vec<Membership>, StoreError>;
+    /// Asks for the member's recertification by `due_at` (replacing an earlier question).
+    async fn ask_recertification(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+        asked_at: Millis,
+        due_at: Millis,
+    ) -> Result<(), StoreError>;
+    /// The member's open question, if any: when it was asked and its deadline.
+    async fn recertification(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<Option<(Millis, Millis)>, StoreError>;
+    /// Closes the member's question (confirmed, or acted on); false when there was none.
+    async fn delete_recertification(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<bool, StoreError>;
     async fn insert_audit(&mut self, event: &AuditRecord) -> Result<i64, StoreError>;
     async fn enqueue_email(&mut self, email: &SealedEmail, now: Millis) -> Result<(), StoreError>;
     /// Ends an unsent message as failed for good (never claimed again) and drops its content;

@@ -113,6 +113,7 @@ pub(crate) struct MemberViewRow {
     pub p_created_at: i64,
     pub p_updated_at: i64,
     pub company_name: String,
+    pub recertify_by: Option<i64>,
 }
 
 impl TryFrom<MemberViewRow> for MemberView {
@@ -131,6 +132,7 @@ impl TryFrom<MemberViewRow> for MemberView {
             membership: r.membership.try_into()?,
             person: Some(person),
             company_name: r.company_name,
+            recertify_by: r.recertify_by,
         })
     }
 }

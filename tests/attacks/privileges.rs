@@ -339,6 +339,19 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
                     .await
                     .map(|_| ()),
             ),
+            (
+                "CertifyMember",
+                access
+                    .certify_member(authed(
+                        pb::CertifyMemberRequest {
+                            icn: ICN.into(),
+                            web_id: if who == "bob" { "ana" } else { "bob" }.into(),
+                        },
+                        token,
+                    ))
+                    .await
+                    .map(|_| ()),
+            ),
         ];
         for (rpc, r) in results {
             let s = r.expect_err(&format!("{who} {rpc}"));

@@ -296,6 +296,14 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
             let r = retry(async || access.remove_member(authed(m.clone(), t.of(by))).await).await;
             done(r, |m| &m.consistency_token)
         }
+        Op::Certify { by, icn, person } => {
+            let m = pb::CertifyMemberRequest {
+                icn: ICNS[icn].into(),
+                web_id: PEOPLE[person].into(),
+            };
+            let r = retry(async || access.certify_member(authed(m.clone(), t.of(by))).await).await;
+            done(r, |m| &m.consistency_token)
+        }
         Op::VerifyEmail { by, .. } => {
             let m = pb::VerifyEmailRequest { code: code.into() };
             let r = retry(async || access.verify_email(authed(m.clone(), t.of(by))).await).await;

@@ -189,5 +189,76 @@ pub fn histories() -> Vec<(&'static str, &'static str, Vec<Op>)> {
                 ],
             ),
         ),
+        (
+            "after a renewal, the members nobody confirmed lose their access at the deadline, \
+             the confirmed and the STC keep it, and a member removed and approved again at \
+             the same instant owes nothing",
+            "",
+            with(
+                admin_of_a(),
+                &[
+                    Op::UpsertContract {
+                        by: OP,
+                        icn: 0,
+                        contract: 0,
+                        products: 0,
+                        start: -DAY,
+                        end: 31 * DAY,
+                        x24: true,
+                    },
+                    ben_asks.clone(),
+                    approve.clone(),
+                    Op::VerifyEmail {
+                        by: BEN,
+                        right_code: true,
+                    },
+                    Op::RequestAccess {
+                        by: DEE,
+                        icn: 0,
+                        right_country: true,
+                        tc: true,
+                    },
+                    approve.clone(),
+                    Op::VerifyEmail {
+                        by: DEE,
+                        right_code: true,
+                    },
+                    // The renewal: the same contract ends later.
+                    Op::UpsertContract {
+                        by: OP,
+                        icn: 0,
+                        contract: 0,
+                        products: 0,
+                        start: -DAY,
+                        end: 365 * DAY,
+                        x24: true,
+                    },
+                    // Dee may not confirm herself; Ana confirms Ben; Dee is not confirmed.
+                    Op::Certify {
+                        by: DEE,
+                        icn: 0,
+                        person: 3,
+                    },
+                    Op::Certify {
+                        by: ANA,
+                        icn: 0,
+                        person: 1,
+                    },
+                    Op::Certify {
+                        by: BEN,
+                        icn: 0,
+                        person: 3,
+                    },
+                    Op::Advance(29 * DAY),
+                    Op::Advance(DAY),
+                    Op::Certify {
+                        by: ANA,
+                        icn: 0,
+                        person: 3,
+                    },
+                    Op::Advance(DAY),
+                ],
+            ),
+        ),
     ]
 }

@@ -24,7 +24,13 @@
 //!    keep their powers;
 //! 3. a check's answer never depends on the checks asked before it;
 //! 4. a time-boxed grant (ApproveRequest / UpdateMemberRole with `expire_time`) answers
-//!    ACCESS_REVOKED from its end instant, swept or not, and is no longer listed.
+//!    ACCESS_REVOKED from its end instant, swept or not, and is no longer listed;
+//! 5. a renewal (an existing contract's end moved later, active account) asks for the
+//!    recertification of every active member but the STCs within 30 days; CertifyMember (an
+//!    administrator, not of themself, or an operator) confirms; the sweeper removes the
+//!    unconfirmed at the deadline (ACCESS_REVOKED, no longer listed), each once. That removal
+//!    is the sweeper's, not the decision's: after a clock move that crosses a deadline the
+//!    runner waits for it on both replicas before the checks.
 //!
 //! Knobs (environment): ENTITLEMENTS_MODEL_CASES (histories per backend, default 6),
 //! ENTITLEMENTS_MODEL_STEPS (most random steps per history, default 40; at least half that),
@@ -266,6 +272,7 @@ async fn play(
             _ => exec::WRONG_CODE.to_owned(),
         };
         let now = model.now;
+        let removed_before: usize = model.unrecertified.values().sum();
         let want = model.step(op);
         if let Op::Advance(ms) = op {
             app.clock.advance(*ms);
@@ -287,6 +294,46 @@ async fn play(
         }
         if let Some(t) = got.token {
             token = t;
+        }
+        // Members not recertified in time are removed by the sweeper (within about a second
+        // of the deadline, not at its instant): wait for it, and for both replicas to have
+        // followed, before the checks.
+        if model.unrecertified.values().sum::<usize>() > removed_before {
+            if let Err(e) = waits::wait_unrecertified(&app, &tokens, &model.unrecertified).await {
+                return Err(fail_at(
+                    backend,
+                    &shown,
+                    i,
+                    &e,
+                    &model,
+                    "sweeper too slow".into(),
+                ));
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let (a, _, _) = checks::compare(
+                    &app,
+                    &tokens.checker,
+                    &model,
+                    (&token, ""),
+                    "replica 1",
+                    true,
+                )
+                .await;
+                let (b, _, _) = checks::compare(
+                    &replica,
+                    &tokens.checker,
+                    &model,
+                    (&token, ""),
+                    "replica 2",
+                    false,
+                )
+                .await;
+                if (a.is_empty() && b.is_empty()) || Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         // Both replicas, the second no older than what the first answered from.
         let (mut wrong, n, through) = checks::compare(
@@ -377,6 +424,33 @@ async fn play(
             return Err(d);
         }
         merge(&mut found, d);
+    }
+    // Each removal for want of recertification recorded exactly once.
+    match waits::unrecertified_recorded(&app, &tokens).await {
+        Ok(got) if got == model.unrecertified => {}
+        Ok(got) => {
+            return Err(fail_at(
+                backend,
+                &shown,
+                end,
+                &format!(
+                    "  model: not recertified {:?}\n  server: {got:?}",
+                    model.unrecertified
+                ),
+                &model,
+                "not recertified recorded".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(fail_at(
+                backend,
+                &shown,
+                end,
+                &e,
+                &model,
+                "not recertified recorded".into(),
+            ));
+        }
     }
     // Each lapse recorded exactly once (two replicas sweep the same database).
     match waits::lapses_recorded(&app, &tokens).await {

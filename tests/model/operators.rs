@@ -5,8 +5,8 @@ use tonic::Code;
 
 use super::ops::{Actor, PEOPLE, TYPO_ICN, email};
 use super::reference::{
-    Account, CODE_TTL, Contract, Detail, Expect, LiveCode, Membership, Model, RESEND_GAP, Role,
-    SEND_WINDOW, SENDS_PER_WINDOW, fail,
+    Account, CODE_TTL, Contract, Detail, Expect, LiveCode, Membership, Model, RECERTIFY_WITHIN,
+    RESEND_GAP, Role, SEND_WINDOW, SENDS_PER_WINDOW, fail,
 };
 
 impl Model {
@@ -67,6 +67,7 @@ impl Model {
                 role: Role::SiteTechnicalContact,
                 removed_at: None,
                 expires: None,
+                recertify: None,
             },
         );
         if !self.people[person].verified {
@@ -112,9 +113,21 @@ impl Model {
         if c.start >= c.end {
             return fail(Code::InvalidArgument, "INVALID_ARGUMENT");
         }
+        let now = self.now;
         match self.account_mut(icn) {
             Ok(account) => {
+                let end = c.end;
+                // A renewal: an existing contract's end moved later, on an active account.
+                let renewed = account.contracts.get(id).is_some_and(|old| end > old.end)
+                    && !account.suspended;
                 account.contracts.insert(id, c);
+                if renewed {
+                    for (_, m) in self.members.range_mut((icn, 0)..(icn + 1, 0)) {
+                        if m.ended(now).is_none() && m.role != Role::SiteTechnicalContact {
+                            m.recertify = Some(now + RECERTIFY_WITHIN);
+                        }
+                    }
+                }
                 Expect::Ok(Detail::Done)
             }
             Err(e) => e,

@@ -131,6 +131,12 @@ pub enum Op {
         icn: usize,
         person: usize,
     },
+    /// CertifyMember: confirm a member after a renewal.
+    Certify {
+        by: Actor,
+        icn: usize,
+        person: usize,
+    },
     VerifyEmail {
         by: Actor,
         right_code: bool,
@@ -288,6 +294,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         4 => (administrator(), icn(), target(), any::<bool>(), expire())
             .prop_map(|(by, icn, person, tc, expire)| Op::UpdateRole { by, icn, person, tc, expire }),
         3 => (administrator(), icn(), target()).prop_map(|(by, icn, person)| Op::RemoveMember { by, icn, person }),
+        4 => (administrator(), icn(), target()).prop_map(|(by, icn, person)| Op::Certify { by, icn, person }),
         8 => (anyone(), prop::bool::weighted(0.75))
             .prop_map(|(by, right_code)| Op::VerifyEmail { by, right_code }),
         3 => anyone().prop_map(|by| Op::SendVerification { by }),
@@ -361,6 +368,7 @@ impl Op {
             | Op::Withdraw { by, .. }
             | Op::UpdateRole { by, .. }
             | Op::RemoveMember { by, .. }
+            | Op::Certify { by, .. }
             | Op::VerifyEmail { by, .. }
             | Op::SendVerification { by }
             | Op::ListMembers { by, .. }

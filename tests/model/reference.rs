@@ -22,6 +22,8 @@ pub const SENDS_PER_WINDOW: u32 = 5;
 pub const MAX_WRONG_TRIES: u32 = 5;
 /// How far ahead a grant's end may be.
 pub const MAX_GRANT_AHEAD: Ms = 1096 * DAY;
+/// `--recertify-within`: members must be confirmed this long after a renewal.
+pub const RECERTIFY_WITHIN: Ms = 30 * DAY;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -100,6 +102,9 @@ pub struct Membership {
     pub removed_at: Option<Ms>,
     /// A time-boxed grant's end (exclusive): from then on it has lapsed.
     pub expires: Option<Ms>,
+    /// After a renewal of a contract of the account: the deadline by which an administrator
+    /// must confirm this member (never an STC), else the sweeper removes them.
+    pub recertify: Option<Ms>,
 }
 
 impl Membership {
@@ -181,6 +186,9 @@ pub struct Model {
     pub lapses: BTreeMap<(usize, usize), usize>,
     /// Email-domain policies per (account, index into DOMAINS).
     pub domain_rules: BTreeMap<(usize, usize), DomainAct>,
+    /// Members removed by the sweeper because nobody confirmed them in time after a renewal,
+    /// per (account, person): each removal exactly once.
+    pub unrecertified: BTreeMap<(usize, usize), usize>,
 }
 
 impl Model {
@@ -194,6 +202,7 @@ impl Model {
             codes_sent: HashMap::new(),
             lapses: BTreeMap::new(),
             domain_rules: BTreeMap::new(),
+            unrecertified: BTreeMap::new(),
         }
     }
 
@@ -232,6 +241,23 @@ impl Model {
                 *self.lapses.entry(*key).or_default() += 1;
             }
         }
+    }
+
+    /// The sweeper, after the lapses: every member (not an STC) still active whose
+    /// recertification deadline passed unconfirmed is removed now, once. Returns how many.
+    pub fn record_unrecertified(&mut self) -> usize {
+        let now = self.now;
+        let mut n = 0;
+        for (key, m) in self.members.iter_mut() {
+            let due = m.recertify.is_some_and(|d| d <= now);
+            if due && m.ended(now).is_none() && m.role != Role::SiteTechnicalContact {
+                m.removed_at = Some(now);
+                m.recertify = None;
+                *self.unrecertified.entry(*key).or_default() += 1;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// An active STC or TC (verification is checked separately, for its own error).
@@ -351,6 +377,7 @@ impl Model {
             Op::Advance(ms) => {
                 self.now += ms;
                 self.record_lapses();
+                self.record_unrecertified();
                 Expect::Ok(Detail::Done)
             }
             Op::CreateAccount { by, icn } => self.create_account(by, icn),
@@ -415,6 +442,7 @@ impl Model {
                 self.update_role(by, icn, person, role, expire.map(|e| self.now + e))
             }
             Op::RemoveMember { by, icn, person } => self.remove_member(by, icn, person),
+            Op::Certify { by, icn, person } => self.certify(by, icn, person),
             Op::VerifyEmail { by, right_code } => self.verify_email(by, right_code),
             Op::SendVerification { by } => self.send_verification(by),
             Op::ListMembers { by, icn } => self.list_members(by, icn),

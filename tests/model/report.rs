@@ -323,6 +323,9 @@ impl fmt::Display for Op {
             Op::RemoveMember { by, icn, person } => {
                 write!(f, "{by}: RemoveMember {} {}", ICNS[*icn], PEOPLE[*person])
             }
+            Op::Certify { by, icn, person } => {
+                write!(f, "{by}: CertifyMember {} {}", ICNS[*icn], PEOPLE[*person])
+            }
             Op::VerifyEmail { by, right_code } => write!(
                 f,
                 "{by}: VerifyEmail {} code",

@@ -112,6 +112,49 @@ pub async fn lapses_recorded(
     app: &TestApp,
     t: &Tokens,
 ) -> Result<std::collections::BTreeMap<(usize, usize), usize>, String> {
+    recorded(app, t, "membership.lapse").await
+}
+
+/// How many removals for want of recertification the server recorded per (account, person):
+/// its `membership.not_recertified` audit events.
+pub async fn unrecertified_recorded(
+    app: &TestApp,
+    t: &Tokens,
+) -> Result<std::collections::BTreeMap<(usize, usize), usize>, String> {
+    recorded(app, t, "membership.not_recertified").await
+}
+
+/// Waits until the sweeper has recorded at least the removals for want of recertification
+/// the model has.
+pub async fn wait_unrecertified(
+    app: &TestApp,
+    t: &Tokens,
+    want: &std::collections::BTreeMap<(usize, usize), usize>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = unrecertified_recorded(app, t).await?;
+        if want
+            .iter()
+            .all(|(k, n)| got.get(k).copied().unwrap_or(0) >= *n)
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the sweeper did not remove the members not recertified in 10 s: model {want:?}, server {got:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The system's events `action` on memberships, counted per (account, person).
+async fn recorded(
+    app: &TestApp,
+    t: &Tokens,
+    action: &str,
+) -> Result<std::collections::BTreeMap<(usize, usize), usize>, String> {
     let mut admin = app.admin();
     let mut found = std::collections::BTreeMap::new();
     let mut page_token = String::new();
@@ -127,7 +170,7 @@ pub async fn lapses_recorded(
             .map_err(|s| format!("listing the audit trail failed: {s:?}"))?
             .into_inner();
         for e in r.audit_events {
-            if e.action != "membership.lapse" {
+            if e.action != action {
                 continue;
             }
             let key = e.target_id.split_once('/').and_then(|(icn, web_id)| {
@@ -137,7 +180,7 @@ pub async fn lapses_recorded(
             });
             match key {
                 Some(k) if e.actor == "system" => *found.entry(k).or_default() += 1,
-                _ => return Err(format!("an unexpected lapse event: {e:?}")),
+                _ => return Err(format!("an unexpected {action} event: {e:?}")),
             }
         }
         if r.next_page_token.is_empty() {

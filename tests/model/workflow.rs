@@ -28,6 +28,7 @@ impl Model {
             }
             Op::UpdateRole { icn, .. }
             | Op::RemoveMember { icn, .. }
+            | Op::Certify { icn, .. }
             | Op::ListMembers { icn, .. }
             | Op::ListRequests { icn, .. }
             | Op::SetDomainRule { icn, .. }
@@ -131,6 +132,8 @@ impl Model {
                     role: Role::AuthorizedUser,
                     removed_at: None,
                     expires: None,
+                    // A new membership owes no confirmation from an earlier renewal.
+                    recertify: None,
                 },
             );
         }
@@ -199,12 +202,15 @@ impl Model {
         let role = self
             .active_role(icn, person)
             .map_or(granted, |r| r.max(granted));
+        // An active member keeps a question asked of them; a new membership owes nothing.
+        let recertify = self.owed(icn, person);
         self.members.insert(
             (icn, person),
             Membership {
                 role,
                 removed_at: None,
                 expires: expire.filter(|_| role != Role::SiteTechnicalContact),
+                recertify,
             },
         );
         Expect::Ok(Detail::Done)
@@ -294,12 +300,14 @@ impl Model {
         {
             return e;
         }
+        let recertify = self.owed(icn, person);
         self.members.insert(
             (icn, person),
             Membership {
                 role,
                 removed_at: None,
                 expires: expire,
+                recertify,
             },
         );
         Expect::Ok(Detail::Done)
@@ -313,6 +321,32 @@ impl Model {
             return e;
         }
         self.remove(icn, person);
+        Expect::Ok(Detail::Done)
+    }
+
+    /// The recertification deadline an active member owes, if any.
+    fn owed(&self, icn: usize, person: usize) -> Option<Ms> {
+        self.members
+            .get(&(icn, person))
+            .filter(|m| m.ended(self.now).is_none())
+            .and_then(|m| m.recertify)
+    }
+
+    /// CertifyMember: an administrator of the account (not of themself) or an operator
+    /// confirms an active member after a renewal; one who owes nothing (an STC) is fine too.
+    pub fn certify(&mut self, by: Actor, icn: usize, person: usize) -> Expect {
+        if let Err(e) = self.may_administer(by, icn) {
+            return e;
+        }
+        if by == Actor::Person(person) {
+            return fail(Code::PermissionDenied, "SELF_MODIFICATION");
+        }
+        if self.active_role(icn, person).is_none() {
+            return fail(Code::NotFound, "MEMBER_NOT_FOUND");
+        }
+        if let Some(m) = self.members.get_mut(&(icn, person)) {
+            m.recertify = None;
+        }
         Expect::Ok(Detail::Done)
     }
 

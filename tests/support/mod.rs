@@ -61,6 +61,9 @@ pub struct AppOptions {
     pub escalate_after: Duration,
     /// `--operator-email`.
     pub operator_email: Option<String>,
+    /// `--contract-warning` and `--recertify-within` (30 d each, as by default).
+    pub contract_warning: Duration,
+    pub recertify_within: Duration,
     pub max_message_bytes: usize,
     /// RequestAccess per person and per account per hour (the suite's default: no limit).
     pub request_limits: (u32, u32),
@@ -94,6 +97,8 @@ impl Default for AppOptions {
             remind_after: Duration::from_secs(72 * 3600),
             escalate_after: Duration::from_secs(7 * 24 * 3600),
             operator_email: None,
+            contract_warning: Duration::from_secs(30 * 24 * 3600),
+            recertify_within: Duration::from_secs(30 * 24 * 3600),
             max_message_bytes: 4 * 1024 * 1024,
             request_limits: (1_000_000, 1_000_000),
             request_timeout_ms: 30_000,
@@ -421,6 +426,8 @@ pub fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) ->
         escalate_after: opts.escalate_after,
         expire_after: Duration::from_secs(opts.request_ttl_hours * 3600),
         operator_email: opts.operator_email.clone(),
+        contract_warning: opts.contract_warning,
+        recertify_within: opts.recertify_within,
         request_timeout_ms: opts.request_timeout_ms,
         concurrency_limit: opts.concurrency_limit.unwrap_or(1024),
         max_message_bytes: opts.max_message_bytes,

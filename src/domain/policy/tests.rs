@@ -327,7 +327,7 @@ fn only_operators_learn_an_account_does_not_exist() {
 
 #[test]
 fn who_hears_of_a_pending_request() {
-    use super::{Administrator, Audience, request_audience};
+    use super::{Administrator, Audience, contract_end_audience, request_audience};
     use crate::domain::Nudge;
     let stc = |v| Administrator {
         role: Role::SiteTechnicalContact,
@@ -411,6 +411,79 @@ fn who_hears_of_a_pending_request() {
         vec![0, 1]
     );
     assert!(super::administrators_told(&[]).is_empty());
+    // Warned that the contracts end: the STCs of an active account, verified ones else all.
+    assert_eq!(
+        contract_end_audience(active, &[tc(true), stc(true)]),
+        vec![1]
+    );
+    assert_eq!(
+        contract_end_audience(active, &[stc(false), tc(true), stc(true)]),
+        vec![2]
+    );
+    assert_eq!(
+        contract_end_audience(active, &[stc(false), tc(true), stc(false)]),
+        vec![0, 2]
+    );
+    assert!(contract_end_audience(active, &[tc(true)]).is_empty());
+    assert!(contract_end_audience(suspended, &[stc(true)]).is_empty());
+}
+
+#[test]
+fn members_are_certified_by_another_administrator_or_an_operator() {
+    let (a, b) = (ana(), ben());
+    let certify = |standing, member| Operation::CertifyMember { standing, member };
+    expect(Who::Person, certify(admin(), &b), Ok(()));
+    expect(
+        Who::Person,
+        certify(standing(Active, Some(STC), true), &b),
+        Ok(()),
+    );
+    expect(
+        Who::Operator,
+        certify(standing(Active, None, false), &b),
+        Ok(()),
+    );
+    expect(
+        Who::Operator,
+        certify(standing(Suspended, None, false), &a),
+        Ok(()),
+    );
+    // Nobody vouches for themself.
+    expect(Who::Person, certify(admin(), &a), Err(SelfModification));
+    expect(
+        Who::Person,
+        certify(standing(Active, Some(STC), true), &a),
+        Err(SelfModification),
+    );
+    expect(
+        Who::Person,
+        certify(standing(Active, Some(AU), true), &b),
+        Err(NotAnAdministrator),
+    );
+    expect(
+        Who::Person,
+        certify(standing(Active, None, true), &b),
+        Err(NotAnAdministrator),
+    );
+    expect(
+        Who::Person,
+        certify(standing(Active, Some(TC), false), &b),
+        Err(AdministratorEmailNotVerified),
+    );
+    expect(
+        Who::Person,
+        certify(standing(Suspended, Some(TC), true), &b),
+        Err(AccountSuspended),
+    );
+    expect(
+        Who::Checker,
+        certify(standing(Active, None, false), &b),
+        Err(NotAnAdministrator),
+    );
+    // Who is asked about at a renewal: everyone but the STCs.
+    assert!(recertified(AU));
+    assert!(recertified(TC));
+    assert!(!recertified(STC));
 }
 
 #[test]

@@ -52,6 +52,7 @@ where
     ChangeRow: for<'r> FromRow<'r, D::Row>,
     (String, Option<i64>): for<'r> FromRow<'r, D::Row>,
     (String, String): for<'r> FromRow<'r, D::Row>,
+    (String, i64): for<'r> FromRow<'r, D::Row>,
     SnapshotAccountRow: for<'r> FromRow<'r, D::Row>,
     SnapshotMemberRow: for<'r> FromRow<'r, D::Row>,
 {
@@ -345,6 +346,40 @@ where
         limit: u32,
     ) -> Result<Vec<(Icn, WebId)>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(text::LAPSED_MEMBERSHIPS)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(icn, web_id)| (Icn::from_trusted(icn), WebId::from_trusted(web_id)))
+            .collect())
+    }
+
+    async fn due_contract_warnings(
+        &self,
+        now: Millis,
+        warn_by: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Icn, Millis)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(text::DUE_CONTRACT_WARNINGS)
+            .bind(now)
+            .bind(warn_by)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(icn, end)| (Icn::from_trusted(icn), end))
+            .collect())
+    }
+
+    async fn due_recertifications(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<(Icn, WebId)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(text::DUE_RECERTIFICATIONS)
             .bind(now)
             .bind(i64::from(limit))
             .fetch_all(&mut *self.conn().await?)

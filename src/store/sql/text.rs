@@ -56,6 +56,49 @@ pub(super) const LAPSED_MEMBERSHIPS: &str = "SELECT icn, web_id FROM memberships
     WHERE removed_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1 \
     ORDER BY expires_at, icn, web_id LIMIT $2";
 
+/// The memberships of an account active at `$2`, by Web ID: who a renewal asks about.
+pub(super) fn active_memberships() -> String {
+    format!(
+        "SELECT m.icn, m.web_id, m.role, m.created_at, m.updated_at, m.removed_at, m.expires_at \
+         FROM memberships m WHERE m.icn = $1 AND {} ORDER BY m.web_id",
+        active_at(2)
+    )
+}
+
+// Recertification (issue 9).
+
+/// Asks (again) for a member's recertification: a later renewal restarts the question.
+pub(super) const ASK_RECERTIFICATION: &str = "INSERT INTO member_recertifications \
+    (icn, web_id, asked_at, due_at) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (icn, web_id) DO UPDATE SET asked_at = excluded.asked_at, due_at = excluded.due_at";
+pub(super) const RECERTIFICATION: &str = "SELECT asked_at, due_at FROM member_recertifications \
+    WHERE icn = $1 AND web_id = $2";
+pub(super) const DELETE_RECERTIFICATION: &str =
+    "DELETE FROM member_recertifications WHERE icn = $1 AND web_id = $2";
+/// Questions past their deadline (`$1`) that still apply: to a membership not removed, not an
+/// STC's, asked while it existed. Oldest deadline first.
+pub(super) const DUE_RECERTIFICATIONS: &str = "SELECT rc.icn, rc.web_id \
+    FROM member_recertifications rc JOIN memberships m ON m.icn = rc.icn AND m.web_id = rc.web_id \
+    WHERE rc.due_at <= $1 AND m.removed_at IS NULL AND m.role <> 'SITE_TECHNICAL_CONTACT' \
+    AND rc.asked_at >= m.created_at ORDER BY rc.due_at, rc.icn, rc.web_id LIMIT $2";
+
+// Contract-end warnings (issue 9).
+
+/// Active accounts whose last contract not yet ended (at `$1`) ends at or before `$2`, and
+/// whose end was not warned of yet: with that end, soonest first. Read from the contracts
+/// ending inside the window (`contracts_by_end`), so the per-second sweep does not scan every
+/// contract: one with no later contract of its account is the account's last.
+pub(super) const DUE_CONTRACT_WARNINGS: &str = "SELECT DISTINCT c.icn, c.ends_at \
+    FROM contracts c JOIN accounts a ON a.icn = c.icn \
+    WHERE c.ends_at > $1 AND c.ends_at <= $2 AND a.status = 'ACTIVE' \
+    AND NOT EXISTS (SELECT 1 FROM contracts l WHERE l.icn = c.icn AND l.ends_at > c.ends_at) \
+    AND NOT EXISTS (SELECT 1 FROM contract_end_warnings w \
+    WHERE w.icn = c.icn AND w.ends_at = c.ends_at) \
+    ORDER BY c.ends_at, c.icn LIMIT $3";
+/// Inserts nothing when the end was warned of already: the affected row count says who won.
+pub(super) const RECORD_CONTRACT_WARNING: &str = "INSERT INTO contract_end_warnings \
+    (icn, ends_at, sent_at) VALUES ($1, $2, $3) ON CONFLICT (icn, ends_at) DO NOTHING";
+
 /// Active at `$n`: not removed, and any end still ahead.
 fn active_at(n: u8) -> String {
     format!("m.removed_at IS NULL AND (m.expires_at IS NULL OR m.expires_at > ${n})")
@@ -65,10 +108,16 @@ pub(super) const COUNT_ACTIVE_STCS: &str = "SELECT COUNT(*) FROM memberships \
     WHERE icn = $1 AND role = 'SITE_TECHNICAL_CONTACT' AND removed_at IS NULL";
 
 /// A membership with its person and account (`MemberViewRow`); callers add the conditions.
+/// `recertify_by`: the deadline of a recertification the membership still owes (a question
+/// asked while it was active, not of an STC), else NULL.
 const MEMBER_VIEW_SELECT: &str = "SELECT m.icn, m.web_id, m.role, m.created_at, \
     m.updated_at, m.removed_at, m.expires_at, p.email, p.given_name, p.family_name, p.email_verified_at, \
-    p.created_at AS p_created_at, p.updated_at AS p_updated_at, a.company_name \
-    FROM memberships m JOIN persons p ON p.web_id = m.web_id JOIN accounts a ON a.icn = m.icn";
+    p.created_at AS p_created_at, p.updated_at AS p_updated_at, a.company_name, \
+    rc.due_at AS recertify_by \
+    FROM memberships m JOIN persons p ON p.web_id = m.web_id JOIN accounts a ON a.icn = m.icn \
+    LEFT JOIN member_recertifications rc ON rc.icn = m.icn AND rc.web_id = m.web_id \
+    AND rc.asked_at >= m.created_at AND m.removed_at IS NULL \
+    AND m.role <> 'SITE_TECHNICAL_CONTACT'";
 
 pub(super) fn administrators() -> String {
     format!(

@@ -14,8 +14,8 @@ use crate::domain::{
 use crate::mail::SealedEmail;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
-    AccountRow, ChangeKeyRow, DomainRuleRow, MemberViewRow, MembershipRow, PersonRow, RequestRow,
-    VerificationRow, product_ids_json,
+    AccountRow, ChangeKeyRow, ContractRow, DomainRuleRow, MemberViewRow, MembershipRow, PersonRow,
+    RequestRow, VerificationRow, product_ids_json,
 };
 use crate::store::{StoreError, WriteTx};
 
@@ -33,6 +33,8 @@ where
     for<'q> bool: Encode<'q, D> + Type<D>,
     (i64,): for<'r> FromRow<'r, D::Row>,
     (String, i64): for<'r> FromRow<'r, D::Row>,
+    (i64, i64): for<'r> FromRow<'r, D::Row>,
+    ContractRow: for<'r> FromRow<'r, D::Row>,
     AccountRow: for<'r> FromRow<'r, D::Row>,
     PersonRow: for<'r> FromRow<'r, D::Row>,
     MembershipRow: for<'r> FromRow<'r, D::Row>,
@@ -396,6 +398,91 @@ where
             .execute(&mut *self.tx)
             .await?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "SELECT contracts", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "contracts", db.query.summary = "SELECT contracts"))]
+    async fn contracts(&mut self, icn: &Icn) -> Result<Vec<Contract>, StoreError> {
+        let rows: Vec<ContractRow> = sqlx::query_as(&text::contracts_of())
+            .bind(icn.as_str())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.into_iter().map(Contract::try_from).collect()
+    }
+
+    #[tracing::instrument(name = "INSERT contract_end_warnings", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "contract_end_warnings", db.query.summary = "INSERT contract_end_warnings"))]
+    async fn record_contract_warning(
+        &mut self,
+        icn: &Icn,
+        ends_at: Millis,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(text::RECORD_CONTRACT_WARNING)
+            .bind(icn.as_str())
+            .bind(ends_at)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(D::rows_affected(&done) > 0)
+    }
+
+    #[tracing::instrument(name = "SELECT memberships", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "memberships", db.query.summary = "SELECT memberships"))]
+    async fn active_memberships(
+        &mut self,
+        icn: &Icn,
+        now: Millis,
+    ) -> Result<Vec<Membership>, StoreError> {
+        let rows: Vec<MembershipRow> = sqlx::query_as(&text::active_memberships())
+            .bind(icn.as_str())
+            .bind(now)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.into_iter().map(Membership::try_from).collect()
+    }
+
+    #[tracing::instrument(name = "INSERT member_recertifications", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "member_recertifications", db.query.summary = "INSERT member_recertifications"))]
+    async fn ask_recertification(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+        asked_at: Millis,
+        due_at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(text::ASK_RECERTIFICATION)
+            .bind(icn.as_str())
+            .bind(web_id.as_str())
+            .bind(asked_at)
+            .bind(due_at)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "SELECT member_recertifications", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "member_recertifications", db.query.summary = "SELECT member_recertifications"))]
+    async fn recertification(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<Option<(Millis, Millis)>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(text::RECERTIFICATION)
+            .bind(icn.as_str())
+            .bind(web_id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row)
+    }
+
+    #[tracing::instrument(name = "DELETE member_recertifications", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "DELETE", db.collection.name = "member_recertifications", db.query.summary = "DELETE member_recertifications"))]
+    async fn delete_recertification(
+        &mut self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(text::DELETE_RECERTIFICATION)
+            .bind(icn.as_str())
+            .bind(web_id.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(D::rows_affected(&done) > 0)
     }
 
     #[tracing::instrument(name = "INSERT audit_events", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "audit_events", db.query.summary = "INSERT audit_events"))]

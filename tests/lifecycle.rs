@@ -222,7 +222,7 @@ async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
         .await
         .unwrap();
     request(&app, "ana", pb::Role::AuthorizedUser).await;
-    expect_mails(&app, OPS, "No administrator can decide", 1).await;
+    expect_mails(&app, OPS, "No administrator can decide:", 1).await;
     let w = waiting_of(&app, "ana").await;
     assert_eq!(w.decider_group, pb::DeciderGroup::Operators as i32);
     assert!(w.decider_names.is_empty(), "{w:?}");
@@ -231,7 +231,7 @@ async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
         .await;
     app.clock.advance(72 * HOUR);
     wait_action(&app, "access_request.remind", 1).await;
-    expect_mails(&app, OPS, "No administrator can decide", 2).await;
+    expect_mails(&app, OPS, "No administrator can decide:", 2).await;
     expect_mails(&app, "stc1@example.com", "Reminder:", 1).await;
 }
 

@@ -1,15 +1,12 @@
 use tonic::{Request, Response, Status};
 
-use super::args::{self, MEMBERS, REQUESTS};
-use super::convert::{self as cv, field};
+use super::args::{self, DOMAINS, MEMBERS, REQUESTS};
+use super::convert as cv;
 use super::{Api, svc};
-use crate::domain::{EmailDomain, Icn, WebId};
 use crate::proto::v1 as pb;
 use crate::proto::v1::access_service_server::AccessService;
 
 pub type AccessServer = pb::access_service_server::AccessServiceServer<Api>;
-
-const DOMAINS: &str = "email-domains";
 
 #[tonic::async_trait]
 impl AccessService for Api {
@@ -175,20 +172,7 @@ impl AccessService for Api {
         req: Request<pb::SetEmailDomainPolicyRequest>,
     ) -> Result<Response<pb::SetEmailDomainPolicyResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let icn = field("icn", &m.icn, Icn::parse)?;
-        let domain = field("domain", &m.domain, EmailDomain::parse)?;
-        let action = cv::domain_action("action", m.action)?.ok_or_else(|| {
-            super::status::invalid_field(
-                "action",
-                crate::domain::Reason::InvalidArgument,
-                "is required",
-            )
-        })?;
-        let role = cv::role("role", m.role)?;
-        let role = field("role", "", |_| {
-            crate::domain::email_domain::check_role(action, role)
-        })?;
+        let (icn, domain, action, role) = args::set_email_domain_policy(req.get_ref())?;
         let rule = svc(s
             .set_email_domain_policy(&caller, &icn, domain, action, role)
             .await)?;
@@ -202,9 +186,7 @@ impl AccessService for Api {
         req: Request<pb::DeleteEmailDomainPolicyRequest>,
     ) -> Result<Response<pb::DeleteEmailDomainPolicyResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let icn = field("icn", &m.icn, Icn::parse)?;
-        let domain = field("domain", &m.domain, EmailDomain::parse)?;
+        let (icn, domain) = args::delete_email_domain_policy(req.get_ref())?;
         let rule = svc(s.delete_email_domain_policy(&caller, &icn, &domain).await)?;
         Ok(Response::new(pb::DeleteEmailDomainPolicyResponse {
             email_domain_policy: Some(rule.value.into()),
@@ -216,10 +198,7 @@ impl AccessService for Api {
         req: Request<pb::ListEmailDomainPoliciesRequest>,
     ) -> Result<Response<pb::ListEmailDomainPoliciesResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let icn = field("icn", &m.icn, Icn::parse)?;
-        let limit = cv::page_size(m.page_size)?;
-        let after = cv::page_token_in(DOMAINS, &m.page_token, |k| EmailDomain::parse(k).ok())?;
+        let (icn, limit, after) = args::list_email_domain_policies(req.get_ref())?;
         let page = svc(s
             .list_email_domain_policies(&caller, &icn, after, limit)
             .await)?;
@@ -234,9 +213,7 @@ impl AccessService for Api {
         req: Request<pb::CertifyMemberRequest>,
     ) -> Result<Response<pb::CertifyMemberResponse>, Status> {
         let (caller, s) = self.enter(&req).await?;
-        let m = req.into_inner();
-        let icn = field("icn", &m.icn, Icn::parse)?;
-        let web_id = field("web_id", &m.web_id, WebId::parse)?;
+        let (icn, web_id) = args::certify_member(req.get_ref())?;
         let view = svc(s.certify_member(&caller, &icn, &web_id).await)?;
         Ok(Response::new(pb::CertifyMemberResponse {
             membership: Some(view.value.into()),

@@ -14,6 +14,7 @@ use crate::domain::{
     AccessRequestId, AccessRequestState, AccountStatus, Contract, ContractId, CountryCode, Email,
     Icn, ProductId, Reason, Role, WebId,
 };
+use crate::domain::{DomainAction, EmailDomain};
 use crate::proto::v1 as pb;
 use crate::service::{CheckRequest, NewStc};
 
@@ -107,6 +108,54 @@ pub fn list_members(m: &pb::ListMembersRequest) -> Result<ListMembers, Status> {
         limit: cv::page_size(m.page_size)?,
         after: cv::page_token_in(MEMBERS, &m.page_token, |k| WebId::parse(k).ok())?,
     })
+}
+
+/// Where the account's email-domain policies are paged.
+pub const DOMAINS: &str = "email-domains";
+
+/// The account, the domain, what happens to its requests, and the role an automatic approval
+/// grants (only for AUTO_APPROVE).
+pub fn set_email_domain_policy(
+    m: &pb::SetEmailDomainPolicyRequest,
+) -> Result<(Icn, EmailDomain, DomainAction, Option<Role>), Status> {
+    let icn = field("icn", &m.icn, Icn::parse)?;
+    let domain = field("domain", &m.domain, EmailDomain::parse)?;
+    let action = cv::domain_action("action", m.action)?
+        .ok_or_else(|| invalid_field("action", Reason::InvalidArgument, "is required"))?;
+    let role = cv::role("role", m.role)?;
+    let role = field("role", "", |_| {
+        crate::domain::email_domain::check_role(action, role)
+    })?;
+    Ok((icn, domain, action, role))
+}
+
+/// The account and the domain whose policy goes.
+pub fn delete_email_domain_policy(
+    m: &pb::DeleteEmailDomainPolicyRequest,
+) -> Result<(Icn, EmailDomain), Status> {
+    Ok((
+        field("icn", &m.icn, Icn::parse)?,
+        field("domain", &m.domain, EmailDomain::parse)?,
+    ))
+}
+
+/// The account, the page size and the last domain of the previous page.
+pub fn list_email_domain_policies(
+    m: &pb::ListEmailDomainPoliciesRequest,
+) -> Result<(Icn, u32, Option<EmailDomain>), Status> {
+    Ok((
+        field("icn", &m.icn, Icn::parse)?,
+        cv::page_size(m.page_size)?,
+        cv::page_token_in(DOMAINS, &m.page_token, |k| EmailDomain::parse(k).ok())?,
+    ))
+}
+
+/// The account and the member an administrator confirms after a renewal.
+pub fn certify_member(m: &pb::CertifyMemberRequest) -> Result<(Icn, WebId), Status> {
+    Ok((
+        field("icn", &m.icn, Icn::parse)?,
+        field("web_id", &m.web_id, WebId::parse)?,
+    ))
 }
 
 /// The account, the person, the new role and the membership's end, if any.

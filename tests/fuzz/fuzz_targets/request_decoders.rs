@@ -6,7 +6,8 @@
 
 use entitlements::domain::ids::is_unsafe_char;
 use entitlements::domain::{
-    AccessRequestId, ContractId, CountryCode, Email, Icn, ParseError, ProductId, WebId,
+    AccessRequestId, ContractId, CountryCode, DomainAction, Email, EmailDomain, Icn, ParseError,
+    ProductId, Role, WebId,
 };
 use entitlements::grpc::args;
 use entitlements::proto::v1 as pb;
@@ -81,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 21 {
+    match which % 25 {
         0 => run(bytes, args::request_access, |a| {
             again(&a.icn, Icn::parse);
             again(&a.country, CountryCode::parse);
@@ -186,6 +187,30 @@ fuzz_target!(|data: &[u8]| {
             if let Some(icn) = icn {
                 again(&icn, Icn::parse);
             }
+        }),
+        20 => run(bytes, args::set_email_domain_policy, |(icn, domain, action, role)| {
+            again(&icn, Icn::parse);
+            again(&domain, EmailDomain::parse);
+            // Only an automatic approval carries a role, and never above Authorized User.
+            match action {
+                DomainAction::AutoApprove => assert_eq!(role, Some(Role::AuthorizedUser)),
+                _ => assert_eq!(role, None),
+            }
+        }),
+        21 => run(bytes, args::delete_email_domain_policy, |(icn, domain)| {
+            again(&icn, Icn::parse);
+            again(&domain, EmailDomain::parse);
+        }),
+        22 => run(bytes, args::list_email_domain_policies, |(icn, limit, after)| {
+            again(&icn, Icn::parse);
+            assert!((1..=500).contains(&limit));
+            if let Some(d) = &after {
+                again(d, EmailDomain::parse);
+            }
+        }),
+        23 => run(bytes, args::certify_member, |(icn, web_id)| {
+            again(&icn, Icn::parse);
+            again(&web_id, WebId::parse);
         }),
         // The messages without fields still decode (unknown fields are skipped).
         _ => {

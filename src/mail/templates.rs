@@ -268,7 +268,7 @@ pub fn verification_code(
         brand.product_name
     ));
     // Exactly this shape, never wrapped: people copy from it and tests grep for it.
-    t.line(format!("Verification code: {}", flat(&code)));
+    t.line(format!("{CODE_LABEL} {}", flat(&code)));
     t.blank();
     t.para(format!(
         "The code expires at {}. It works only once, and any code we sent you earlier no \
@@ -722,6 +722,11 @@ pub fn not_recertified_to_admin(
 /// Wrap width for prose: plain-text mail is read in fixed-width clients and quoted with `> `.
 const WRAP: usize = 72;
 
+/// The label of the line that carries a verification code. No wrapped line may begin with it:
+/// a long enough name would otherwise start a line of someone else's email with
+/// "Verification code: <digits of its choosing>".
+const CODE_LABEL: &str = "Verification code:";
+
 /// A plain-text body built from wrapped paragraphs and verbatim lines.
 struct Text(String);
 
@@ -738,11 +743,22 @@ impl Text {
     }
 
     /// Word-wrapped, followed by a blank line; words longer than the width (URLs) stay whole.
+    /// A line that would begin with a label of the service's own ([`CODE_LABEL`]) keeps its
+    /// first word on the line before, a little past the width (or, opening the paragraph, is
+    /// quoted with "> ").
     fn para(&mut self, text: impl AsRef<str>) {
+        let words: Vec<&str> = text.as_ref().split_whitespace().collect();
+        let label: Vec<&str> = CODE_LABEL.split_whitespace().collect();
         let mut width = 0;
-        for word in text.as_ref().split_whitespace() {
+        for (i, word) in words.iter().enumerate() {
             let len = word.chars().count();
-            if width > 0 && width + 1 + len > WRAP {
+            let forged = words[i..].starts_with(&label);
+            if i == 0 && forged {
+                // Only someone's chosen text can open a paragraph with the label: quote it.
+                self.0.push('>');
+                width = 1;
+            }
+            if width > 0 && width + 1 + len > WRAP && !forged {
                 self.0.push('\n');
                 width = 0;
             } else if width > 0 {

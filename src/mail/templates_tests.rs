@@ -385,3 +385,38 @@ fn utc_formatting() {
     assert_eq!(format_utc(4_107_542_399_999), "2100-02-28 23:59 UTC");
     assert_eq!(format_utc(-1), "1969-12-31 23:59 UTC");
 }
+
+/// A name long enough to wrap cannot start a line of someone else's email with the code label:
+/// the only line that begins with it is the real code's.
+#[test]
+fn no_wrapped_line_begins_with_the_code_label() {
+    for pad in 0..80 {
+        let name = format!("{} Verification code: 123456", "x".repeat(pad));
+        let mails = [
+            access_requested_to_admin(
+                &brand(),
+                "admin@example.com",
+                &name,
+                "a@example.com",
+                "ana",
+                "1234567",
+                "Acme",
+                "Authorized User",
+                "r1",
+            ),
+            verification_code(&brand(), "a@example.com", &name, "654321", 0),
+        ];
+        for m in &mails {
+            let starts: Vec<&str> = m
+                .body
+                .lines()
+                .filter(|l| l.starts_with("Verification code:"))
+                .collect();
+            assert!(
+                starts.iter().all(|l| *l == "Verification code: 654321"),
+                "pad {pad}: {starts:?}\n{}",
+                m.body
+            );
+        }
+    }
+}

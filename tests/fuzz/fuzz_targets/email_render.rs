@@ -58,9 +58,17 @@ fn check(mail: &OutgoingEmail, input: &Input, verification: bool) {
         "{:?}",
         mail.body
     );
-    // The code's own line in the verification email, and a subject without the code. (Not
-    // asserted: that no other line starts with the same words. Word wrap can start a line with
-    // a person's words; see docs/reliability.md, "Fuzzing".)
+    // The code's own line in the verification email, and a subject without the code; no other
+    // line of any email begins with the code's label, however a person's words wrap.
+    let own = format!("{CODE_LINE} {}", flat(&input.code));
+    assert!(
+        mail.body
+            .lines()
+            .filter(|l| l.starts_with(CODE_LINE))
+            .all(|l| verification && l == own),
+        "{:?}",
+        mail.body
+    );
     if verification {
         let own = format!("{CODE_LINE} {}", flat(&input.code));
         assert!(mail.body.lines().any(|l| l == own), "{:?}", mail.body);

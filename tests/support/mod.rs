@@ -67,6 +67,8 @@ pub struct AppOptions {
     pub tls: Option<TestTls>,
     /// `--health-listen`.
     pub health_listen: Option<std::net::SocketAddr>,
+    /// How often the mail worker looks for due email when no commit wakes it.
+    pub mail_poll: Duration,
 }
 
 /// The server's TLS files, and how the harness's own channel reaches it.
@@ -89,6 +91,7 @@ impl Default for AppOptions {
             idp: None,
             tls: None,
             health_listen: None,
+            mail_poll: Duration::from_millis(50),
         }
     }
 }
@@ -117,7 +120,7 @@ impl TestApp {
         opts: &AppOptions,
     ) -> TestApp {
         let mut config = config(&db.url, data_dir.path(), &mail, opts);
-        config.mail_poll = Duration::from_millis(50);
+        config.mail_poll = opts.mail_poll;
         config.expiry_sweep = Duration::from_millis(100);
         if opts.idp.is_some() {
             config.auth.refresh_every = Duration::from_millis(50);

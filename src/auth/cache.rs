@@ -115,4 +115,17 @@ mod tests {
         cache.insert(gone, Arc::new(principal(unix_now() - 5)));
         assert!(cache.get(&gone).is_none());
     }
+
+    /// Two verifications of one token racing each other both insert it: the second insert is
+    /// an update, bound by its own token's expiry like a first insert.
+    #[test]
+    fn a_replaced_entry_lives_until_its_expiry_only() {
+        let cache = new_cache();
+        let key = (0, digest("a.b.c"));
+        cache.insert(key, Arc::new(principal(unix_now() + 3600)));
+        cache.insert(key, Arc::new(principal(unix_now() + 3600)));
+        assert!(cache.get(&key).is_some());
+        cache.insert(key, Arc::new(principal(unix_now() - 5)));
+        assert!(cache.get(&key).is_none());
+    }
 }

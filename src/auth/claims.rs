@@ -254,7 +254,9 @@ mod tests {
     #[test]
     fn subject_rules() {
         let too_long = "a".repeat(256);
+        let longest = "a".repeat(255);
         for (sub, ok) in [
+            (longest.as_str(), true),
             ("", false),
             ("  ", false),
             (too_long.as_str(), false),
@@ -321,5 +323,43 @@ mod tests {
                 "{junk}"
             );
         }
+    }
+
+    #[test]
+    fn tokens_up_to_16_kib_are_read() {
+        let at_bound = "a".repeat(16 * 1024);
+        assert_eq!(
+            bearer_token(Some(&format!("Bearer {at_bound}"))),
+            Ok(at_bound.as_str())
+        );
+        let past = "a".repeat(16 * 1024 + 1);
+        assert!(matches!(
+            bearer_token(Some(&format!("Bearer {past}"))),
+            Err(AuthError::MalformedToken(_))
+        ));
+    }
+
+    #[test]
+    fn the_display_name_stands_in_only_when_both_names_are_missing() {
+        let principal = |claims: serde_json::Value| {
+            serde_json::from_value::<Claims>(claims)
+                .unwrap()
+                .into_principal()
+                .unwrap()
+        };
+        let p = principal(serde_json::json!({
+            "sub": "x", "exp": 1, "given_name": "Ann", "name": "Ann Example",
+        }));
+        assert_eq!(
+            (p.given_name.as_deref(), p.family_name.as_deref()),
+            (Some("Ann"), None)
+        );
+        let p = principal(serde_json::json!({
+            "sub": "x", "exp": 1, "family_name": "Example", "name": "Ann Example",
+        }));
+        assert_eq!(
+            (p.given_name.as_deref(), p.family_name.as_deref()),
+            (None, Some("Example"))
+        );
     }
 }

@@ -343,4 +343,43 @@ mod tests {
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert_eq!(header.kid.as_deref(), Some(key.kid()));
     }
+
+    #[test]
+    fn mint_needs_an_issuer_and_an_audience() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DevKey::load_or_create(dir.path()).unwrap();
+        let no_issuer = MintRequest {
+            issuer: " ".into(),
+            ..MintRequest::new("a")
+        };
+        assert!(matches!(key.mint(&no_issuer), Err(AuthError::Config(_))));
+        let no_audience = MintRequest {
+            audience: String::new(),
+            ..MintRequest::new("a")
+        };
+        assert!(matches!(key.mint(&no_audience), Err(AuthError::Config(_))));
+    }
+
+    #[test]
+    fn debug_names_the_key_but_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DevKey::load_or_create(dir.path()).unwrap();
+        let shown = format!("{key:?}");
+        assert!(shown.contains(key.kid()), "{shown}");
+        let pem = fs::read_to_string(dir.path().join(KEY_FILE)).unwrap();
+        let secret = pem.lines().nth(1).unwrap();
+        assert!(!shown.contains(secret), "{shown}");
+    }
+
+    /// Two processes starting together: the one that links its key second adopts the first's.
+    #[test]
+    fn a_key_created_meanwhile_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DevKey::load_or_create(dir.path()).unwrap();
+        let adopted = create_key(&dir.path().join(KEY_FILE)).unwrap();
+        let x = URL_SAFE_NO_PAD.encode(adopted.verifying_key().as_bytes());
+        assert_eq!(thumbprint(&x), first.kid());
+        let leftovers = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 2, "no temporary files left behind");
+    }
 }

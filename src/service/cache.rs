@@ -281,4 +281,56 @@ mod tests {
         c.put(&i, &w, &facts(false), slow);
         assert_eq!(c.get(&i, &w), Some(facts(true)));
     }
+
+    #[test]
+    fn a_snapshot_fills_all_three_parts() {
+        let c = FactsCache::new(CacheCapacity::default());
+        let (i, w) = ids();
+        let mut load = Loader(&c);
+        load.account(i.clone(), AccountStatus::Active, Arc::from(Vec::new()));
+        load.person(w.clone(), true);
+        load.member(i.clone(), w.clone(), None, None);
+        assert_eq!(c.get(&i, &w), Some(facts(true)));
+    }
+
+    #[test]
+    fn clearing_forgets_everything_and_fences_fills_in_flight() {
+        let c = FactsCache::new(CacheCapacity::default());
+        let (i, w) = ids();
+        let before = c.epoch();
+        assert!(c.put(&i, &w, &facts(true), before));
+        c.clear();
+        assert_eq!(c.get(&i, &w), None);
+        assert!(!c.put(&i, &w, &facts(true), before));
+        assert_eq!(c.get(&i, &w), None);
+    }
+
+    /// Both halves of a key carry a hash: 128 bits, not 64 with zeros above.
+    #[test]
+    fn keys_use_all_128_bits() {
+        let c = FactsCache::new(CacheCapacity::default());
+        let (i, w) = ids();
+        for key in [c.keys.account(&i), c.keys.person(&w), c.keys.member(&i, &w)] {
+            assert_ne!(key >> 64, 0, "{key:x}");
+            assert_ne!(key & u128::from(u64::MAX), 0, "{key:x}");
+        }
+    }
+
+    #[test]
+    fn each_person_and_each_account_has_its_own_entry() {
+        let c = FactsCache::new(CacheCapacity::default());
+        let (i, ana) = ids();
+        let j = Icn::from_trusted("2".into());
+        let ben = WebId::from_trusted("ben".into());
+        c.put(&i, &ana, &facts(true), c.epoch());
+        c.put(&i, &ben, &facts(false), c.epoch());
+        let suspended = CheckFacts {
+            account_status: Some(AccountStatus::Suspended),
+            ..facts(true)
+        };
+        c.put(&j, &ana, &suspended, c.epoch());
+        assert_eq!(c.get(&i, &ana), Some(facts(true)));
+        assert_eq!(c.get(&i, &ben), Some(facts(false)));
+        assert_eq!(c.get(&j, &ana), Some(suspended));
+    }
 }

@@ -110,4 +110,24 @@ mod tests {
         }
         assert!(l.request_access(&WebId::parse("d").unwrap(), &icn).is_err());
     }
+
+    /// Every 4096th call first forgets the keys that are back to a fresh state, so the maps
+    /// hold only the recently active. (A quota this large refills within microseconds.)
+    #[test]
+    fn idle_keys_are_forgotten_every_4096_calls() {
+        let l = Limiters::new(RequestLimits {
+            per_person_per_hour: u32::MAX,
+            per_account_per_hour: u32::MAX,
+        });
+        let icn = Icn::parse("42").unwrap();
+        for n in 0..4095 {
+            let who = WebId::parse(&format!("p{n}")).unwrap();
+            assert_eq!(l.request_access(&who, &icn), Ok(()));
+        }
+        assert_eq!(l.person.len(), 4095, "no tidying before the 4096th call");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let last = WebId::parse("last").unwrap();
+        assert_eq!(l.request_access(&last, &icn), Ok(()));
+        assert_eq!(l.person.len(), 1, "only the key just used is left");
+    }
 }

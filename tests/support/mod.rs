@@ -78,6 +78,8 @@ pub struct AppOptions {
     pub health_listen: Option<std::net::SocketAddr>,
     /// `--concurrency-limit` (the default when `None`).
     pub concurrency_limit: Option<usize>,
+    /// How often the mail worker looks for due email when no commit wakes it.
+    pub mail_poll: Duration,
 }
 
 /// The server's TLS files, and how the harness's own channel reaches it.
@@ -106,6 +108,7 @@ impl Default for AppOptions {
             tls: None,
             health_listen: None,
             concurrency_limit: None,
+            mail_poll: Duration::from_millis(50),
         }
     }
 }
@@ -142,7 +145,7 @@ impl TestApp {
         opts: &AppOptions,
     ) -> TestApp {
         let mut config = config(&db.url, data_dir.path(), &mail, opts);
-        config.mail_poll = Duration::from_millis(50);
+        config.mail_poll = opts.mail_poll;
         config.expiry_sweep = Duration::from_millis(100);
         config.orphan_sweep = Duration::from_millis(100);
         if opts.idp.is_some() {

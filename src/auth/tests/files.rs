@@ -116,8 +116,13 @@ async fn bad_jwks_fails_at_start() {
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, body).unwrap();
-        let got = Authenticator::new(AuthConfig::new(JwksSource::File(path))).await;
-        assert!(matches!(got, Err(AuthError::JwksUnavailable(_))), "{name}");
+        let got = Authenticator::new(AuthConfig::new(JwksSource::File(path.clone()))).await;
+        // For our logs: the error names the file.
+        let shown = path.display().to_string();
+        assert!(
+            matches!(&got, Err(AuthError::JwksUnavailable(m)) if m.contains(&shown)),
+            "{name}: {got:?}"
+        );
     }
     let dev = DevKey::load_or_create(dir.path()).unwrap();
     let no_aud = AuthConfig {
@@ -128,4 +133,32 @@ async fn bad_jwks_fails_at_start() {
         Authenticator::new(no_aud).await,
         Err(AuthError::Config(_))
     ));
+}
+
+/// `doc` with trailing spaces (the same JSON) up to exactly `len` bytes.
+pub(super) fn padded(doc: &str, len: usize) -> String {
+    let mut s = doc.to_owned();
+    s.extend(std::iter::repeat_n(' ', len - doc.len()));
+    s
+}
+
+#[tokio::test]
+async fn a_jwks_file_of_up_to_one_mib_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DevKey::load_or_create(dir.path()).unwrap();
+    let doc = jwks_of(&[&key]);
+    let path = dir.path().join("large.json");
+    std::fs::write(&path, padded(&doc, 1024 * 1024)).unwrap();
+    let source = JwksSource::File(path.clone());
+    assert!(
+        Authenticator::new(AuthConfig::new(source.clone()))
+            .await
+            .is_ok()
+    );
+    std::fs::write(&path, padded(&doc, 1024 * 1024 + 1)).unwrap();
+    let got = Authenticator::new(AuthConfig::new(source)).await;
+    assert!(
+        matches!(&got, Err(AuthError::JwksUnavailable(m)) if m.contains("too large")),
+        "{got:?}"
+    );
 }

@@ -2,6 +2,7 @@
 //! from the fixtures in `testdata/`.
 
 mod files;
+mod keys;
 mod remote;
 mod rotation;
 
@@ -384,4 +385,65 @@ async fn authenticator_is_shareable_across_tasks() {
     let auth = dev.auth.clone();
     let joined = tokio::spawn(async move { auth.authenticate(Some(&header)).await }).await;
     assert_eq!(joined.unwrap().unwrap().web_id, "https://id.example/frank");
+}
+
+#[test]
+fn verifier_errors_map_to_ours() {
+    use jsonwebtoken::errors::{Error, ErrorKind as K};
+    let map = |kind: K| super::error::from_jwt(&Error::from(kind));
+    let malformed = |text: &str| AuthError::MalformedToken(text.into());
+    assert_eq!(
+        map(K::InvalidClaimFormat("exp".into())),
+        malformed("claim `exp` has the wrong type")
+    );
+    let json = serde_json::from_str::<Value>("{").unwrap_err();
+    assert_eq!(
+        map(K::Json(Arc::new(json))),
+        malformed("the claims do not have the expected shape")
+    );
+    assert_eq!(
+        map(K::MissingRequiredClaim("exp".into())),
+        malformed("missing required claim `exp`")
+    );
+    // A key of the JWKS the crypto backend cannot use: the token is not verified.
+    for kind in [
+        K::InvalidAlgorithm,
+        K::InvalidRsaKey("n".into()),
+        K::InvalidEcdsaKey,
+        K::InvalidKeyFormat,
+    ] {
+        assert_eq!(map(kind), AuthError::BadSignature);
+    }
+    assert_eq!(
+        map(K::InvalidToken),
+        malformed("not a well-formed JWS compact token")
+    );
+}
+
+#[test]
+fn each_rejection_has_its_own_public_message() {
+    let all = [
+        AuthError::MissingToken,
+        AuthError::MalformedHeader,
+        AuthError::MalformedToken("x".into()),
+        AuthError::UnsupportedAlgorithm("HS256".into()),
+        AuthError::UnsupportedType("JOSE".into()),
+        AuthError::UnknownKey,
+        AuthError::BadSignature,
+        AuthError::Expired,
+        AuthError::NotYetValid,
+        AuthError::WrongIssuer,
+        AuthError::WrongAudience,
+        AuthError::MissingSubject,
+        AuthError::JwksUnavailable("x".into()),
+        AuthError::Config("x".into()),
+    ];
+    let messages: std::collections::HashSet<String> =
+        all.iter().map(AuthError::public_message).collect();
+    assert_eq!(messages.len(), all.len(), "{messages:?}");
+    assert_eq!(AuthError::Expired.public_message(), "the token has expired");
+    assert_eq!(
+        AuthError::UnsupportedAlgorithm("HS256".into()).public_message(),
+        "token algorithm `HS256` is not accepted (use RS256, ES256 or EdDSA)"
+    );
 }

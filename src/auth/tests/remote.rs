@@ -1,13 +1,13 @@
 //! A JWKS served by a one-response-per-connection HTTP/1.1 server on loopback.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::files::jwks_of;
+use super::files::{jwks_of, padded};
 use super::{bearer, two_keys};
 use crate::auth::{AuthConfig, AuthError, Authenticator, JwksSource};
 
@@ -16,6 +16,8 @@ struct JwksServer {
     /// `None` answers 500.
     body: Arc<Mutex<Option<String>>>,
     hits: Arc<AtomicUsize>,
+    /// Whether answers carry a `Content-Length` (else the body ends when the connection does).
+    length: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -34,7 +36,8 @@ impl JwksServer {
         );
         let body = Arc::new(Mutex::new(body));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (b, h) = (Arc::clone(&body), Arc::clone(&hits));
+        let length = Arc::new(AtomicBool::new(true));
+        let (b, h, l) = (Arc::clone(&body), Arc::clone(&hits), Arc::clone(&length));
         let task = tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
                 let mut req = Vec::new();
@@ -51,9 +54,13 @@ impl JwksServer {
                     Some(text) => ("200 OK", text),
                     None => ("500 Internal Server Error", String::new()),
                 };
+                let length = if l.load(Ordering::SeqCst) {
+                    format!("Content-Length: {}\r\n", text.len())
+                } else {
+                    String::new()
+                };
                 let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{length}Connection: close\r\n\r\n{text}"
                 );
                 let _ = conn.write_all(resp.as_bytes()).await;
                 let _ = conn.shutdown().await;
@@ -63,12 +70,17 @@ impl JwksServer {
             url: url.parse().unwrap(),
             body,
             hits,
+            length,
             task,
         }
     }
 
     fn serve(&self, body: Option<String>) {
         *self.body.lock().unwrap() = body;
+    }
+
+    fn announce_length(&self, yes: bool) {
+        self.length.store(yes, Ordering::SeqCst);
     }
 
     fn hits(&self) -> usize {
@@ -155,4 +167,26 @@ async fn unreachable_jwks_fails_at_start() {
     let err = got.err().unwrap();
     assert!(matches!(err, AuthError::JwksUnavailable(_)), "{err:?}");
     assert!(!err.public_message().contains("127.0.0.1"));
+}
+
+/// The size bound holds whether the provider announces the length or not: with a
+/// `Content-Length` the answer is refused before its body is read, without one while reading.
+#[tokio::test]
+async fn a_served_jwks_of_up_to_one_mib_is_read() {
+    let keys = two_keys();
+    let doc = jwks_of(&[&keys.a]);
+    let server = JwksServer::start(None).await;
+    let source = JwksSource::Url(server.url.clone());
+    for announced in [true, false] {
+        server.announce_length(announced);
+        server.serve(Some(padded(&doc, 1024 * 1024)));
+        let got = Authenticator::new(AuthConfig::new(source.clone())).await;
+        assert!(got.is_ok(), "length announced: {announced}: {got:?}");
+        server.serve(Some(padded(&doc, 1024 * 1024 + 1)));
+        let got = Authenticator::new(AuthConfig::new(source.clone())).await;
+        assert!(
+            matches!(&got, Err(AuthError::JwksUnavailable(m)) if m.contains("too large")),
+            "length announced: {announced}: {got:?}"
+        );
+    }
 }

@@ -123,3 +123,27 @@ async fn verifications_racing_a_key_removal_are_not_served_afterwards() {
         }
     }
 }
+
+/// The key generation (which the transport's recent callers are keyed by) moves when the keys
+/// change, not when the same keys are published again in another order.
+#[tokio::test]
+async fn the_generation_moves_only_when_the_keys_change() {
+    let Keys { a, b, .. } = &two_keys();
+    let (dir, auth) = file_auth(&[a, b], Duration::from_secs(3600)).await;
+    let path = jwks_path(&dir);
+    let start = auth.key_generation();
+    publish(&path, &[b, a]);
+    auth.reload_now().await.unwrap();
+    assert_eq!(auth.key_generation(), start, "the same keys, reordered");
+    publish(&path, &[a]);
+    auth.reload_now().await.unwrap();
+    let removed = auth.key_generation();
+    assert_ne!(removed, start);
+    publish(&path, &[a, b]);
+    auth.reload_now().await.unwrap();
+    assert_ne!(auth.key_generation(), removed);
+    assert_ne!(auth.key_generation(), start);
+    // Debug shows how many keys there are, never the keys.
+    let shown = format!("{auth:?}");
+    assert!(shown.contains("keys: 2"), "{shown}");
+}

@@ -150,6 +150,11 @@ pub struct ServeArgs {
     /// Also serve plaintext grpc.health.v1 (and nothing else) here, for probes that cannot speak TLS.
     #[arg(long, env = "ENTITLEMENTS_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
+    /// Also serve the OpenID AuthZEN Authorization API 1.0 (JSON over HTTP/1.1 and HTTP/2)
+    /// here, with the same tokens and scopes, over TLS when --tls-cert is given (off when not
+    /// given). See docs/authzen.md.
+    #[arg(long, env = "ENTITLEMENTS_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
 }
 
 pub enum MailSetup {
@@ -181,6 +186,8 @@ pub struct Config {
     pub tls: Option<TlsSettings>,
     /// Where plaintext health is served besides the main listener, if anywhere.
     pub health_listen: Option<SocketAddr>,
+    /// Where the AuthZEN HTTP door is served, if anywhere.
+    pub http_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -368,6 +375,7 @@ impl ServeArgs {
             metrics_sample: Duration::from_millis(self.metrics_sample_ms.max(100)),
             tls,
             health_listen: self.health_listen,
+            http_listen: self.http_listen,
         })
     }
 

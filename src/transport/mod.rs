@@ -1,7 +1,9 @@
 //! How connections reach the gRPC server: plaintext TCP, or TLS (rustls) whose certificate is
 //! re-read when its files change; and the plaintext listener that serves only health, for
-//! probes that cannot speak TLS (the kubelet's gRPC probes).
+//! probes that cannot speak TLS (the kubelet's gRPC probes). And who is calling (the bearer
+//! token), which the gRPC and the HTTP door ask alike.
 
+pub mod caller;
 mod health;
 mod incoming;
 mod reload;

@@ -21,6 +21,8 @@ use super::tls::{Files, fingerprint, read_files, server_config};
 pub struct CurrentTls {
     config: Arc<RwLock<Arc<ServerConfig>>>,
     mutual: bool,
+    /// The ALPN protocols offered instead of the config's `h2` (the HTTP door's view).
+    alpn: Option<Arc<[Vec<u8>]>>,
 }
 
 impl CurrentTls {
@@ -37,6 +39,7 @@ impl CurrentTls {
         let current = Self {
             config: Arc::new(RwLock::new(Arc::new(config))),
             mutual: settings.client_ca.is_some(),
+            alpn: None,
         };
         let reloader = Reloader {
             settings,
@@ -52,6 +55,15 @@ impl CurrentTls {
         self.mutual
     }
 
+    /// The same certificate (and its rotations), offering these ALPN protocols: the HTTP door
+    /// also speaks HTTP/1.1, which gRPC's `h2`-only config refuses in the handshake.
+    pub fn with_alpn(&self, protocols: &[&[u8]]) -> Self {
+        Self {
+            alpn: Some(protocols.iter().map(|p| p.to_vec()).collect()),
+            ..self.clone()
+        }
+    }
+
     /// An acceptor with the config in force now.
     pub fn acceptor(&self) -> TlsAcceptor {
         // A poisoned lock still holds a whole Arc: the writer only ever swaps it.
@@ -59,7 +71,15 @@ impl CurrentTls {
             Ok(c) => c.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        TlsAcceptor::from(config)
+        match &self.alpn {
+            None => TlsAcceptor::from(config),
+            // A copy per handshake: a few Arcs and short vectors, next to a handshake's cost.
+            Some(alpn) => {
+                let mut config = (*config).clone();
+                config.alpn_protocols = alpn.to_vec();
+                TlsAcceptor::from(Arc::new(config))
+            }
+        }
     }
 
     fn replace(&self, config: ServerConfig) {

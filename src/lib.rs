@@ -9,6 +9,7 @@ pub mod config;
 pub mod ctl;
 pub mod domain;
 pub mod grpc;
+pub mod http;
 pub mod mail;
 pub mod private_fs;
 pub mod proto;
@@ -18,4 +19,4 @@ pub mod store;
 pub mod telemetry;
 pub mod transport;
 
-pub use server::run;
+pub use server::{Listeners, run};

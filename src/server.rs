@@ -45,13 +45,45 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// Runs the whole service on `listener` until `shutdown` resolves; in-flight calls finish.
+/// The sockets the service answers on, bound by the caller (so a test can bind port 0 and
+/// know the port).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    /// The AuthZEN HTTP door (`--http-listen`).
+    pub http: Option<TcpListener>,
+}
+
+/// Runs the whole service on `listener` (and on `--http-listen`, bound here) until
+/// `shutdown` resolves; in-flight calls finish.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let http = match config.http_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} for HTTP (--http-listen)"))?,
+        ),
+        None => None,
+    };
+    let listeners = Listeners {
+        grpc: listener,
+        http,
+    };
+    serve(config, listeners, clock, shutdown).await
+}
+
+/// As [`run`], on listeners the caller bound.
+pub async fn serve(
+    config: Config,
+    listeners: Listeners,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = listeners.grpc;
     // Before anything else: a certificate that cannot be served is a start-up error.
     let tls = match config.tls.clone() {
         Some(settings) => Some(CurrentTls::load(settings).await?),
@@ -73,6 +105,7 @@ pub async fn run(
         .await
         .context("loading the token verification keys")?;
     let cell = Arc::new(OnceCell::new());
+    let http_api = crate::http::HttpApi::new(cell.clone(), auth.clone(), tls.is_some());
     let api = Api::new(cell.clone(), auth);
     let max = config.max_message_bytes;
     let addr = listener.local_addr()?;
@@ -105,6 +138,27 @@ pub async fn run(
         tokio::spawn(async move {
             if let Err(e) = crate::transport::serve_health(l, health, rpc_layer, stop).await {
                 tracing::error!(error = %e, "the health listener stopped");
+            }
+        })
+    });
+    let http_task = listeners.http.map(|l| {
+        let router = crate::http::router(
+            http_api,
+            crate::http::Limits {
+                max_body_bytes: config.max_message_bytes,
+                concurrency: config.concurrency_limit,
+                timeout: config.request_timeout,
+            },
+        );
+        let tls = tls.as_ref().map(|(current, _)| current.clone());
+        let stop = stop_rx.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(http = %a, "AuthZEN Authorization API at {scheme}://{a}/access/v1/");
+        }
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(l, tls, router, stop).await {
+                tracing::error!(error = %e, "the HTTP listener stopped");
             }
         })
     });
@@ -196,6 +250,7 @@ pub async fn run(
     let listeners = metrics_task
         .into_iter()
         .chain(health_task)
+        .chain(http_task)
         .chain(reloader_task);
     for t in tasks.into_iter().chain(listeners) {
         // Background tasks stop at the signal; the mail worker finishes the message in hand.

@@ -16,6 +16,7 @@ mod members;
 mod nudges;
 mod orphans;
 mod outbox;
+mod search;
 mod stats;
 mod verify;
 mod watch;
@@ -33,6 +34,7 @@ pub use expiry::spawn_expiry_sweeper;
 pub use feed::{FEED_RETENTION_MS, Feed, FeedConfig, spawn_feed_trimmer};
 pub use limits::RequestLimits;
 pub use members::MyAccess;
+pub use search::{AccountPage, AccountSearch};
 pub use stats::{ServiceStats, spawn_ops_sampler};
 pub use watch::WatchBatch;
 

@@ -6,6 +6,7 @@ mod support;
 
 mod at_rest;
 mod attacks;
+mod authzen;
 mod cache;
 mod concurrency;
 mod contracts;

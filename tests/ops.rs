@@ -314,6 +314,7 @@ async fn database_down_means_not_serving_and_unavailable() {
         tls_key: None,
         tls_client_ca: None,
         health_listen: None,
+        http_listen: None,
     };
     let config = args.into_config().unwrap();
     let key = entitlements::auth::dev::DevKey::load_or_create(dir.path()).unwrap();

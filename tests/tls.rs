@@ -1,7 +1,7 @@
 //! TLS on the gRPC listener: who can connect, certificate rotation without a restart, mutual
 //! TLS, plaintext health for probes, and `ctl` over https. The PKI is made per test (rcgen).
 
-mod pki;
+pub mod pki;
 
 use std::time::{Duration, Instant};
 

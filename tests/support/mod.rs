@@ -34,6 +34,8 @@ pub const CHECKER: &str = "ticketing";
 /// One running server and what it needs.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// Where the AuthZEN HTTP door answers, when [`AppOptions::http`] asked for it.
+    pub http_addr: Option<std::net::SocketAddr>,
     pub channel: Channel,
     pub clock: ManualClock,
     pub data_dir: Arc<tempfile::TempDir>,
@@ -80,6 +82,8 @@ pub struct AppOptions {
     pub concurrency_limit: Option<usize>,
     /// How often the mail worker looks for due email when no commit wakes it.
     pub mail_poll: Duration,
+    /// `--http-listen 127.0.0.1:0`: serve the AuthZEN HTTP door too.
+    pub http: bool,
 }
 
 /// The server's TLS files, and how the harness's own channel reaches it.
@@ -109,6 +113,7 @@ impl Default for AppOptions {
             health_listen: None,
             concurrency_limit: None,
             mail_poll: Duration::from_millis(50),
+            http: false,
         }
     }
 }
@@ -159,10 +164,19 @@ impl TestApp {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        // Bound here, as `serve` binds --http-listen, so that port 0 becomes a known port.
+        let http = match config.http_listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.expect("bind HTTP")),
+            None => None,
+        };
+        let http_addr = http.as_ref().map(|l| l.local_addr().expect("HTTP addr"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(entitlements::run(
+        let handle = tokio::spawn(entitlements::server::serve(
             config,
-            listener,
+            entitlements::Listeners {
+                grpc: listener,
+                http,
+            },
             Arc::new(clock.clone()),
             async move {
                 let _ = stopped.await;
@@ -180,6 +194,7 @@ impl TestApp {
         };
         let app = TestApp {
             addr,
+            http_addr,
             channel,
             clock,
             data_dir,
@@ -208,6 +223,7 @@ impl TestApp {
         let mail = MailKind::Dir(data_dir.path().join("mail"));
         let app = TestApp {
             addr,
+            http_addr: None,
             channel,
             clock: ManualClock::new(SystemClock.now_ms()),
             data_dir,
@@ -446,6 +462,7 @@ pub fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) ->
         tls_key: opts.tls.as_ref().map(|t| t.key.clone()),
         tls_client_ca: opts.tls.as_ref().and_then(|t| t.client_ca.clone()),
         health_listen: opts.health_listen,
+        http_listen: opts.http.then(|| "127.0.0.1:0".parse().expect("addr")),
     };
     let c = args.into_config().expect("config");
     assert!(matches!(c.mail, MailSetup::Dir(_) | MailSetup::Smtp(_)));

@@ -717,7 +717,83 @@ async fn tls_flags_make_the_door_https(backend: Backend) {
     );
 }
 
+/// A request whose body never finishes, on a raw connection: it is in flight (the body is
+/// read inside the door's limits) until the server answers or the connection goes.
+async fn stalled_request(addr: std::net::SocketAddr, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /access/v1/evaluation HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nX-Request-ID: stalled\r\nContent-Length: 100\r\n\r\n{{\"sub"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp
+}
+
+/// The door's deadline (`--request-timeout-ms`) and its limit on requests in flight
+/// (`--concurrency-limit`) answer in JSON, as the gRPC port's do in its statuses.
+async fn deadline_and_load_shedding(backend: Backend) {
+    use tokio::io::AsyncReadExt as _;
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            http: true,
+            request_timeout_ms: 300,
+            ..Default::default()
+        },
+    )
+    .await;
+    let addr = app.http_addr.unwrap();
+    let mut tcp = stalled_request(addr, &app.checker()).await;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the server answers by its deadline")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(answer.contains("DEADLINE_EXCEEDED"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-request-id: stalled"),
+        "{answer}"
+    );
+
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            http: true,
+            concurrency_limit: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let door = Door::of(&app);
+    let _held = stalled_request(app.http_addr.unwrap(), &app.checker()).await;
+    let body = ask("stc1", ICN, "view_support_area");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let shed = loop {
+        let a = door.evaluation(&app.checker(), &body).await;
+        if a.status == StatusCode::SERVICE_UNAVAILABLE {
+            break a;
+        }
+        // Until the stalled request has reached the door, this one is served.
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert!(std::time::Instant::now() < deadline, "never shed");
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(shed.body["error"]["reason"], "TOO_MANY_CALLS_IN_FLIGHT");
+    assert_eq!(shed.headers["retry-after"], "1");
+    drop(_held);
+    eventually("served again once the stalled request is gone", || async {
+        door.evaluation(&app.checker(), &body).await.status == StatusCode::OK
+    })
+    .await;
+}
+
 crate::both_backends!(
+    deadline_and_load_shedding,
     evaluation_allows_and_denies_with_reasons,
     evaluations_follow_each_semantic,
     resource_search_pages_through_every_result_once,

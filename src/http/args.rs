@@ -630,5 +630,6 @@ fn search_position(token: &str, fingerprint: &str) -> Parsed<Icn> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
 #[path = "args_tests.rs"]
 mod tests;

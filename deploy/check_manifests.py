@@ -127,6 +127,15 @@ def check(docs, min_replicas):
     for key, port in (("ENTITLEMENTS_LISTEN", GRPC_PORT), ("ENTITLEMENTS_METRICS_LISTEN", METRICS_PORT)):
         if key not in config or port_of(config[key]) != port or not config[key].startswith("0.0.0.0:"):
             errors.append(f"{key} must be 0.0.0.0:{port}, is {config.get(key)!r}")
+    # The AuthZEN HTTP door, where served: its port is the container port `http`, and the
+    # Service forwards to it.
+    if "ENTITLEMENTS_HTTP_LISTEN" in config:
+        http_port = port_of(config["ENTITLEMENTS_HTTP_LISTEN"])
+        if ports.get("http") != http_port:
+            errors.append(f"ENTITLEMENTS_HTTP_LISTEN port {http_port} is not the container port `http`: {ports}")
+        main = one("Service", "entitlements")
+        if main is not None and not any(p.get("targetPort") == "http" for p in main["spec"]["ports"]):
+            errors.append("Service entitlements does not forward to the container port `http`")
 
     # Probes: readiness and startup follow the API service (database + warm cache); liveness
     # must not, or a database outage would restart every pod.

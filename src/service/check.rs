@@ -114,3 +114,6 @@ impl Services {
         Ok((facts, applied.max(at_least.unwrap_or(0)), false))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::domain::{Action, Icn};
 
 fn map(v: Value) -> Map<String, Value> {
     match v {

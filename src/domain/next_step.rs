@@ -102,7 +102,8 @@ pub struct NextStep {
 }
 
 impl NextStep {
-    fn new(kind: NextStepKind) -> Self {
+    /// A step of `kind` with no facts.
+    pub fn of(kind: NextStepKind) -> Self {
         Self {
             kind,
             group: None,
@@ -152,19 +153,19 @@ pub fn next_step(
     use NextStepKind as K;
     let step = match decision.reason {
         R::Granted => return None,
-        R::UnknownAccount => NextStep::new(K::CheckAccountNumber),
-        R::AccountSuspended => NextStep::new(K::ContactSupport),
-        R::NotAMember => NextStep::new(K::RequestAccess),
+        R::UnknownAccount => NextStep::of(K::CheckAccountNumber),
+        R::AccountSuspended => NextStep::of(K::ContactSupport),
+        R::NotAMember => NextStep::of(K::RequestAccess),
         R::RequestDenied => NextStep {
             since: facts
                 .latest_request
                 .filter(|r| r.state == AccessRequestState::Denied)
                 .map(|r| r.changed_at),
-            ..NextStep::new(K::RequestAccess)
+            ..NextStep::of(K::RequestAccess)
         },
         R::AccessRevoked => NextStep {
             since: facts.membership.and_then(|m| m.ended_at(now)),
-            ..NextStep::new(K::RequestAccess)
+            ..NextStep::of(K::RequestAccess)
         },
         R::RequestPending => {
             let pending = facts
@@ -173,11 +174,11 @@ pub fn next_step(
             NextStep {
                 since: pending.map(|r| r.changed_at),
                 until: pending.map(|r| r.expires_at),
-                ..NextStep::new(K::WaitForDecision)
+                ..NextStep::of(K::WaitForDecision)
             }
         }
-        R::EmailNotVerified => NextStep::new(K::VerifyEmail),
-        R::RoleInsufficient => NextStep::new(K::AskForHigherRole),
+        R::EmailNotVerified => NextStep::of(K::VerifyEmail),
+        R::RoleInsufficient => NextStep::of(K::AskForHigherRole),
         R::NoActiveContract => {
             let last = facts
                 .contracts
@@ -187,14 +188,14 @@ pub fn next_step(
             NextStep {
                 until: last.map(|c| c.ends_at),
                 contract_ids: last.map(|c| c.contract_id.clone()).into_iter().collect(),
-                ..NextStep::new(K::ContactSiteTechnicalContact)
+                ..NextStep::of(K::ContactSiteTechnicalContact)
             }
         }
         R::ProductNotCovered => NextStep {
             contract_ids: in_force(facts, now)
                 .map(|c| c.contract_id.clone())
                 .collect(),
-            ..NextStep::new(K::ContactSiteTechnicalContact)
+            ..NextStep::of(K::ContactSiteTechnicalContact)
         },
         R::SeverityNotCovered => NextStep {
             highest_severity: Some(SEVERITY_WITHOUT_24X7),
@@ -203,7 +204,7 @@ pub fn next_step(
                 .map(|c| c.contract_id.clone())
                 .into_iter()
                 .collect(),
-            ..NextStep::new(K::OpenAtLowerSeverity)
+            ..NextStep::of(K::OpenAtLowerSeverity)
         },
     };
     Some(step)

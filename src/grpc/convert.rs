@@ -404,6 +404,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn next_step_names_are_the_wire_names() {
+        for kind in NextStepKind::ALL {
+            let step = pb::NextStep::from(NextStep {
+                group: Some(DeciderGroup::Operators),
+                ..crate::domain::next_step::NextStep::of(kind)
+            });
+            let wire = pb::NextStepKind::try_from(step.kind).map(|k| k.as_str_name());
+            assert_eq!(
+                wire,
+                Ok(format!("NEXT_STEP_KIND_{}", kind.as_str()).as_str())
+            );
+        }
+        for group in [
+            DeciderGroup::Administrators,
+            DeciderGroup::SiteTechnicalContacts,
+            DeciderGroup::Operators,
+        ] {
+            assert_eq!(
+                decider_group_out(group).as_str_name(),
+                format!("DECIDER_GROUP_{}", group.as_str())
+            );
+        }
+    }
+
+    #[test]
     fn page_tokens_round_trip_and_are_kind_checked() {
         let t = page_token_out("members", Some("ana".to_owned()));
         assert_eq!(

@@ -233,7 +233,7 @@ fn whose_names_each_step_shows() {
             K::ContactSiteTechnicalContact => Contacts::SiteTechnicalContacts,
             _ => Contacts::None,
         };
-        assert_eq!(NextStep::new(k).contacts(), want, "{k:?}");
+        assert_eq!(NextStep::of(k).contacts(), want, "{k:?}");
         assert!(!k.as_str().is_empty());
     }
 }
@@ -246,7 +246,7 @@ fn concealing_keeps_only_the_persons_own_history() {
         contract_ids: vec![ContractId::from_trusted("C".into())],
         since: Some(5),
         until: Some(6),
-        ..NextStep::new(K::RequestAccess)
+        ..NextStep::of(K::RequestAccess)
     };
     let hidden = step.concealed();
     assert_eq!(hidden.group, None);

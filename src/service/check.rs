@@ -141,3 +141,6 @@ impl Services {
         Ok((facts, applied.max(at_least.unwrap_or(0)), false))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -79,7 +79,7 @@ async fn token_check_reads_past_a_stuck_feed(url: &str) {
         .check_entitlement(&checker, &check, None)
         .await
         .unwrap();
-    assert_eq!(before.reason, DecisionReason::NotAMember);
+    assert_eq!(before.decision.reason, DecisionReason::NotAMember);
     let suspended = writer
         .set_account_status(&operator, &icn, AccountStatus::Suspended, "test")
         .await
@@ -89,7 +89,7 @@ async fn token_check_reads_past_a_stuck_feed(url: &str) {
         .await
         .unwrap();
     assert_eq!(
-        after.reason,
+        after.decision.reason,
         DecisionReason::AccountSuspended,
         "a check with the suspension's token answered from a cache that never applied it"
     );

@@ -145,6 +145,8 @@ async fn evaluation_allows_and_denies_with_reasons(backend: Backend) {
     decided(&a, true, "GRANTED");
     assert_eq!(a.body["context"]["role"], json!("SITE_TECHNICAL_CONTACT"));
     assert_eq!(a.body["context"]["contract_id"], json!("C-ALL"));
+    assert_eq!(a.body["context"]["highest_severity"], json!(1));
+    assert!(a.body["context"].get("next_step").is_none(), "{}", a.body);
     let token = a.body["context"]["consistency_token"].as_str().unwrap();
     assert!(token.starts_with("v2."), "{token}");
 
@@ -152,18 +154,64 @@ async fn evaluation_allows_and_denies_with_reasons(backend: Backend) {
         .evaluation(&checker, &ask("stranger", ICN, "view_support_area"))
         .await;
     decided(&a, false, "NOT_A_MEMBER");
+    // What next: ask for access, with whom it would be (the ticketing system sees names).
+    let step = &a.body["context"]["next_step"];
+    assert_eq!(step["kind"], "request_access", "{step}");
+    assert_eq!(step["decider_group"], "administrators", "{step}");
+    assert_eq!(step["contact_names"], json!(["stc1-given stc1-family"]), "{step}");
     let a = door
         .evaluation(&checker, &ask("stc1", "7654321", "view_support_area"))
         .await;
     decided(&a, false, "UNKNOWN_ACCOUNT");
+    assert_eq!(
+        a.body["context"]["next_step"]["kind"],
+        "check_account_number"
+    );
 
-    // A pending request: the person may look around but not open a case.
-    request(&app, "pat", pb::Role::AuthorizedUser).await;
+    // A pending request: the person may look around but not open a case, and is told who
+    // it waits with, since when and until when.
+    let pending = request(&app, "pat", pb::Role::AuthorizedUser).await;
     let a = door
         .evaluation(&checker, &ask("pat", ICN, "open_service_request"))
         .await;
     decided(&a, false, "REQUEST_PENDING");
     assert_eq!(a.body["context"]["role"], json!("PROVISIONAL_CALLER"));
+    let step = &a.body["context"]["next_step"];
+    assert_eq!(step["kind"], "wait_for_decision", "{step}");
+    assert_eq!(step["decider_group"], "administrators", "{step}");
+    assert_eq!(step["contact_names"], json!(["stc1-given stc1-family"]), "{step}");
+    assert_eq!(step["access_request_id"], json!(pending.access_request_id));
+    for time in ["start_time", "end_time"] {
+        let t = step[time].as_str().unwrap_or_default();
+        assert!(
+            t.len() >= 20 && t.ends_with('Z') && t.contains('T'),
+            "{time}: {step}"
+        );
+    }
+    assert!(
+        step["start_time"].as_str() < step["end_time"].as_str(),
+        "{step}"
+    );
+
+    // Severity 1 without 24x7: open it at severity 2 under the contract that covers that.
+    crate::flow::upsert_contract(
+        &app,
+        "C-ALL",
+        &[],
+        0,
+        app.clock.now_ms() + 86_400_000,
+        false,
+    )
+    .await;
+    let mut sev1 = ask("stc1", ICN, "open_service_request");
+    sev1["resource"]["properties"] = json!({"severity": 1});
+    let a = door.evaluation(&checker, &sev1).await;
+    decided(&a, false, "SEVERITY_NOT_COVERED");
+    let step = &a.body["context"]["next_step"];
+    assert_eq!(step["kind"], "open_at_lower_severity", "{step}");
+    assert_eq!(step["highest_severity"], 2, "{step}");
+    assert_eq!(step["contract_ids"], json!(["C-ALL"]), "{step}");
+    assert_eq!(a.body["context"]["highest_severity"], 2);
 
     // The consistency the caller chooses, as on gRPC.
     let mut fresh = ask("stc1", ICN, "manage_users");

@@ -1,13 +1,16 @@
 //! Domain answers -> AuthZEN response bodies. A decision's `context` carries why (the
 //! DecisionReason's wire name without its `DECISION_REASON_` prefix) and what the gRPC
-//! answer carries besides: the role, the contract, the consistency token.
+//! answer carries besides: the role, the contract, the next step, the highest severity, the
+//! consistency token.
 
 use serde::Serialize;
 
 use super::args::ResourceSearch;
 use super::error::ErrorBody;
-use crate::domain::{Decision, Revision};
-use crate::service::{AccountPage, Services};
+use crate::clock::Millis;
+use crate::domain::Revision;
+use crate::domain::next_step::NextStep;
+use crate::service::{AccountPage, CheckAnswer, Services};
 
 #[derive(Debug, Serialize)]
 pub struct DecisionOut {
@@ -23,6 +26,12 @@ pub struct DecisionContext {
     pub role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract_id: Option<String>,
+    /// What the person can do about a refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_step: Option<NextStepOut>,
+    /// The highest severity the person may open a service request at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub highest_severity: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistency_token: Option<String>,
     /// Why this evaluation of an `evaluations` request has no answer (its decision is false).
@@ -30,13 +39,57 @@ pub struct DecisionContext {
     pub error: Option<ErrorBody>,
 }
 
-pub fn decision(s: &Services, d: &Decision, revision: Revision) -> DecisionOut {
+/// The gRPC `NextStep` in JSON: enum values in lower case, as AuthZEN's own names are;
+/// empty fields left out; times in RFC 3339 (UTC).
+#[derive(Debug, Serialize)]
+pub struct NextStepOut {
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decider_group: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contact_names: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contract_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub highest_severity: Option<u8>,
+}
+
+fn next_step(s: &NextStep) -> NextStepOut {
+    NextStepOut {
+        kind: s.kind.as_str().to_ascii_lowercase(),
+        decider_group: s.group.map(|g| g.as_str().to_ascii_lowercase()),
+        contact_names: s.names.clone(),
+        access_request_id: s.request.as_ref().map(ToString::to_string),
+        start_time: s.since.and_then(rfc3339),
+        end_time: s.until.and_then(rfc3339),
+        contract_ids: s.contract_ids.iter().map(ToString::to_string).collect(),
+        highest_severity: s.highest_severity,
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC, e.g. `2026-12-02T12:50:04.511Z`.
+fn rfc3339(ms: Millis) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+pub fn decision(s: &Services, a: &CheckAnswer, revision: Revision) -> DecisionOut {
+    let d = &a.decision;
     DecisionOut {
         decision: d.allowed,
         context: DecisionContext {
             reason: Some(d.reason.as_str()),
             role: d.role.map(|r| r.as_str()),
             contract_id: d.contract_id.as_ref().map(ToString::to_string),
+            next_step: a.next_step.as_ref().map(next_step),
+            highest_severity: a.highest_severity,
             consistency_token: Some(s.token(revision)),
             error: None,
         },

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use super::answer::{self, DecisionOut, EvaluationsOut};
 use super::args::{self, Evaluation, Evaluations, FieldError, Semantic};
 use super::{HttpApi, HttpError, json};
-use crate::domain::{Decision, Reason, Revision};
-use crate::service::{Caller, ServiceError, Services};
+use crate::domain::{Reason, Revision};
+use crate::service::{Caller, CheckAnswer, ServiceError, Services};
 
 type Answer = Result<Response, HttpError>;
 type Body = Result<Bytes, BytesRejection>;
@@ -107,7 +107,7 @@ async fn check(
     s: &Services,
     caller: &Caller,
     e: &Evaluation,
-) -> Result<(Decision, Revision), ServiceError> {
+) -> Result<(CheckAnswer, Revision), ServiceError> {
     let at_least = s.honour(e.token.clone()).await?;
     s.check_entitlement(caller, &e.check, at_least).await
 }

@@ -81,7 +81,7 @@ impl Services {
             };
             let (d, revision) = self.check_entitlement(caller, &check, at_least).await?;
             page.revision = page.revision.max(revision);
-            if d.allowed {
+            if d.decision.allowed {
                 page.accounts.push(icn.clone());
             }
             last = Some(icn);

@@ -129,3 +129,45 @@ fn replay<R: Message + Default>(answer: &[u8]) -> Result<Response<R>, Status> {
         )))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(request_id: &str, icn: &str) -> pb::RequestAccessRequest {
+        pb::RequestAccessRequest {
+            request_id: request_id.into(),
+            icn: icn.into(),
+            country_code: "US".into(),
+            requested_role: pb::Role::AuthorizedUser as i32,
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_is_of_the_request_without_its_id() {
+        let a = fingerprint(&ask("5f0c8a1e-3b7d-4c2a-9e61-0d4b8f2a7c93", "1"));
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, fingerprint(&ask("", "1")));
+        assert_ne!(
+            a,
+            fingerprint(&ask("5f0c8a1e-3b7d-4c2a-9e61-0d4b8f2a7c93", "2"))
+        );
+    }
+
+    #[test]
+    fn a_request_id_is_a_hyphenated_uuid_kept_lowercase() {
+        assert_eq!(args::request_id("").ok(), Some(None));
+        assert_eq!(
+            args::request_id("5F0C8A1E-3B7D-4C2A-9E61-0D4B8F2A7C93").ok(),
+            Some(Some("5f0c8a1e-3b7d-4c2a-9e61-0d4b8f2a7c93".to_owned()))
+        );
+        for bad in [
+            "x",
+            "00000000-0000-0000-0000-000000000000",
+            "5f0c8a1e3b7d4c2a9e610d4b8f2a7c93",
+            "urn:uuid:5f0c8a1e-3b7d-4c2a-9e61-0d4b8f2a7c93",
+        ] {
+            assert!(args::request_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -369,6 +369,8 @@ async fn call(c: &Client, command: CtlCommand, request_id: String) -> Result<Nod
                 "reason" => render::decision_reason(r.reason),
                 "role" => render::role(r.role),
                 "contract_id" => &r.contract_id,
+                "highest_severity" => i64::from(r.highest_severity),
+                "next_step" => render::opt(r.next_step.as_ref(), render::next_step),
             }
         }
     })

@@ -20,6 +20,7 @@ mod input;
 mod lifecycle;
 mod members;
 mod model;
+mod next_steps;
 mod ops;
 mod private_files;
 mod reasons;

@@ -8,6 +8,7 @@ use tracing::Instrument as _;
 use super::write::actor;
 use super::{Caller, ServiceResult, Services};
 use crate::domain::decision::CheckInput;
+use crate::domain::next_step::{self, NextStep};
 use crate::domain::policy::{self, Operation};
 use crate::domain::{Action, CheckFacts, Decision, Icn, ProductId, Revision, WebId, decide};
 
@@ -23,18 +24,30 @@ pub struct CheckRequest {
     pub fully_consistent: bool,
 }
 
+/// A check's answer: the decision, and what the person can do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckAnswer {
+    pub decision: Decision,
+    /// What the person can do about a refusal (None when allowed), as the caller may see it.
+    pub next_step: Option<NextStep>,
+    /// The highest severity the person may open a service request at: for an allowed
+    /// OPEN_SERVICE_REQUEST, or one refused only for its severity.
+    pub highest_severity: Option<u8>,
+}
+
 /// How long a check with a consistency token waits for the feed before reading the database.
 const TOKEN_WAIT: Duration = Duration::from_millis(20);
 
 impl Services {
-    /// Answers one check, never from a state older than `at_least`. Returns the decision and
-    /// the revision it reflects at least.
+    /// Answers one check, never from a state older than `at_least`. Returns the answer and
+    /// the revision it reflects at least. A refusal that names who can help reads them from
+    /// the database (at most three reads, see docs/domain.md); a grant reads nothing more.
     pub async fn check_entitlement(
         &self,
         caller: &Caller,
         req: &CheckRequest,
         at_least: Option<Revision>,
-    ) -> ServiceResult<(Decision, Revision)> {
+    ) -> ServiceResult<(CheckAnswer, Revision)> {
         self.authorize_check(caller, req)?;
         // A span per decision is only worth its cost where a trace backend reads it.
         let span = if crate::telemetry::exporting() {
@@ -57,14 +70,28 @@ impl Services {
         };
         // The time is read after the facts: a contract ends at its instant, cached or not.
         let now = self.now();
-        let decision =
-            policy::as_seen_by_self(&actor(caller), &facts, decide(&facts, &input, now), now);
+        let actor = actor(caller);
+        let decision = policy::as_seen_by_self(&actor, &facts, decide(&facts, &input, now), now);
+        let highest_severity = next_step::highest_severity(&decision, &facts, &input, now);
+        let next_step = match next_step::next_step(&decision, &facts, &input, now) {
+            Some(step) => Some(
+                self.next_step_as_seen(&actor, req, &facts, step, now)
+                    .instrument(span.clone())
+                    .await?,
+            ),
+            None => None,
+        };
         let counters = &self.inner.counters;
         counters.looked_up(hit);
         counters.decided(decision.reason);
         span.record("entitlements.decision.reason", decision.reason.as_str());
         span.record("entitlements.cache.hit", hit);
-        Ok((decision, revision))
+        let answer = CheckAnswer {
+            decision,
+            next_step,
+            highest_severity,
+        };
+        Ok((answer, revision))
     }
 
     pub(super) fn authorize_check(&self, caller: &Caller, req: &CheckRequest) -> ServiceResult<()> {
@@ -114,3 +141,6 @@ impl Services {
         Ok((facts, applied.max(at_least.unwrap_or(0)), false))
     }
 }
+
+#[cfg(test)]
+mod tests;

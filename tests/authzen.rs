@@ -347,6 +347,7 @@ async fn accounts_with_member(app: &TestApp, first: u32, n: u32, who: &str) -> V
                     icn: icn.clone(),
                     company_name: format!("Company {i}"),
                     country_code: COUNTRY.into(),
+                    ..Default::default()
                 },
                 &op,
             ))
@@ -360,6 +361,7 @@ async fn accounts_with_member(app: &TestApp, first: u32, n: u32, who: &str) -> V
                     email: format!("{who}@example.com"),
                     given_name: "Pat".into(),
                     family_name: "Search".into(),
+                    ..Default::default()
                 },
                 &op,
             ))
@@ -383,6 +385,7 @@ async fn resource_search_pages_through_every_result_once(backend: Backend) {
                     icn: icn.clone(),
                     status: pb::AccountStatus::Suspended as i32,
                     reason: "test".into(),
+                    ..Default::default()
                 },
                 &app.operator(),
             ))

@@ -16,6 +16,7 @@ mod faults;
 mod feed;
 mod flow;
 mod grants;
+mod idempotency;
 mod input;
 mod lifecycle;
 mod members;

@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 25 {
+    match which % 26 {
         0 => run(bytes, args::request_access, |a| {
             again(&a.icn, Icn::parse);
             again(&a.country, CountryCode::parse);
@@ -212,7 +212,20 @@ fuzz_target!(|data: &[u8]| {
             again(&icn, Icn::parse);
             again(&web_id, WebId::parse);
         }),
-        // The messages without fields still decode (unknown fields are skipped).
+        // Every mutation's AIP-155 request_id goes through this one function.
+        24 => run(
+            bytes,
+            |m: &pb::RequestAccessRequest| args::request_id(&m.request_id),
+            |id| {
+                if let Some(id) = id {
+                    assert_eq!(id.len(), 36);
+                    assert_eq!(id, id.to_ascii_lowercase());
+                    assert_ne!(id, "00000000-0000-0000-0000-000000000000");
+                    assert_eq!(args::request_id(&id).ok().flatten(), Some(id));
+                }
+            },
+        ),
+        // The messages with few fields still decode (unknown fields are skipped).
         _ => {
             let _ = pb::SendVerificationEmailRequest::decode(bytes);
             let _ = pb::GetMyAccessRequest::decode(bytes);

@@ -126,18 +126,13 @@ async fn concurrent_identical_requests_make_one(backend: Backend) {
             .await
         }));
     }
+    // Every twin is answered with the one open request, the losers of the race too (on
+    // PostgreSQL they hit the unique index and read the winner's request): asking twice is
+    // not an error.
     let mut ids = std::collections::HashSet::new();
     for c in calls {
-        match c.await.unwrap() {
-            Ok(r) => {
-                ids.insert(r.into_inner().access_request.unwrap().access_request_id);
-            }
-            Err(s) => assert_eq!(
-                s.code(),
-                Code::Aborted,
-                "only a retryable abort is acceptable: {s:?}"
-            ),
-        }
+        let r = c.await.unwrap().expect("a twin call is answered with the open request");
+        ids.insert(r.into_inner().access_request.unwrap().access_request_id);
     }
     assert_eq!(
         ids.len(),

@@ -7,6 +7,7 @@ use tracing::Instrument as _;
 
 use super::write::actor;
 use super::{Caller, ServiceResult, Services};
+use crate::clock::Millis;
 use crate::domain::decision::CheckInput;
 use crate::domain::policy::{self, Operation};
 use crate::domain::{Action, CheckFacts, Decision, Icn, ProductId, Revision, WebId, decide};
@@ -25,6 +26,15 @@ pub struct CheckRequest {
 
 /// How long a check with a consistency token waits for the feed before reading the database.
 const TOKEN_WAIT: Duration = Duration::from_millis(20);
+
+/// One check's answer and the facts and instant it was decided on.
+pub(super) struct Answer {
+    pub decision: Decision,
+    /// The revision the answer reflects at least.
+    pub revision: Revision,
+    pub facts: CheckFacts,
+    pub now: Millis,
+}
 
 impl Services {
     /// Answers one check, never from a state older than `at_least`. Returns the decision and
@@ -46,10 +56,30 @@ impl Services {
         } else {
             tracing::Span::none()
         };
-        let (facts, revision, hit) = self
-            .facts(&req.icn, &req.web_id, at_least, req.fully_consistent)
+        let (answer, hit) = self
+            .answer(caller, req, at_least)
             .instrument(span.clone())
             .await?;
+        let decision = answer.decision;
+        self.inner.counters.decided(decision.reason);
+        span.record("entitlements.decision.reason", decision.reason.as_str());
+        span.record("entitlements.cache.hit", hit);
+        Ok((decision, answer.revision))
+    }
+
+    /// What CheckEntitlement answers a caller already authorized to ask: the one way an
+    /// answer about an entitlement is reached, for a check as for a list of them. Also says
+    /// whether the facts came from the cache.
+    pub(super) async fn answer(
+        &self,
+        caller: &Caller,
+        req: &CheckRequest,
+        at_least: Option<Revision>,
+    ) -> ServiceResult<(Answer, bool)> {
+        let (facts, revision, hit) = self
+            .facts(&req.icn, &req.web_id, at_least, req.fully_consistent)
+            .await?;
+        self.inner.counters.looked_up(hit);
         let input = CheckInput {
             action: req.action,
             product: req.product.as_ref(),
@@ -59,12 +89,13 @@ impl Services {
         let now = self.now();
         let decision =
             policy::as_seen_by_self(&actor(caller), &facts, decide(&facts, &input, now), now);
-        let counters = &self.inner.counters;
-        counters.looked_up(hit);
-        counters.decided(decision.reason);
-        span.record("entitlements.decision.reason", decision.reason.as_str());
-        span.record("entitlements.cache.hit", hit);
-        Ok((decision, revision))
+        let answer = Answer {
+            decision,
+            revision,
+            facts,
+            now,
+        };
+        Ok((answer, hit))
     }
 
     pub(super) fn authorize_check(&self, caller: &Caller, req: &CheckRequest) -> ServiceResult<()> {

@@ -17,6 +17,7 @@ mod flow;
 mod grants;
 mod input;
 mod lifecycle;
+mod list_entitlements;
 mod members;
 mod model;
 mod ops;

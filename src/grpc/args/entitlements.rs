@@ -69,3 +69,37 @@ fn action_tag(a: Action) -> &'static str {
         Action::ManageUsers => "manage",
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+mod tests {
+    use super::*;
+
+    fn ask(web_id: &str, action: i32, page_token: &str) -> Result<ListEntitlements, Status> {
+        let m = pb::ListEntitlementsRequest {
+            web_id: web_id.into(),
+            action,
+            page_token: page_token.into(),
+            ..Default::default()
+        };
+        list_entitlements(&m).map(|(l, _)| l)
+    }
+
+    #[test]
+    fn page_tokens_continue_only_the_list_they_came_from() {
+        let first = ask("ana:x", 0, "").unwrap();
+        assert_eq!(first.action, Action::OpenServiceRequest);
+        assert_eq!(first.limit, 50);
+        let icn = Icn::parse("0042").unwrap();
+        let token = entitlements_page_token(&first, Some(&icn));
+        let osr = pb::Action::OpenServiceRequest as i32;
+        assert_eq!(ask("ana:x", osr, &token).unwrap().after, Some(icn));
+        let view = pb::Action::ViewSupportArea as i32;
+        for (who, action) in [("ana", osr), ("ana:y", osr), ("ana:x", view)] {
+            let s = ask(who, action, &token).err().expect("refused");
+            assert_eq!(s.code(), tonic::Code::InvalidArgument);
+            assert!(s.message().starts_with("page_token"), "{s:?}");
+        }
+        assert_eq!(entitlements_page_token(&first, None), "");
+    }
+}

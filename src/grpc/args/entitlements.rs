@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(ask("ana:x", osr, &token).unwrap().after, Some(icn));
         let view = pb::Action::ViewSupportArea as i32;
         for (who, action) in [("ana", osr), ("ana:y", osr), ("ana:x", view)] {
-            let s = ask(who, action, &token).err().expect("refused");
+            let s = ask(who, action, &token).expect_err("refused");
             assert_eq!(s.code(), tonic::Code::InvalidArgument);
             assert!(s.message().starts_with("page_token"), "{s:?}");
         }

@@ -357,6 +357,8 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
                 "reason" => render::decision_reason(r.reason),
                 "role" => render::role(r.role),
                 "contract_id" => &r.contract_id,
+                "highest_severity" => i64::from(r.highest_severity),
+                "next_step" => render::opt(r.next_step.as_ref(), render::next_step),
             }
         }
     })

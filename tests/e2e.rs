@@ -20,6 +20,7 @@ mod lifecycle;
 mod list_entitlements;
 mod members;
 mod model;
+mod next_steps;
 mod ops;
 mod private_files;
 mod reasons;

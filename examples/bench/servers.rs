@@ -140,6 +140,8 @@ impl EntitlementService for Constant {
             role: pb::Role::AuthorizedUser as i32,
             contract_id: "C0".into(),
             consistency_token: "v1.0".into(),
+            next_step: None,
+            highest_severity: 1,
         }))
     }
     async fn batch_check_entitlements(

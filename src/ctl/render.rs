@@ -10,8 +10,8 @@ use super::names::enum_name;
 use super::time::format_rfc3339;
 use crate::proto::v1::{
     AccessRequest, AccessRequestState, Account, AccountStatus, AuditEvent, DeciderGroup,
-    DecisionReason, EmailDomainAction, EmailDomainPolicy, Membership, Role, SupportContract,
-    WaitingRequest,
+    DecisionReason, EmailDomainAction, EmailDomainPolicy, Membership, NextStep, NextStepKind, Role,
+    SupportContract, WaitingRequest,
 };
 
 /// A JSON value whose objects keep their fields in the order they were built.
@@ -145,6 +145,19 @@ pub fn access_request(r: &AccessRequest) -> Node {
         "create_time" => timestamp(r.create_time.as_ref()),
         "update_time" => timestamp(r.update_time.as_ref()),
         "expire_time" => timestamp(r.expire_time.as_ref()),
+    }
+}
+
+pub fn next_step(n: &NextStep) -> Node {
+    obj! {
+        "kind" => name(enum_name(n.kind, NextStepKind::as_str_name)),
+        "decider_group" => name(enum_name(n.decider_group, DeciderGroup::as_str_name)),
+        "contact_names" => &n.contact_names,
+        "access_request_id" => &n.access_request_id,
+        "start_time" => timestamp(n.start_time.as_ref()),
+        "end_time" => timestamp(n.end_time.as_ref()),
+        "contract_ids" => &n.contract_ids,
+        "highest_severity" => i64::from(n.highest_severity),
     }
 }
 

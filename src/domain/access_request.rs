@@ -64,6 +64,17 @@ pub enum DeciderGroup {
     Operators,
 }
 
+impl DeciderGroup {
+    /// The wire name without its `DECIDER_GROUP_` prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeciderGroup::Administrators => "ADMINISTRATORS",
+            DeciderGroup::SiteTechnicalContacts => "SITE_TECHNICAL_CONTACTS",
+            DeciderGroup::Operators => "OPERATORS",
+        }
+    }
+}
+
 /// Where a person's pending request stands, as "My agreements" shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {

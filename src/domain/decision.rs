@@ -271,7 +271,11 @@ pub fn in_force(facts: &CheckFacts, now: Millis) -> Vec<&Contract> {
 /// The most severe service request (1 is the most severe) a contract admits: severity 1
 /// needs 24x7 support.
 pub fn highest_severity(contract: &Contract) -> u8 {
-    if contract.includes_24x7 { 1 } else { 2 }
+    if contract.includes_24x7 {
+        1
+    } else {
+        super::next_step::SEVERITY_WITHOUT_24X7
+    }
 }
 
 /// Whether a contract admits a service request of this severity (None: not given).
@@ -281,13 +285,12 @@ fn admits(contract: &Contract, severity: Option<u8>) -> bool {
 
 /// What a person allowed to open service requests on an account may open there, read with
 /// the same rules as [`decide`] (the contracts in force, what each covers and admits), so
-/// that it describes exactly the checks that allow.
+/// that it describes exactly the checks that allow. (The most severe request of all is the
+/// check's own `next_step::highest_severity`.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coverage {
     /// The contracts in force, by contract id.
     pub contracts: Vec<Contract>,
-    /// The most severe service request some contract admits.
-    pub highest_severity: u8,
     /// Some contract covers every product.
     pub all_products: bool,
     /// Every product some contract names, sorted, without repeats; empty with `all_products`.
@@ -300,7 +303,6 @@ pub struct Coverage {
 pub fn coverage(facts: &CheckFacts, now: Millis) -> Option<Coverage> {
     let mut contracts: Vec<Contract> = in_force(facts, now).into_iter().cloned().collect();
     contracts.sort_by(|a, b| a.contract_id.cmp(&b.contract_id));
-    let highest_severity = contracts.iter().map(highest_severity).min()?;
     let ends_at = contracts.iter().map(|c| c.ends_at).max()?;
     let all_products = contracts.iter().any(|c| c.covers_every_product());
     let mut product_ids: Vec<ProductId> = if all_products {
@@ -315,7 +317,6 @@ pub fn coverage(facts: &CheckFacts, now: Millis) -> Option<Coverage> {
     product_ids.dedup();
     Some(Coverage {
         contracts,
-        highest_severity,
         all_products,
         product_ids,
         ends_at,

@@ -8,6 +8,7 @@ pub mod feed;
 pub mod ids;
 pub mod limits;
 pub mod model;
+pub mod next_step;
 pub mod policy;
 pub mod reason;
 pub mod role;
@@ -27,5 +28,6 @@ pub use model::{
     AccessRequestView, Account, AccountStatus, AuditRecord, Contract, MemberView, Membership,
     Person,
 };
+pub use next_step::{Contacts, NextStep, NextStepKind};
 pub use reason::Reason;
 pub use role::Role;

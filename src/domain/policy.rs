@@ -25,6 +25,11 @@
 //!   not a member of ([`as_seen_by_self`]); reading or administering an account that does not
 //!   exist is refused as for one they do not administer ([`unknown_account`]). The ticketing
 //!   system and operators keep the precise reasons.
+//! - **A check's next step** ([`shows_next_step_details`]) names who can help (the account's
+//!   administrators, STCs or a pending request's deciders) and the account's contracts only
+//!   to the ticketing system, operators, active members of the account, and a person with a
+//!   pending request there (who is shown who it waits with, as GetMyAccess shows it). Anyone
+//!   else learns only their own history: when their request was denied or their access ended.
 //! - **Email-domain policies** of an account (which domains' requests are approved
 //!   automatically, held or refused) are kept by operators (on any account, suspended or not)
 //!   and by the account's Site Technical Contacts, as administrators (active, verified email,
@@ -49,7 +54,7 @@
 //!   confirm themself (another administrator vouches: every account keeps an STC, and STCs are
 //!   never asked). STCs are never removed by recertification: only operators remove STCs.
 
-use super::access_request::Nudge;
+use super::access_request::{AccessRequestState, Nudge};
 use super::decision::{Action, CheckFacts, CheckInput, Decision, DecisionReason, decide};
 use super::email_domain::DomainAction;
 use super::ids::WebId;
@@ -313,6 +318,17 @@ pub fn as_seen_by_self(
         allowed: false,
         ..own
     }
+}
+
+/// Whether the caller of a check is shown, in its next step, who can help (names) and the
+/// account's contracts. `facts` are the checked person's: for a person checking themself
+/// these are their own standing.
+pub fn shows_next_step_details(actor: &Actor<'_>, facts: &CheckFacts, now: Millis) -> bool {
+    let member = facts.membership.is_some_and(|m| m.is_active_at(now));
+    let waiting = facts
+        .latest_request
+        .is_some_and(|r| r.state_at(now) == AccessRequestState::Pending);
+    actor.checker || actor.operator || member || waiting
 }
 
 /// One of an account's active administrators (STC or TC), as [`request_audience`] sees them.

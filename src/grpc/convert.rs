@@ -9,7 +9,8 @@ use crate::clock::Millis;
 use crate::domain::Reason;
 use crate::domain::{
     AccessRequestState, AccessRequestView, Account, AccountStatus, Action, AuditRecord, Contract,
-    DeciderGroup, DecisionReason, DomainAction, DomainRule, MemberView, ParseError, Role, Waiting,
+    DeciderGroup, DecisionReason, DomainAction, DomainRule, MemberView, NextStep, NextStepKind,
+    ParseError, Role, Waiting,
 };
 use crate::proto::v1 as pb;
 
@@ -221,17 +222,49 @@ pub fn reason_out(r: DecisionReason) -> i32 {
     }) as i32
 }
 
+fn decider_group_out(g: DeciderGroup) -> pb::DeciderGroup {
+    match g {
+        DeciderGroup::Administrators => pb::DeciderGroup::Administrators,
+        DeciderGroup::SiteTechnicalContacts => pb::DeciderGroup::SiteTechnicalContacts,
+        DeciderGroup::Operators => pb::DeciderGroup::Operators,
+    }
+}
+
+impl From<NextStep> for pb::NextStep {
+    fn from(s: NextStep) -> Self {
+        use pb::NextStepKind as P;
+        pb::NextStep {
+            kind: match s.kind {
+                NextStepKind::VerifyEmail => P::VerifyEmail,
+                NextStepKind::WaitForDecision => P::WaitForDecision,
+                NextStepKind::RequestAccess => P::RequestAccess,
+                NextStepKind::AskForHigherRole => P::AskForHigherRole,
+                NextStepKind::ContactSiteTechnicalContact => P::ContactSiteTechnicalContact,
+                NextStepKind::OpenAtLowerSeverity => P::OpenAtLowerSeverity,
+                NextStepKind::ContactSupport => P::ContactSupport,
+                NextStepKind::CheckAccountNumber => P::CheckAccountNumber,
+            } as i32,
+            decider_group: s
+                .group
+                .map_or(pb::DeciderGroup::Unspecified, decider_group_out)
+                as i32,
+            contact_names: s.names,
+            access_request_id: s.request.map(|r| r.to_string()).unwrap_or_default(),
+            start_time: s.since.and_then(timestamp),
+            end_time: s.until.and_then(timestamp),
+            contract_ids: s.contract_ids.iter().map(ToString::to_string).collect(),
+            highest_severity: s.highest_severity.map_or(0, i32::from),
+        }
+    }
+}
+
 impl From<Waiting> for pb::WaitingRequest {
     fn from(w: Waiting) -> Self {
         pb::WaitingRequest {
             access_request_id: w.request.to_string(),
             icn: w.icn.to_string(),
             wait_start_time: timestamp(w.since),
-            decider_group: match w.with {
-                DeciderGroup::Administrators => pb::DeciderGroup::Administrators,
-                DeciderGroup::SiteTechnicalContacts => pb::DeciderGroup::SiteTechnicalContacts,
-                DeciderGroup::Operators => pb::DeciderGroup::Operators,
-            } as i32,
+            decider_group: decider_group_out(w.with) as i32,
             decider_names: w.names,
             next_step_time: w.next_step.and_then(timestamp),
             expire_time: timestamp(w.expires),
@@ -374,6 +407,31 @@ impl From<DomainRule> for pb::EmailDomainPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_step_names_are_the_wire_names() {
+        for kind in NextStepKind::ALL {
+            let step = pb::NextStep::from(NextStep {
+                group: Some(DeciderGroup::Operators),
+                ..crate::domain::next_step::NextStep::of(kind)
+            });
+            let wire = pb::NextStepKind::try_from(step.kind).map(|k| k.as_str_name());
+            assert_eq!(
+                wire,
+                Ok(format!("NEXT_STEP_KIND_{}", kind.as_str()).as_str())
+            );
+        }
+        for group in [
+            DeciderGroup::Administrators,
+            DeciderGroup::SiteTechnicalContacts,
+            DeciderGroup::Operators,
+        ] {
+            assert_eq!(
+                decider_group_out(group).as_str_name(),
+                format!("DECIDER_GROUP_{}", group.as_str())
+            );
+        }
+    }
 
     #[test]
     fn page_tokens_round_trip_and_are_kind_checked() {

@@ -9,21 +9,23 @@ use tonic_types::StatusExt;
 use super::args;
 use super::convert as cv;
 use super::{Api, svc};
-use crate::domain::Contract;
-use crate::domain::{ChangeKey, ChangeRecord, Decision, Revision};
+use crate::domain::{ChangeKey, ChangeRecord, Contract, Revision};
 use crate::proto::v1 as pb;
 use crate::proto::v1::entitlement_service_server::EntitlementService;
-use crate::service::{Entitlement, Services, WatchBatch};
+use crate::service::{CheckAnswer, Entitlement, Services, WatchBatch};
 
 pub type EntitlementServer = pb::entitlement_service_server::EntitlementServiceServer<Api>;
 
-fn response(s: &Services, d: Decision, revision: Revision) -> pb::CheckEntitlementResponse {
+fn response(s: &Services, a: CheckAnswer, revision: Revision) -> pb::CheckEntitlementResponse {
+    let d = a.decision;
     pb::CheckEntitlementResponse {
         allowed: d.allowed,
         reason: cv::reason_out(d.reason),
         role: cv::role_out(d.role),
         contract_id: d.contract_id.map(|c| c.to_string()).unwrap_or_default(),
         consistency_token: s.token(revision),
+        next_step: a.next_step.map(pb::NextStep::from),
+        highest_severity: a.highest_severity.map_or(0, i32::from),
     }
 }
 
@@ -65,10 +67,10 @@ fn entitlement(e: Entitlement) -> pb::Entitlement {
         role: cv::role_out(e.role),
         ..Default::default()
     };
+    out.highest_severity = e.highest_severity.map_or(0, i32::from);
     if let Some(c) = e.coverage {
         out.all_products = c.all_products;
         out.product_ids = c.product_ids.iter().map(|p| p.to_string()).collect();
-        out.highest_severity = i32::from(c.highest_severity);
         out.contract_end_time = cv::timestamp(c.ends_at);
         out.contracts = c.contracts.into_iter().map(contract_coverage).collect();
     }

@@ -9,6 +9,7 @@ use super::write::actor;
 use super::{Caller, ServiceResult, Services};
 use crate::clock::Millis;
 use crate::domain::decision::CheckInput;
+use crate::domain::next_step::{self, NextStep};
 use crate::domain::policy::{self, Operation};
 use crate::domain::{Action, CheckFacts, Decision, Icn, ProductId, Revision, WebId, decide};
 
@@ -24,6 +25,27 @@ pub struct CheckRequest {
     pub fully_consistent: bool,
 }
 
+impl CheckRequest {
+    pub(super) fn input(&self) -> CheckInput<'_> {
+        CheckInput {
+            action: self.action,
+            product: self.product.as_ref(),
+            severity: self.severity,
+        }
+    }
+}
+
+/// A check's answer: the decision, and what the person can do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckAnswer {
+    pub decision: Decision,
+    /// What the person can do about a refusal (None when allowed), as the caller may see it.
+    pub next_step: Option<NextStep>,
+    /// The highest severity the person may open a service request at: for an allowed
+    /// OPEN_SERVICE_REQUEST, or one refused only for its severity.
+    pub highest_severity: Option<u8>,
+}
+
 /// How long a check with a consistency token waits for the feed before reading the database.
 const TOKEN_WAIT: Duration = Duration::from_millis(20);
 
@@ -37,14 +59,15 @@ pub(super) struct Answer {
 }
 
 impl Services {
-    /// Answers one check, never from a state older than `at_least`. Returns the decision and
-    /// the revision it reflects at least.
+    /// Answers one check, never from a state older than `at_least`. Returns the answer and
+    /// the revision it reflects at least. A refusal that names who can help reads them from
+    /// the database (at most three reads, see docs/domain.md); a grant reads nothing more.
     pub async fn check_entitlement(
         &self,
         caller: &Caller,
         req: &CheckRequest,
         at_least: Option<Revision>,
-    ) -> ServiceResult<(Decision, Revision)> {
+    ) -> ServiceResult<(CheckAnswer, Revision)> {
         self.authorize_check(caller, req)?;
         // A span per decision is only worth its cost where a trace backend reads it.
         let span = if crate::telemetry::exporting() {
@@ -60,16 +83,36 @@ impl Services {
             .answer(caller, req, at_least)
             .instrument(span.clone())
             .await?;
-        let decision = answer.decision;
+        let Answer {
+            decision,
+            revision,
+            facts,
+            now,
+        } = answer;
+        let input = req.input();
+        let highest_severity = next_step::highest_severity(&decision, &facts, &input, now);
+        let next_step = match next_step::next_step(&decision, &facts, &input, now) {
+            Some(step) => Some(
+                self.next_step_as_seen(&actor(caller), req, &facts, step, now)
+                    .instrument(span.clone())
+                    .await?,
+            ),
+            None => None,
+        };
         self.inner.counters.decided(decision.reason);
         span.record("entitlements.decision.reason", decision.reason.as_str());
         span.record("entitlements.cache.hit", hit);
-        Ok((decision, answer.revision))
+        let answer = CheckAnswer {
+            decision,
+            next_step,
+            highest_severity,
+        };
+        Ok((answer, revision))
     }
 
-    /// What CheckEntitlement answers a caller already authorized to ask: the one way an
-    /// answer about an entitlement is reached, for a check as for a list of them. Also says
-    /// whether the facts came from the cache.
+    /// The decision CheckEntitlement makes for a caller already authorized to ask: the one
+    /// way a decision about an entitlement is reached, for a check as for a list of them.
+    /// Also says whether the facts came from the cache.
     pub(super) async fn answer(
         &self,
         caller: &Caller,
@@ -80,15 +123,10 @@ impl Services {
             .facts(&req.icn, &req.web_id, at_least, req.fully_consistent)
             .await?;
         self.inner.counters.looked_up(hit);
-        let input = CheckInput {
-            action: req.action,
-            product: req.product.as_ref(),
-            severity: req.severity,
-        };
         // The time is read after the facts: a contract ends at its instant, cached or not.
         let now = self.now();
-        let decision =
-            policy::as_seen_by_self(&actor(caller), &facts, decide(&facts, &input, now), now);
+        let decided = decide(&facts, &req.input(), now);
+        let decision = policy::as_seen_by_self(&actor(caller), &facts, decided, now);
         let answer = Answer {
             decision,
             revision,
@@ -145,3 +183,6 @@ impl Services {
         Ok((facts, applied.max(at_least.unwrap_or(0)), false))
     }
 }
+
+#[cfg(test)]
+mod tests;

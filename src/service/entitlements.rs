@@ -1,7 +1,7 @@
 //! ListEntitlements: the accounts where a person may act. There is no second rule here: each
 //! account is answered exactly as CheckEntitlement answers it (the same facts, cache or
-//! database, at the same freshness, the same `decide`, the same `as_seen_by_self`), and an
-//! account is listed when that answer allows.
+//! database, at the same freshness, the same `decide`, the same `as_seen_by_self`, the same
+//! highest severity), and an account is listed when that answer allows.
 //!
 //! Which accounts are asked: every one where the person has a membership row (active or not)
 //! or a request (in any state). No check allows anything without one of these in its facts,
@@ -10,6 +10,7 @@
 
 use super::check::{Answer, CheckRequest};
 use super::{Caller, ServiceResult, Services};
+use crate::domain::next_step;
 use crate::domain::policy::Operation;
 use crate::domain::{Action, Coverage, Icn, Revision, Role, WebId, coverage};
 
@@ -33,6 +34,9 @@ pub struct Entitlement {
     pub company_name: String,
     /// As the check answers it.
     pub role: Option<Role>,
+    /// As the check (with no product and no severity) answers it: for OPEN_SERVICE_REQUEST,
+    /// the most severe service request the person may open here.
+    pub highest_severity: Option<u8>,
     /// For OPEN_SERVICE_REQUEST: what the contracts in force cover. None for the other
     /// actions, which no contract decides.
     pub coverage: Option<Coverage>,
@@ -115,14 +119,21 @@ impl Services {
 }
 
 fn entitlement(check: CheckRequest, company_name: String, answer: &Answer) -> Entitlement {
+    let Answer {
+        decision,
+        facts,
+        now,
+        ..
+    } = answer;
     let coverage = match check.action {
-        Action::OpenServiceRequest => coverage(&answer.facts, answer.now),
+        Action::OpenServiceRequest => coverage(facts, *now),
         Action::ViewSupportArea | Action::ManageUsers => None,
     };
     Entitlement {
+        highest_severity: next_step::highest_severity(decision, facts, &check.input(), *now),
         icn: check.icn,
         company_name,
-        role: answer.decision.role,
+        role: decision.role,
         coverage,
     }
 }

@@ -14,6 +14,7 @@ mod expiry;
 mod feed;
 mod limits;
 mod members;
+mod next_step;
 mod nudges;
 mod orphans;
 mod outbox;
@@ -28,7 +29,7 @@ use tokio::sync::Notify;
 
 pub use admin::NewStc;
 pub use cache::{CacheCapacity, FactsCache};
-pub use check::CheckRequest;
+pub use check::{CheckAnswer, CheckRequest};
 pub use entitlements::{Entitlement, EntitlementPage, ListEntitlements};
 pub use error::{ServiceError, ServiceResult};
 pub use expiry::spawn_expiry_sweeper;

@@ -9,8 +9,8 @@ use super::write::Write;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::policy::{self, Administrator, Audience};
 use crate::domain::{
-    AccessRequest, AccessRequestState, Account, AccountStatus, DeciderGroup, Membership, Nudge,
-    Person, Waiting,
+    AccessRequest, AccessRequestState, Account, AccountStatus, DeciderGroup, MemberView,
+    Membership, Nudge, Person, Waiting,
 };
 use crate::mail::templates::{self, WaitingFor, WaitingRequest};
 
@@ -181,29 +181,7 @@ impl Services {
             self.store().administrators_of(&request.icn, now),
         )?;
         let status = account.map_or(AccountStatus::Suspended, |a| a.status);
-        let facts: Vec<Administrator> = admins
-            .iter()
-            .map(|v| Administrator {
-                role: v.membership.role,
-                email_verified: v.person.as_ref().is_some_and(Person::email_verified),
-            })
-            .collect();
-        let audience = policy::request_audience(stage, status, &facts);
-        let (with, names) = if audience.operators {
-            (DeciderGroup::Operators, Vec::new())
-        } else {
-            let names = audience
-                .administrators
-                .iter()
-                .filter_map(|&i| admins[i].person.as_ref().map(Person::display_name))
-                .collect();
-            let with = if stage == Some(Nudge::Escalate) {
-                DeciderGroup::SiteTechnicalContacts
-            } else {
-                DeciderGroup::Administrators
-            };
-            (with, names)
-        };
+        let (with, names) = deciders(stage, status, &admins);
         let next_step = [remind, escalate]
             .into_iter()
             .find(|&t| t > now && t < request.expires_at);
@@ -217,6 +195,43 @@ impl Services {
             expires: request.expires_at,
         })
     }
+}
+
+/// Who a request at `stage` (None: just made) is with, as the policy's audience says, and
+/// their names; no names when it is with the operators.
+pub(super) fn deciders(
+    stage: Option<Nudge>,
+    status: AccountStatus,
+    admins: &[MemberView],
+) -> (DeciderGroup, Vec<String>) {
+    let audience = policy::request_audience(stage, status, &view_facts(admins));
+    if audience.operators {
+        return (DeciderGroup::Operators, Vec::new());
+    }
+    let group = if stage == Some(Nudge::Escalate) {
+        DeciderGroup::SiteTechnicalContacts
+    } else {
+        DeciderGroup::Administrators
+    };
+    (group, names(admins, &audience.administrators))
+}
+
+/// The display names of the administrators at `at`.
+pub(super) fn names(admins: &[MemberView], at: &[usize]) -> Vec<String> {
+    at.iter()
+        .filter_map(|&i| admins[i].person.as_ref().map(Person::display_name))
+        .collect()
+}
+
+/// [`administrator_facts`] of administrators read outside a transaction.
+pub(super) fn view_facts(admins: &[MemberView]) -> Vec<Administrator> {
+    admins
+        .iter()
+        .map(|v| Administrator {
+            role: v.membership.role,
+            email_verified: v.person.as_ref().is_some_and(Person::email_verified),
+        })
+        .collect()
 }
 
 /// What the policy needs to know of each administrator to say who hears of a request.

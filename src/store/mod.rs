@@ -190,6 +190,12 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         after: Option<EmailDomain>,
         limit: u32,
     ) -> Result<Page<DomainRule, EmailDomain>, StoreError>;
+    /// The person's pending request for the account, read without a lock (at most one).
+    async fn pending_request_of(
+        &self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<Option<AccessRequest>, StoreError>;
     /// STCs active at `now`.
     async fn site_technical_contacts(
         &self,

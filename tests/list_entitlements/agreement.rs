@@ -206,6 +206,7 @@ async fn compare(
             if action != OpenServiceRequest {
                 continue;
             }
+            assert_eq!(e.highest_severity, c.highest_severity, "{ctx} {icn}: {c:?}");
             let sev1 = check(app, fresh, who, icn, action, "", 1).await;
             assert_eq!(sev1.allowed, e.highest_severity == 1, "{ctx} {icn}: {e:?}");
             let highest = check(app, fresh, who, icn, action, "", e.highest_severity).await;

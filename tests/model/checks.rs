@@ -5,7 +5,7 @@ use entitlements::proto::v1 as pb;
 use pb::batch_check_result::Outcome;
 
 use super::ops::{ICNS, PEOPLE, TYPO_ICN};
-use super::reference::{Action, Answer, Model, Question, Reason, Role, State};
+use super::reference::{Action, Answer, Model, Next, Question, Reason, Role, State};
 use crate::support::{TestApp, authed};
 
 /// Each person (the ghost too) x each of `icns` x each kind of question.
@@ -61,6 +61,21 @@ pub fn reason(r: Reason) -> pb::DecisionReason {
     }
 }
 
+pub fn next(n: Option<Next>) -> pb::NextStepKind {
+    use pb::NextStepKind as K;
+    match n {
+        None => K::Unspecified,
+        Some(Next::VerifyEmail) => K::VerifyEmail,
+        Some(Next::WaitForDecision) => K::WaitForDecision,
+        Some(Next::RequestAccess) => K::RequestAccess,
+        Some(Next::AskForHigherRole) => K::AskForHigherRole,
+        Some(Next::ContactSiteTechnicalContact) => K::ContactSiteTechnicalContact,
+        Some(Next::OpenAtLowerSeverity) => K::OpenAtLowerSeverity,
+        Some(Next::ContactSupport) => K::ContactSupport,
+        Some(Next::CheckAccountNumber) => K::CheckAccountNumber,
+    }
+}
+
 pub fn role(r: Option<Role>) -> pb::Role {
     match r {
         None => pb::Role::Unspecified,
@@ -95,8 +110,8 @@ pub fn describe(q: &Question) -> String {
     )
 }
 
-fn answer_text(allowed: bool, reason: &str, role: &str) -> String {
-    format!("allowed={allowed} {reason} role={role}")
+fn answer_text(allowed: bool, reason: &str, role: &str, next: &str, severity: i32) -> String {
+    format!("allowed={allowed} {reason} role={role} next={next} highest_severity={severity}")
 }
 
 fn model_text(a: &Answer) -> String {
@@ -104,6 +119,8 @@ fn model_text(a: &Answer) -> String {
         a.allowed,
         reason(a.reason).as_str_name(),
         role(a.role).as_str_name(),
+        next(a.reason.next()).as_str_name(),
+        i32::from(a.severity),
     )
 }
 
@@ -341,15 +358,25 @@ async fn batch(
             Some(Outcome::Response(a)) => {
                 let reason = pb::DecisionReason::try_from(a.reason).unwrap_or_default();
                 let role = pb::Role::try_from(a.role).unwrap_or_default();
+                let kind = a.next_step.as_ref().map_or(0, |n| n.kind);
+                let got_next = pb::NextStepKind::try_from(kind).unwrap_or_default();
                 let same = a.allowed == want.allowed
                     && a.reason == super::checks::reason(want.reason) as i32
-                    && a.role == super::checks::role(want.role) as i32;
+                    && a.role == super::checks::role(want.role) as i32
+                    && kind == next(want.reason.next()) as i32
+                    && a.highest_severity == i32::from(want.severity);
                 if same {
                     continue;
                 }
                 (
-                    answer_text(a.allowed, reason.as_str_name(), role.as_str_name()),
-                    reason.as_str_name().to_owned(),
+                    answer_text(
+                        a.allowed,
+                        reason.as_str_name(),
+                        role.as_str_name(),
+                        got_next.as_str_name(),
+                        a.highest_severity,
+                    ),
+                    format!("{} {}", reason.as_str_name(), got_next.as_str_name()),
                 )
             }
             Some(Outcome::Error(e)) => (

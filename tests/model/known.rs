@@ -260,5 +260,32 @@ pub fn histories() -> Vec<(&'static str, &'static str, Vec<Op>)> {
                 ],
             ),
         ),
+        (
+            "the highest severity follows the covering contracts' 24x7, and names the next step",
+            "check: model",
+            with(
+                admin_of_a(),
+                &[
+                    Op::UpsertContract {
+                        by: OP,
+                        icn: 0,
+                        contract: 0,
+                        products: 1,
+                        start: -DAY,
+                        end: 31 * DAY,
+                        x24: false,
+                    },
+                    Op::UpsertContract {
+                        by: OP,
+                        icn: 0,
+                        contract: 1,
+                        products: 2,
+                        start: -DAY,
+                        end: 31 * DAY,
+                        x24: true,
+                    },
+                ],
+            ),
+        ),
     ]
 }

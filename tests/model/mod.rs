@@ -3,7 +3,9 @@
 //! over a small universe, plays each against a real server and a second replica on the same
 //! database, and after every step asks every check of the universe on both replicas and
 //! compares each answer with an independent in-memory model of the rules (`reference.rs`,
-//! `operators.rs`, `workflow.rs`: no service code). Every mutation's success or failure, gRPC
+//! `operators.rs`, `workflow.rs`: no service code): allowed, reason, role, the next step's
+//! kind and the highest severity (issue 10; the step's names and dates are tests/next_steps.rs's
+//! business, not the model's). Every mutation's success or failure, gRPC
 //! code and ErrorInfo reason is compared too, and the lists' contents. Each person's
 //! ListEntitlements is compared with the same model answers (`checks::lists`): exactly the
 //! accounts whose check allows, with the check's role, products and severity 1. At the end of a history

@@ -58,6 +58,40 @@ pub enum Reason {
     SeverityNotCovered,
 }
 
+/// What a refusal tells the person to do, as the ticketing system (which sees it all) is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    VerifyEmail,
+    WaitForDecision,
+    RequestAccess,
+    AskForHigherRole,
+    ContactSiteTechnicalContact,
+    OpenAtLowerSeverity,
+    ContactSupport,
+    CheckAccountNumber,
+}
+
+impl Reason {
+    /// The next step of each refusal, from the list.
+    pub fn next(self) -> Option<Next> {
+        Some(match self {
+            Reason::Granted => return None,
+            Reason::UnknownAccount => Next::CheckAccountNumber,
+            Reason::AccountSuspended => Next::ContactSupport,
+            Reason::NotAMember | Reason::RequestDenied | Reason::AccessRevoked => {
+                Next::RequestAccess
+            }
+            Reason::RequestPending => Next::WaitForDecision,
+            Reason::EmailNotVerified => Next::VerifyEmail,
+            Reason::RoleInsufficient => Next::AskForHigherRole,
+            Reason::NoActiveContract | Reason::ProductNotCovered => {
+                Next::ContactSiteTechnicalContact
+            }
+            Reason::SeverityNotCovered => Next::OpenAtLowerSeverity,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     OpenServiceRequest,
@@ -80,6 +114,9 @@ pub struct Answer {
     pub allowed: bool,
     pub reason: Reason,
     pub role: Option<Role>,
+    /// The highest severity one may open a service request at (0: none): only for an
+    /// OPEN_SERVICE_REQUEST allowed or refused for its severity alone.
+    pub severity: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -280,11 +317,13 @@ impl Model {
             allowed: false,
             reason,
             role,
+            severity: 0,
         };
         let grant = |role| Answer {
             allowed: true,
             reason: Reason::Granted,
             role: Some(role),
+            severity: 0,
         };
         let Some(account) = &self.accounts[q.icn] else {
             return deny(Reason::UnknownAccount, None);
@@ -321,14 +360,22 @@ impl Model {
                             .is_none_or(|p| c.products.is_empty() || c.products.contains(&p))
                     })
                     .collect();
+                let x24 = covering.iter().any(|c| c.x24);
+                let severity = if x24 { 1 } else { 2 };
                 if in_force.is_empty() {
                     deny(Reason::NoActiveContract, Some(role))
                 } else if covering.is_empty() {
                     deny(Reason::ProductNotCovered, Some(role))
-                } else if q.severity_1 && !covering.iter().any(|c| c.x24) {
-                    deny(Reason::SeverityNotCovered, Some(role))
+                } else if q.severity_1 && !x24 {
+                    Answer {
+                        severity,
+                        ..deny(Reason::SeverityNotCovered, Some(role))
+                    }
                 } else {
-                    grant(role)
+                    Answer {
+                        severity,
+                        ..grant(role)
+                    }
                 }
             }
         }
@@ -340,6 +387,7 @@ impl Model {
             allowed: false,
             reason,
             role: None,
+            severity: 0,
         };
         // A lapsed grant ended at its end, as a removal then would have.
         let removed_at = self
@@ -356,11 +404,13 @@ impl Model {
                 allowed: true,
                 reason: Reason::Granted,
                 role: Some(Role::ProvisionalCaller),
+                severity: 0,
             },
             Some((State::Pending, _)) => Answer {
                 allowed: false,
                 reason: Reason::RequestPending,
                 role: Some(Role::ProvisionalCaller),
+                severity: 0,
             },
             // A denial after (or at) the last removal is the latest news.
             Some((State::Denied, at)) if removed_at.is_none_or(|r| at >= r) => {

@@ -326,6 +326,73 @@ fn a_person_sees_no_account_they_do_not_belong_to() {
 }
 
 #[test]
+fn next_step_details_are_for_service_callers_members_and_waiting_requesters() {
+    use crate::domain::access_request::AccessRequestState::{self, Denied, Pending};
+    use crate::domain::decision::{CheckFacts, LatestRequest, MemberStatus};
+    let a = ana();
+    let now = 100;
+    let member = |removed_at, expires_at| {
+        Some(MemberStatus {
+            role: AU,
+            removed_at,
+            expires_at,
+        })
+    };
+    let request = |state: AccessRequestState, expires_at| {
+        Some(LatestRequest {
+            state,
+            changed_at: 0,
+            expires_at,
+        })
+    };
+    let facts = |membership, latest_request| CheckFacts {
+        account_status: Some(Active),
+        membership,
+        latest_request,
+        ..CheckFacts::default()
+    };
+    // (facts of the person, shown to the person themself); service callers always see them.
+    let rows = [
+        ("active member", facts(member(None, None), None), true),
+        (
+            "grant ending later",
+            facts(member(None, Some(now + 1)), None),
+            true,
+        ),
+        ("removed member", facts(member(Some(50), None), None), false),
+        ("lapsed grant", facts(member(None, Some(now)), None), false),
+        (
+            "pending request",
+            facts(None, request(Pending, now + 1)),
+            true,
+        ),
+        ("overdue request", facts(None, request(Pending, now)), false),
+        (
+            "denied request",
+            facts(None, request(Denied, now + 1)),
+            false,
+        ),
+        ("stranger", facts(None, None), false),
+        ("unknown account", CheckFacts::default(), false),
+    ];
+    for (name, f, person) in rows {
+        for who in [Who::Checker, Who::Operator] {
+            assert!(
+                shows_next_step_details(&actor(who, &a), &f, now),
+                "{name} {who:?}"
+            );
+        }
+        for who in [Who::Person, Who::NoEmail] {
+            assert_eq!(
+                shows_next_step_details(&actor(who, &a), &f, now),
+                person,
+                "{name} {who:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn only_operators_learn_an_account_does_not_exist() {
     let a = ana();
     assert_eq!(unknown_account(&actor(Who::Operator, &a)), Ok(()));

@@ -7,14 +7,15 @@ use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 use super::{SqlStore, SqlTx, feed, fetch_limit, page_next, snapshot, text};
 use crate::clock::Millis;
 use crate::domain::{
-    AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord, ChangeRecord,
-    CheckFacts, Contract, DomainRule, EmailDomain, Icn, MemberView, Nudge, Person, Revision, WebId,
+    AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord,
+    ChangeRecord, CheckFacts, Contract, DomainRule, EmailDomain, Icn, MemberView, Nudge, Person,
+    Revision, WebId,
 };
 use crate::store::OutboxStore;
 use crate::store::dialect::Dialect;
 use crate::store::rows::{
     AccountRow, AuditRow, ChangeRow, ContractRow, DomainRuleRow, FactsRow, MemberViewRow,
-    PersonRow, RequestViewRow, SnapshotAccountRow, SnapshotMemberRow,
+    PersonRow, RequestRow, RequestViewRow, SnapshotAccountRow, SnapshotMemberRow,
 };
 use crate::store::{
     ChangeSignal, FeedBounds, OpsStats, Page, PoolStats, SnapshotInfo, SnapshotLimits,
@@ -46,6 +47,7 @@ where
     FactsRow: for<'r> FromRow<'r, D::Row>,
     PersonRow: for<'r> FromRow<'r, D::Row>,
     RequestViewRow: for<'r> FromRow<'r, D::Row>,
+    RequestRow: for<'r> FromRow<'r, D::Row>,
     MemberViewRow: for<'r> FromRow<'r, D::Row>,
     DomainRuleRow: for<'r> FromRow<'r, D::Row>,
     AuditRow: for<'r> FromRow<'r, D::Row>,
@@ -243,6 +245,20 @@ where
             .fetch_all(&mut *self.conn().await?)
             .await?;
         rows.into_iter().map(MemberView::try_from).collect()
+    }
+
+    #[tracing::instrument(name = "SELECT access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "access_requests", db.query.summary = "SELECT access_requests"))]
+    async fn pending_request_of(
+        &self,
+        icn: &Icn,
+        web_id: &WebId,
+    ) -> Result<Option<AccessRequest>, StoreError> {
+        let row: Option<RequestRow> = sqlx::query_as(&text::pending_request(""))
+            .bind(icn.as_str())
+            .bind(web_id.as_str())
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        row.map(AccessRequest::try_from).transpose()
     }
 
     async fn site_technical_contacts(

@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// (other than STCs) not confirmed within this time lose their access.
     #[arg(long, env = "ENTITLEMENTS_RECERTIFY_WITHIN", default_value = "30d", value_parser = humantime::parse_duration)]
     pub recertify_within: Duration,
+    /// How long a mutation's AIP-155 request_id holds: a retry with the same id within this
+    /// time changes nothing twice and gets the first answer; later it is a new call.
+    #[arg(long, env = "ENTITLEMENTS_REQUEST_ID_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub request_id_ttl: Duration,
     /// Per-call deadline (a shorter grpc-timeout from the client wins).
     #[arg(
         long,
@@ -319,6 +323,11 @@ impl ServeArgs {
                 "--recertify-within must be longer than zero".to_owned(),
             ));
         }
+        if self.request_id_ttl.is_zero() {
+            return Err(ConfigError(
+                "--request-id-ttl must be longer than zero".to_owned(),
+            ));
+        }
         let operator_email = self
             .operator_email
             .as_deref()
@@ -341,6 +350,7 @@ impl ServeArgs {
                 operator_email,
                 contract_warning_ms: millis(self.contract_warning),
                 recertify_within_ms: millis(self.recertify_within),
+                request_id_ttl_ms: millis(self.request_id_ttl),
                 brand: MailBrand {
                     portal_url: self.portal_url.clone(),
                     ..MailBrand::default()

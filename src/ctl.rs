@@ -16,8 +16,14 @@ use render::{Node, list, obj, opt};
 /// Runs one subcommand and prints its response to stdout. A gRPC error comes back as an error
 /// reading `<CODE> <ErrorInfo.reason>: <message>` plus any field violations.
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
+    let request_id = args.request_id.unwrap_or_default();
+    if !request_id.is_empty() && !args.command.mutates() {
+        anyhow::bail!("--request-id is for the subcommands that change something");
+    }
     let client = Client::connect(&args.server, args.token.as_deref(), &args.tls).await?;
-    let node = call(&client, args.command).await.map_err(describe_status)?;
+    let node = call(&client, args.command, request_id)
+        .await
+        .map_err(describe_status)?;
     match args.output {
         Output::Text => print!("{}", render::text(&node)),
         Output::Json => println!("{}", render::json(&node)),
@@ -25,8 +31,9 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One RPC: the request from the flags, the response as a [`Node`].
-async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
+/// One RPC: the request from the flags, the response as a [`Node`]. A mutation carries
+/// `request_id` (empty: none).
+async fn call(c: &Client, command: CtlCommand, request_id: String) -> Result<Node, tonic::Status> {
     use CtlCommand as C;
     Ok(match command {
         C::CreateAccount {
@@ -35,6 +42,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             country_code,
         } => {
             let msg = pb::CreateAccountRequest {
+                request_id,
                 icn,
                 company_name,
                 country_code,
@@ -60,6 +68,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             reason,
         } => {
             let msg = pb::SetAccountStatusRequest {
+                request_id,
                 icn,
                 status: status.into(),
                 reason,
@@ -79,6 +88,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             family_name,
         } => {
             let msg = pb::AddSiteTechnicalContactRequest {
+                request_id,
                 icn,
                 web_id,
                 email,
@@ -94,6 +104,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             reason,
         } => {
             let msg = pb::RemoveSiteTechnicalContactRequest {
+                request_id,
                 icn,
                 web_id,
                 reason,
@@ -110,6 +121,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             includes_24x7,
         } => {
             let msg = pb::UpsertSupportContractRequest {
+                request_id,
                 icn,
                 contract_id,
                 product_ids,
@@ -142,6 +154,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             requested_role,
         } => {
             let msg = pb::RequestAccessRequest {
+                request_id,
                 icn,
                 country_code,
                 requested_role: requested_role.into(),
@@ -169,6 +182,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             expire_time,
         } => {
             let msg = pb::ApproveRequestRequest {
+                request_id,
                 access_request_id,
                 granted_role: granted_role.map_or(0, Into::into),
                 expire_time,
@@ -181,6 +195,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             reason,
         } => {
             let msg = pb::DenyRequestRequest {
+                request_id,
                 access_request_id,
                 reason,
             };
@@ -192,6 +207,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             reason,
         } => {
             let msg = pb::WithdrawRequestRequest {
+                request_id,
                 access_request_id,
                 reason,
             };
@@ -199,7 +215,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             request_change(r.access_request.as_ref(), &r.consistency_token)
         }
         C::VerifyEmail { code } => {
-            let msg = pb::VerifyEmailRequest { code };
+            let msg = pb::VerifyEmailRequest { code, request_id };
             let r = c.access().verify_email(c.req(msg)).await?.into_inner();
             obj! {
                 "email_verified" => r.email_verified,
@@ -207,7 +223,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             }
         }
         C::SendVerificationEmail => {
-            let msg = pb::SendVerificationEmailRequest {};
+            let msg = pb::SendVerificationEmailRequest { request_id };
             let r = c.access().send_verification_email(c.req(msg)).await?;
             let r = r.into_inner();
             obj! {
@@ -246,6 +262,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             expire_time,
         } => {
             let msg = pb::UpdateMemberRoleRequest {
+                request_id,
                 icn,
                 web_id,
                 role: role.into(),
@@ -260,6 +277,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             reason,
         } => {
             let msg = pb::RemoveMemberRequest {
+                request_id,
                 icn,
                 web_id,
                 reason,
@@ -274,6 +292,7 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             role,
         } => {
             let msg = pb::SetEmailDomainPolicyRequest {
+                request_id,
                 icn,
                 domain,
                 action: action.into(),
@@ -286,7 +305,11 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             }
         }
         C::DeleteEmailDomainPolicy { icn, domain } => {
-            let msg = pb::DeleteEmailDomainPolicyRequest { icn, domain };
+            let msg = pb::DeleteEmailDomainPolicyRequest {
+                icn,
+                domain,
+                request_id,
+            };
             let r = c.access().delete_email_domain_policy(c.req(msg)).await?;
             let r = r.into_inner();
             obj! {
@@ -310,7 +333,11 @@ async fn call(c: &Client, command: CtlCommand) -> Result<Node, tonic::Status> {
             }
         }
         C::CertifyMember { icn, web_id } => {
-            let msg = pb::CertifyMemberRequest { icn, web_id };
+            let msg = pb::CertifyMemberRequest {
+                icn,
+                web_id,
+                request_id,
+            };
             let r = c.access().certify_member(c.req(msg)).await?;
             membership_change(r.into_inner().into())
         }

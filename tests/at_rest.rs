@@ -94,6 +94,7 @@ async fn no_clear_code_reaches_the_database(backend: Backend) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 company_name: "Acme".into(),
                 country_code: COUNTRY.into(),
@@ -107,6 +108,7 @@ async fn no_clear_code_reaches_the_database(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "stc1".into(),
                 email: "stc1@example.com".into(),
@@ -161,7 +163,13 @@ async fn no_clear_code_reaches_the_database(backend: Backend) {
     // And it is the real code.
     let r = app
         .access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person("stc1")))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &app.person("stc1"),
+        ))
         .await
         .unwrap();
     assert!(r.into_inner().email_verified);

@@ -20,6 +20,7 @@ async fn exactly_one_decision_wins(backend: Backend) {
         let (mut a, mut b) = (app.access(), app.access());
         let approve = authed(
             pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.clone(),
                 granted_role: 0,
                 expire_time: None,
@@ -28,6 +29,7 @@ async fn exactly_one_decision_wins(backend: Backend) {
         );
         let deny = authed(
             pb::DenyRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.clone(),
                 reason: "race".into(),
             },
@@ -114,6 +116,7 @@ async fn concurrent_identical_requests_make_one(backend: Backend) {
         calls.push(tokio::spawn(async move {
             c.request_access(authed(
                 pb::RequestAccessRequest {
+                    request_id: String::new(),
                     icn: ICN.into(),
                     country_code: COUNTRY.into(),
                     requested_role: pb::Role::AuthorizedUser as i32,

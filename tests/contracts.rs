@@ -77,6 +77,7 @@ async fn add_stc(app: &TestApp, who: &str) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: who.into(),
                 email: format!("{who}@example.com"),
@@ -98,6 +99,7 @@ async fn certify(
     app.access()
         .certify_member(authed(
             pb::CertifyMemberRequest {
+                request_id: String::new(),
                 icn: icn.into(),
                 web_id: web_id.into(),
             },
@@ -225,6 +227,7 @@ async fn only_the_last_end_of_an_active_account_is_warned_of(backend: Backend) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: pb::AccountStatus::Suspended as i32,
                 reason: "unpaid".into(),
@@ -239,6 +242,7 @@ async fn only_the_last_end_of_an_active_account_is_warned_of(backend: Backend) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: pb::AccountStatus::Active as i32,
                 reason: "paid".into(),
@@ -479,6 +483,7 @@ async fn certify_member_is_for_other_administrators(backend: Backend) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: pb::AccountStatus::Suspended as i32,
                 reason: "audit".into(),

@@ -40,6 +40,7 @@ async fn the_requester_sees_the_decision_not_who_made_it(backend: Backend) {
         .access()
         .deny_request(authed(
             pb::DenyRequestRequest {
+                request_id: String::new(),
                 access_request_id: denied.access_request_id.clone(),
                 reason: "not on our staff list".into(),
             },
@@ -71,6 +72,7 @@ async fn the_requester_sees_the_decision_not_who_made_it(backend: Backend) {
     app.access()
         .withdraw_request(authed(
             pb::WithdrawRequestRequest {
+                request_id: String::new(),
                 access_request_id: withdrawn.access_request_id,
                 reason: String::new(),
             },

@@ -15,6 +15,7 @@ fn set(
     role: pb::Role,
 ) -> pb::SetEmailDomainPolicyRequest {
     pb::SetEmailDomainPolicyRequest {
+        request_id: String::new(),
         icn: ICN.into(),
         domain: domain.into(),
         action: action as i32,
@@ -24,6 +25,7 @@ fn set(
 
 fn delete(domain: &str) -> pb::DeleteEmailDomainPolicyRequest {
     pb::DeleteEmailDomainPolicyRequest {
+        request_id: String::new(),
         icn: ICN.into(),
         domain: domain.into(),
     }
@@ -50,6 +52,7 @@ async fn ask(
     app.access()
         .request_access(authed(
             pb::RequestAccessRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 country_code: COUNTRY.into(),
                 requested_role: role as i32,
@@ -140,7 +143,13 @@ async fn email_domain_actions(backend: Backend) {
     assert!(approved[0].contains("Authorized User"));
     let code = app.verification_code("zoe@partner.example", 1).await;
     access
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &zoe))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &zoe,
+        ))
         .await
         .unwrap();
     assert_eq!(reason_of(&app, "zoe", OpenServiceRequest).await, R::Granted);
@@ -252,6 +261,7 @@ async fn email_domain_actions(backend: Backend) {
         .access()
         .request_access(authed(
             pb::RequestAccessRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 country_code: "DE".into(),
                 requested_role: pb::Role::AuthorizedUser as i32,
@@ -330,6 +340,7 @@ async fn verified_stc(app: &TestApp, icn: &str, web_id: &str) -> String {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: icn.into(),
                 web_id: web_id.into(),
                 email: format!("{web_id}@example.com"),
@@ -345,7 +356,13 @@ async fn verified_stc(app: &TestApp, icn: &str, web_id: &str) -> String {
         .verification_code(&format!("{web_id}@example.com"), 1)
         .await;
     app.access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &token))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &token,
+        ))
         .await
         .expect("verify");
     token
@@ -360,6 +377,7 @@ async fn who_manages_email_domains(backend: Backend) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: OTHER_ICN.into(),
                 company_name: "Other".into(),
                 country_code: COUNTRY.into(),
@@ -373,6 +391,7 @@ async fn who_manages_email_domains(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "stc3".into(),
                 email: "stc3@example.com".into(),
@@ -494,6 +513,7 @@ async fn who_manages_email_domains(backend: Backend) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: pb::AccountStatus::Suspended as i32,
                 reason: "test".into(),

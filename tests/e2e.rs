@@ -15,6 +15,7 @@ mod faults;
 mod feed;
 mod flow;
 mod grants;
+mod idempotency;
 mod input;
 mod lifecycle;
 mod list_entitlements;

@@ -34,6 +34,7 @@ async fn set_status(app: &TestApp, status: pb::AccountStatus) -> String {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: status as i32,
                 reason: String::new(),
@@ -50,6 +51,7 @@ async fn remove(app: &TestApp, stc: &str, who: &str) -> String {
     app.access()
         .remove_member(authed(
             pb::RemoveMemberRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: who.into(),
                 reason: String::new(),
@@ -70,6 +72,7 @@ async fn readmit(app: &TestApp, stc: &str, who: &str) -> String {
     app.access()
         .approve_request(authed(
             pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: req.access_request_id,
                 granted_role: 0,
                 expire_time: None,
@@ -185,6 +188,7 @@ async fn tokens_are_validated_and_returned(backend: Backend) {
         .access()
         .approve_request(authed(
             pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: req.access_request_id,
                 granted_role: 0,
                 expire_time: None,
@@ -223,6 +227,7 @@ async fn tokens_are_validated_and_returned(backend: Backend) {
         .admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: "99".into(),
                 company_name: "Elsewhere".into(),
                 country_code: COUNTRY.into(),
@@ -451,6 +456,7 @@ async fn a_fully_consistent_check_needs_no_token(backend: Backend) {
         app.access()
             .remove_member(authed(
                 pb::RemoveMemberRequest {
+                    request_id: String::new(),
                     icn: ICN.into(),
                     web_id: "ana".into(),
                     reason: format!("round {round}"),

@@ -11,6 +11,7 @@ pub async fn setup_account(app: &TestApp) -> String {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 company_name: "Acme Corp".into(),
                 country_code: COUNTRY.into(),
@@ -32,6 +33,7 @@ pub async fn setup_account(app: &TestApp) -> String {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "stc1".into(),
                 email: "stc1@example.com".into(),
@@ -46,7 +48,13 @@ pub async fn setup_account(app: &TestApp) -> String {
     let code = app.verification_code("stc1@example.com", 1).await;
     let r = app
         .access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &stc))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &stc,
+        ))
         .await
         .expect("verify stc");
     assert!(r.into_inner().email_verified);
@@ -64,6 +72,7 @@ pub async fn upsert_contract(
     app.admin()
         .upsert_support_contract(authed(
             pb::UpsertSupportContractRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 contract_id: id.into(),
                 product_ids: products.iter().map(|p| (*p).to_owned()).collect(),
@@ -81,6 +90,7 @@ pub async fn request(app: &TestApp, who: &str, role: pb::Role) -> pb::AccessRequ
     app.access()
         .request_access(authed(
             pb::RequestAccessRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 country_code: COUNTRY.into(),
                 requested_role: role as i32,
@@ -102,6 +112,7 @@ pub async fn approve(
     app.access()
         .approve_request(authed(
             pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.into(),
                 granted_role: 0,
                 expire_time: None,
@@ -161,7 +172,13 @@ pub async fn verified_member(app: &TestApp, stc: &str, who: &str, role: pb::Role
     let email = format!("{who}@example.com");
     let code = app.verification_code(&email, 1).await;
     app.access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person(who)))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &app.person(who),
+        ))
         .await
         .expect("verify");
 }
@@ -235,7 +252,10 @@ async fn whole_flow(backend: Backend) {
     let v = app
         .access()
         .verify_email(authed(
-            pb::VerifyEmailRequest { code: code.clone() },
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code: code.clone(),
+            },
             &app.person("ana"),
         ))
         .await
@@ -257,7 +277,13 @@ async fn whole_flow(backend: Backend) {
     // The code was single-use.
     let again = app
         .access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person("ana")))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &app.person("ana"),
+        ))
         .await;
     assert_status(
         again,
@@ -284,6 +310,7 @@ async fn whole_flow(backend: Backend) {
         .access()
         .update_member_role(authed(
             pb::UpdateMemberRoleRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "ana".into(),
                 role: pb::Role::TechnicalContact as i32,
@@ -301,6 +328,7 @@ async fn whole_flow(backend: Backend) {
     app.access()
         .remove_member(authed(
             pb::RemoveMemberRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "ana".into(),
                 reason: "left".into(),
@@ -422,6 +450,7 @@ async fn every_reason_is_reachable(backend: Backend) {
     app.access()
         .deny_request(authed(
             pb::DenyRequestRequest {
+                request_id: String::new(),
                 access_request_id: bob.access_request_id,
                 reason: "not staff".into(),
             },
@@ -438,6 +467,7 @@ async fn every_reason_is_reachable(backend: Backend) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: pb::AccountStatus::Suspended as i32,
                 reason: "unpaid".into(),
@@ -454,6 +484,7 @@ async fn every_reason_is_reachable(backend: Backend) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: pb::AccountStatus::Active as i32,
                 reason: "paid".into(),

@@ -29,6 +29,7 @@ async fn approve_until(
     app.access()
         .approve_request(authed(
             pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.into(),
                 granted_role: 0,
                 expire_time: end,
@@ -49,6 +50,7 @@ async fn set_role_until(
     app.access()
         .update_member_role(authed(
             pb::UpdateMemberRoleRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: web_id.into(),
                 role: role as i32,
@@ -115,7 +117,13 @@ async fn time_boxed_member(app: &TestApp, stc: &str, who: &str, end: i64) {
         .verification_code(&format!("{who}@example.com"), 1)
         .await;
     app.access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person(who)))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &app.person(who),
+        ))
         .await
         .expect("verify");
 }
@@ -221,6 +229,7 @@ async fn a_time_boxed_grant_ends_at_its_instant(backend: Backend) {
         .access()
         .approve_request(authed(
             pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: again.access_request_id.clone(),
                 granted_role: 0,
                 expire_time: None,
@@ -416,6 +425,7 @@ async fn in_the_sweep_window_a_lapse_is_recorded_once(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "cyd".into(),
                 email: "cyd@example.com".into(),

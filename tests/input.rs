@@ -33,6 +33,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     let mut admin = app.admin();
     let mut ent = app.entitlement();
     let ra = |icn: &str, country: &str, role: i32| pb::RequestAccessRequest {
+        request_id: String::new(),
         icn: icn.into(),
         country_code: country.into(),
         requested_role: role,
@@ -104,6 +105,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     let r = admin
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: "555".into(),
                 company_name: huge.clone(),
                 country_code: "US".into(),
@@ -118,6 +120,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     let r = admin
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "big".into(),
                 email: "big@example.com".into(),
@@ -165,6 +168,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     let r = admin
         .upsert_support_contract(authed(
             pb::UpsertSupportContractRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 contract_id: "C9".into(),
                 product_ids: vec!["ok".into(), "bad id".into()],
@@ -182,6 +186,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     let r = admin
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: 7,
                 reason: String::new(),
@@ -221,6 +226,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
     let r = access
         .approve_request(authed(
             pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: "not-a-uuid".into(),
                 granted_role: 0,
                 expire_time: None,

@@ -200,6 +200,7 @@ async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 company_name: "Orphan Corp".into(),
                 country_code: COUNTRY.into(),
@@ -211,6 +212,7 @@ async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "stc1".into(),
                 email: "stc1@example.com".into(),
@@ -321,6 +323,7 @@ async fn an_account_nobody_can_administer_is_reported_once(backend: Backend) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 company_name: "Orphan Corp".into(),
                 country_code: COUNTRY.into(),
@@ -333,6 +336,7 @@ async fn an_account_nobody_can_administer_is_reported_once(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "sue".into(),
                 email: "sue@example.com".into(),
@@ -362,7 +366,13 @@ async fn an_account_nobody_can_administer_is_reported_once(backend: Backend) {
         .unwrap();
     let code = app.verification_code("sue@example.com", 2).await;
     app.access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person("sue")))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &app.person("sue"),
+        ))
         .await
         .unwrap();
     wait_action(&app, "account.adopted", 1).await;

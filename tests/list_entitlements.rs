@@ -23,6 +23,7 @@ pub async fn create_account(app: &TestApp, icn: &str) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: icn.into(),
                 company_name: format!("Company {icn}"),
                 country_code: COUNTRY.into(),
@@ -44,6 +45,7 @@ pub async fn contract(
     app.admin()
         .upsert_support_contract(authed(
             pb::UpsertSupportContractRequest {
+                request_id: String::new(),
                 icn: icn.into(),
                 contract_id: id.into(),
                 product_ids: products.iter().map(|p| (*p).to_owned()).collect(),
@@ -61,6 +63,7 @@ pub async fn add_stc(app: &TestApp, icn: &str, who: &str) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: icn.into(),
                 web_id: who.into(),
                 email: format!("{who}@example.com"),
@@ -77,6 +80,7 @@ pub async fn set_status(app: &TestApp, icn: &str, status: pb::AccountStatus) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: icn.into(),
                 status: status as i32,
                 reason: "test".into(),
@@ -92,6 +96,7 @@ pub async fn request(app: &TestApp, who: &str, icn: &str, role: pb::Role) -> Str
     app.access()
         .request_access(authed(
             pb::RequestAccessRequest {
+                request_id: String::new(),
                 icn: icn.into(),
                 country_code: COUNTRY.into(),
                 requested_role: role as i32,
@@ -110,6 +115,7 @@ pub async fn approve(app: &TestApp, id: &str, expire_time: Option<i64>) {
     app.access()
         .approve_request(authed(
             pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.into(),
                 granted_role: 0,
                 expire_time: expire_time.and_then(ts),
@@ -124,6 +130,7 @@ pub async fn deny(app: &TestApp, id: &str) {
     app.access()
         .deny_request(authed(
             pb::DenyRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.into(),
                 reason: "no".into(),
             },
@@ -137,6 +144,7 @@ pub async fn remove(app: &TestApp, icn: &str, who: &str) {
     app.access()
         .remove_member(authed(
             pb::RemoveMemberRequest {
+                request_id: String::new(),
                 icn: icn.into(),
                 web_id: who.into(),
                 reason: "gone".into(),
@@ -153,7 +161,13 @@ pub async fn verify(app: &TestApp, who: &str) {
         .verification_code(&format!("{who}@example.com"), 1)
         .await;
     app.access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person(who)))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                code,
+                request_id: String::new(),
+            },
+            &app.person(who),
+        ))
         .await
         .expect("verify");
 }
@@ -568,6 +582,7 @@ async fn who_may_list(backend: Backend) {
         .access()
         .remove_member(authed(
             pb::RemoveMemberRequest {
+                request_id: String::new(),
                 icn: "101".into(),
                 web_id: "ben".into(),
                 reason: String::new(),

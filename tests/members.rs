@@ -8,6 +8,7 @@ use crate::support::*;
 
 fn set_role(web_id: &str, role: pb::Role) -> pb::UpdateMemberRoleRequest {
     pb::UpdateMemberRoleRequest {
+        request_id: String::new(),
         icn: ICN.into(),
         web_id: web_id.into(),
         role: role as i32,
@@ -17,6 +18,7 @@ fn set_role(web_id: &str, role: pb::Role) -> pb::UpdateMemberRoleRequest {
 
 fn remove(web_id: &str) -> pb::RemoveMemberRequest {
     pb::RemoveMemberRequest {
+        request_id: String::new(),
         icn: ICN.into(),
         web_id: web_id.into(),
         reason: "test".into(),
@@ -144,6 +146,7 @@ async fn site_technical_contacts(backend: Backend) {
     let op = app.operator();
     let mut admin = app.admin();
     let rm = |w: &str| pb::RemoveSiteTechnicalContactRequest {
+        request_id: String::new(),
         icn: ICN.into(),
         web_id: w.into(),
         reason: "left".into(),
@@ -158,6 +161,7 @@ async fn site_technical_contacts(backend: Backend) {
     );
     // Only operators.
     let add = pb::AddSiteTechnicalContactRequest {
+        request_id: String::new(),
         icn: ICN.into(),
         web_id: "stc2".into(),
         email: "stc2@example.com".into(),
@@ -217,6 +221,7 @@ async fn site_technical_contacts(backend: Backend) {
     );
     // Account admin rules.
     let dup = pb::CreateAccountRequest {
+        request_id: String::new(),
         icn: ICN.into(),
         company_name: "Again".into(),
         country_code: "US".into(),

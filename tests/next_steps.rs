@@ -69,6 +69,7 @@ async fn set_status(app: &TestApp, status: pb::AccountStatus) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: status as i32,
                 reason: "test".into(),
@@ -84,6 +85,7 @@ async fn deny(app: &TestApp, stc: &str, id: &str) -> i64 {
         .access()
         .deny_request(authed(
             pb::DenyRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.into(),
                 reason: "not on our staff list".into(),
             },
@@ -101,6 +103,7 @@ async fn remove(app: &TestApp, stc: &str, who: &str) {
     app.access()
         .remove_member(authed(
             pb::RemoveMemberRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: who.into(),
                 reason: "left".into(),

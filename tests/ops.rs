@@ -62,6 +62,7 @@ async fn audit_events_carry_the_callers_trace_id(backend: Backend) {
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut req = authed(
         pb::SetAccountStatusRequest {
+            request_id: String::new(),
             icn: ICN.into(),
             status: pb::AccountStatus::Suspended as i32,
             reason: "audit".into(),
@@ -99,6 +100,7 @@ async fn operator_calls_need_the_admin_scope(backend: Backend) {
         .admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: "1".into(),
                 company_name: "X".into(),
                 country_code: "US".into(),
@@ -182,6 +184,7 @@ async fn hold_account_row(app: &TestApp, backend: Backend) -> Box<dyn std::any::
 fn suspend_request(app: &TestApp) -> tonic::Request<pb::SetAccountStatusRequest> {
     authed(
         pb::SetAccountStatusRequest {
+            request_id: String::new(),
             icn: ICN.into(),
             status: pb::AccountStatus::Suspended as i32,
             reason: "held".into(),
@@ -299,6 +302,7 @@ async fn database_down_means_not_serving_and_unavailable() {
         operator_email: None,
         contract_warning: std::time::Duration::from_secs(30 * 24 * 3600),
         recertify_within: std::time::Duration::from_secs(30 * 24 * 3600),
+        request_id_ttl: std::time::Duration::from_secs(24 * 3600),
         request_timeout_ms: 5000,
         concurrency_limit: 64,
         max_message_bytes: 1 << 20,
@@ -382,6 +386,7 @@ async fn oversized_messages_are_refused(backend: Backend) {
     )
     .await;
     let big = pb::CreateAccountRequest {
+        request_id: String::new(),
         icn: "1".into(),
         company_name: "x".repeat(100 * 1024),
         country_code: "US".into(),
@@ -397,6 +402,7 @@ async fn oversized_messages_are_refused(backend: Backend) {
     );
     // And the server still serves.
     let ok = pb::CreateAccountRequest {
+        request_id: String::new(),
         icn: "1".into(),
         company_name: "Small".into(),
         country_code: "US".into(),

@@ -102,6 +102,7 @@ async fn files_the_service_creates_are_private(backend: Backend) {
         let created = admin
             .create_account(authed(
                 pb::CreateAccountRequest {
+                    request_id: String::new(),
                     icn: ICN.into(),
                     company_name: "Acme".into(),
                     country_code: COUNTRY.into(),
@@ -120,6 +121,7 @@ async fn files_the_service_creates_are_private(backend: Backend) {
     admin
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "stc1".into(),
                 email: "stc1@example.com".into(),

@@ -182,7 +182,13 @@ async fn a_code_for_an_old_address_is_superseded(backend: Backend) {
     let ana_new = app.token("ana", Some("ana.new@example.com"), &[]);
     assert_status(
         app.access()
-            .verify_email(authed(pb::VerifyEmailRequest { code: old_code }, &ana_new))
+            .verify_email(authed(
+                pb::VerifyEmailRequest {
+                    request_id: String::new(),
+                    code: old_code,
+                },
+                &ana_new,
+            ))
             .await,
         Code::FailedPrecondition,
         "VERIFICATION_CODE_SUPERSEDED",

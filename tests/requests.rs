@@ -8,6 +8,7 @@ use crate::support::*;
 
 fn req_msg(icn: &str, country: &str, role: pb::Role) -> pb::RequestAccessRequest {
     pb::RequestAccessRequest {
+        request_id: String::new(),
         icn: icn.into(),
         country_code: country.into(),
         requested_role: role as i32,
@@ -126,6 +127,7 @@ async fn request_access_rules(backend: Backend) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: pb::AccountStatus::Suspended as i32,
                 reason: String::new(),
@@ -189,6 +191,7 @@ async fn decision_rules(backend: Backend) {
         let r = access
             .approve_request(authed(
                 pb::ApproveRequestRequest {
+                    request_id: String::new(),
                     access_request_id: id.clone(),
                     granted_role: role as i32,
                     expire_time: None,
@@ -203,6 +206,7 @@ async fn decision_rules(backend: Backend) {
     let r = access
         .deny_request(authed(
             pb::DenyRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.clone(),
                 reason: "  ".into(),
             },
@@ -226,6 +230,7 @@ async fn decision_rules(backend: Backend) {
     let granted = access
         .approve_request(authed(
             pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: tc2.access_request_id.clone(),
                 granted_role: pb::Role::AuthorizedUser as i32,
                 expire_time: None,
@@ -244,6 +249,7 @@ async fn decision_rules(backend: Backend) {
     let denied = access
         .deny_request(authed(
             pb::DenyRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.clone(),
                 reason: "unknown person".into(),
             },
@@ -262,6 +268,7 @@ async fn decision_rules(backend: Backend) {
     let r = access
         .deny_request(authed(
             pb::DenyRequestRequest {
+                request_id: String::new(),
                 access_request_id: id.clone(),
                 reason: "again".into(),
             },
@@ -275,6 +282,7 @@ async fn decision_rules(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "olga".into(),
                 email: "olga@example.com".into(),
@@ -287,7 +295,13 @@ async fn decision_rules(backend: Backend) {
         .unwrap();
     let code = app.verification_code("olga@example.com", 1).await;
     access
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person("olga")))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &app.person("olga"),
+        ))
         .await
         .unwrap();
     assert_status(
@@ -303,6 +317,7 @@ async fn withdraw_and_expiry(backend: Backend) {
     let mut access = app.access();
     let req = request(&app, "ana", pb::Role::AuthorizedUser).await;
     let w = |id: String| pb::WithdrawRequestRequest {
+        request_id: String::new(),
         access_request_id: id,
         reason: String::new(),
     };
@@ -403,6 +418,7 @@ async fn a_request_loop_is_limited_and_emails_once(backend: Backend) {
             .clone()
             .withdraw_request(authed(
                 pb::WithdrawRequestRequest {
+                    request_id: String::new(),
                     access_request_id: r.access_request_id,
                     reason: String::new(),
                 },
@@ -470,6 +486,7 @@ async fn request_access_is_rate_limited_per_person_and_account(backend: Backend)
         app.admin()
             .create_account(authed(
                 pb::CreateAccountRequest {
+                    request_id: String::new(),
                     icn: format!("{}", 100 + i),
                     company_name: format!("Co {i}"),
                     country_code: COUNTRY.into(),

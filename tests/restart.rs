@@ -21,6 +21,7 @@ async fn restart_keeps_state_and_undelivered_email(backend: Backend) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 company_name: "Acme".into(),
                 country_code: COUNTRY.into(),
@@ -32,6 +33,7 @@ async fn restart_keeps_state_and_undelivered_email(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "stc1".into(),
                 email: "stc1@example.com".into(),
@@ -57,7 +59,13 @@ async fn restart_keeps_state_and_undelivered_email(backend: Backend) {
         .trim()
         .to_owned();
     app.access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person("stc1")))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &app.person("stc1"),
+        ))
         .await
         .unwrap();
 

@@ -11,6 +11,7 @@ async fn add_stc(app: &TestApp, who: &str) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: who.into(),
                 email: format!("{who}@example.com"),
@@ -27,6 +28,7 @@ async fn set_status(app: &TestApp, status: pb::AccountStatus) {
     app.admin()
         .set_account_status(authed(
             pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 status: status as i32,
                 reason: "test".into(),
@@ -39,6 +41,7 @@ async fn set_status(app: &TestApp, status: pb::AccountStatus) {
 
 fn set_role(web_id: &str, role: pb::Role) -> pb::UpdateMemberRoleRequest {
     pb::UpdateMemberRoleRequest {
+        request_id: String::new(),
         icn: ICN.into(),
         web_id: web_id.into(),
         role: role as i32,
@@ -66,6 +69,7 @@ async fn a_suspended_account_is_not_administered(backend: Backend) {
         access
             .deny_request(authed(
                 pb::DenyRequestRequest {
+                    request_id: String::new(),
                     access_request_id: pending.access_request_id.clone(),
                     reason: "no".into(),
                 },
@@ -135,6 +139,7 @@ async fn an_unverified_administrator_changes_no_member(backend: Backend) {
         access
             .remove_member(authed(
                 pb::RemoveMemberRequest {
+                    request_id: String::new(),
                     icn: ICN.into(),
                     web_id: "ana".into(),
                     reason: String::new(),
@@ -190,6 +195,7 @@ async fn verified_administrators_hear_of_requests(backend: Backend) {
     app.admin()
         .remove_site_technical_contact(authed(
             pb::RemoveSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "stc1".into(),
                 reason: String::new(),
@@ -219,6 +225,7 @@ async fn a_request_past_its_deadline_is_over(backend: Backend) {
         .access()
         .withdraw_request(authed(
             pb::WithdrawRequestRequest {
+                request_id: String::new(),
                 access_request_id: old.access_request_id,
                 reason: String::new(),
             },
@@ -244,6 +251,7 @@ async fn a_person_cannot_enumerate_accounts(backend: Backend) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: other.into(),
                 company_name: "Other".into(),
                 country_code: COUNTRY.into(),
@@ -337,6 +345,7 @@ async fn a_person_cannot_enumerate_accounts(backend: Backend) {
         app.access()
             .remove_member(authed(
                 pb::RemoveMemberRequest {
+                    request_id: String::new(),
                     icn: "7654321".into(),
                     web_id: "ben".into(),
                     reason: String::new(),

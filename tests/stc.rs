@@ -34,6 +34,7 @@ async fn an_stc_added_again_keeps_their_identity(backend: Backend) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: ICN2.into(),
                 company_name: "Second Ltd".into(),
                 country_code: COUNTRY.into(),
@@ -46,6 +47,7 @@ async fn an_stc_added_again_keeps_their_identity(backend: Backend) {
         .admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN2.into(),
                 web_id: "stc1".into(),
                 email: "sam@crm-copy.example.com".into(),
@@ -107,6 +109,7 @@ async fn an_stc_added_again_keeps_their_identity(backend: Backend) {
     app.access()
         .request_access(authed(
             pb::RequestAccessRequest {
+                request_id: String::new(),
                 icn: ICN2.into(),
                 country_code: COUNTRY.into(),
                 requested_role: pb::Role::AuthorizedUser as i32,
@@ -124,6 +127,7 @@ async fn matching_details_are_not_reported(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     setup_account(&app).await;
     let add = pb::AddSiteTechnicalContactRequest {
+        request_id: String::new(),
         icn: ICN.into(),
         web_id: "stc1".into(),
         email: "stc1@example.com".into(),

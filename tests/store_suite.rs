@@ -5,7 +5,7 @@ use entitlements::domain::{
     Email, Icn, Membership, Person, ProductId, Role, WebId,
 };
 use entitlements::mail::SealedEmail;
-use entitlements::store::{SharedStore, StoreError};
+use entitlements::store::{RequestClaim, RequestKey, SharedStore, StoreError};
 
 use crate::support::*;
 
@@ -896,7 +896,82 @@ async fn contract_warnings_and_recertifications(backend: Backend) {
     );
 }
 
+/// AIP-155 claims: one per (caller, method, id), written in the change's transaction, the
+/// first answer kept, older claims ignored, replaced and trimmed.
+async fn request_id_claims_hold_one_key_once(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    let key = |w: &str, method: &str| RequestKey {
+        web_id: web(w),
+        method: method.into(),
+        request_id: "5f0c8a1e-3b7d-4c2a-9e61-0d4b8f2a7c93".into(),
+    };
+    let k = key("ana", "CreateAccount");
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.claim_request(&k, "f1", 100, 0).await.unwrap();
+    }
+    assert_eq!(
+        store.request_claim(&k, 0).await.unwrap(),
+        None,
+        "rolled back"
+    );
+    let mut tx = store.begin().await.unwrap();
+    tx.claim_request(&k, "f1", 100, 0).await.unwrap();
+    tx.commit(100).await.unwrap();
+    let unanswered = RequestClaim {
+        fingerprint: "f1".into(),
+        answer: None,
+    };
+    assert_eq!(store.request_claim(&k, 0).await.unwrap(), Some(unanswered));
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.claim_request(&k, "f1", 150, 0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    tx.claim_request(&key("bob", "CreateAccount"), "f1", 100, 0)
+        .await
+        .unwrap();
+    tx.claim_request(&key("ana", "SetAccountStatus"), "f1", 100, 0)
+        .await
+        .unwrap();
+    tx.commit(100).await.unwrap();
+    store.save_request_answer(&k, b"one").await.unwrap();
+    store.save_request_answer(&k, b"two").await.unwrap();
+    assert_eq!(
+        store.request_claim(&k, 100).await.unwrap(),
+        Some(RequestClaim {
+            fingerprint: "f1".into(),
+            answer: Some(b"one".to_vec()),
+        }),
+        "the first answer stays"
+    );
+    assert_eq!(store.request_claim(&k, 101).await.unwrap(), None, "too old");
+    let mut tx = store.begin().await.unwrap();
+    tx.claim_request(&k, "f2", 200, 150).await.unwrap();
+    tx.commit(200).await.unwrap();
+    assert_eq!(
+        store.request_claim(&k, 150).await.unwrap(),
+        Some(RequestClaim {
+            fingerprint: "f2".into(),
+            answer: None,
+        }),
+        "an expired claim is replaced"
+    );
+    assert_eq!(store.trim_request_claims(150).await.unwrap(), 2);
+    assert!(store.request_claim(&k, 0).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .request_claim(&key("bob", "CreateAccount"), 0)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 crate::both_backends!(
+    request_id_claims_hold_one_key_once,
     email_domain_policies_are_kept_per_account_and_domain,
     a_snapshot_holds_what_checks_read,
     contract_warnings_and_recertifications,

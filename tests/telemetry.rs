@@ -248,6 +248,7 @@ async fn spans_follow_the_rpc_and_database_conventions(backend: Backend) {
     app.access()
         .request_access(with_parent(authed(
             pb::RequestAccessRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 country_code: COUNTRY.into(),
                 requested_role: pb::Role::AuthorizedUser as i32,

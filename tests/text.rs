@@ -27,6 +27,7 @@ async fn unsafe_characters_are_refused_at_the_edge(backend: Backend) {
     let op = app.operator();
     let mut admin = app.admin();
     let account = |name: String| pb::CreateAccountRequest {
+        request_id: String::new(),
         icn: "555".into(),
         company_name: name,
         country_code: COUNTRY.into(),
@@ -46,6 +47,7 @@ async fn unsafe_characters_are_refused_at_the_edge(backend: Backend) {
     }
     let stc_req =
         |given: &str, family: &str, web_id: &str, email: &str| pb::AddSiteTechnicalContactRequest {
+            request_id: String::new(),
             icn: ICN.into(),
             web_id: web_id.into(),
             email: email.into(),
@@ -80,6 +82,7 @@ async fn unsafe_characters_are_refused_at_the_edge(backend: Backend) {
         admin
             .set_account_status(authed(
                 pb::SetAccountStatusRequest {
+                    request_id: String::new(),
                     icn: ICN.into(),
                     status: pb::AccountStatus::Suspended as i32,
                     reason: format!("fraud{PSEP}suspected"),
@@ -92,6 +95,7 @@ async fn unsafe_characters_are_refused_at_the_edge(backend: Backend) {
     // A reason may run over lines, but not with separators or bidi controls.
     let req = crate::flow::request(&app, "ana", pb::Role::AuthorizedUser).await;
     let deny = |reason: String| pb::DenyRequestRequest {
+        request_id: String::new(),
         access_request_id: req.access_request_id.clone(),
         reason,
     };
@@ -119,6 +123,7 @@ async fn names_in_token_claims_are_cleaned_not_refused(backend: Backend) {
     app.access()
         .request_access(authed(
             pb::RequestAccessRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 country_code: COUNTRY.into(),
                 requested_role: pb::Role::AuthorizedUser as i32,
@@ -166,6 +171,7 @@ async fn undeliverable_addresses_are_refused_where_given(backend: Backend) {
         app.admin()
             .add_site_technical_contact(authed(
                 pb::AddSiteTechnicalContactRequest {
+                    request_id: String::new(),
                     icn: ICN.into(),
                     web_id: "two".into(),
                     email: two.into(),
@@ -180,7 +186,12 @@ async fn undeliverable_addresses_are_refused_where_given(backend: Backend) {
     let token = app.token("two", Some(two), &[]);
     let s = assert_status(
         app.access()
-            .send_verification_email(authed(pb::SendVerificationEmailRequest {}, &token))
+            .send_verification_email(authed(
+                pb::SendVerificationEmailRequest {
+                    request_id: String::new(),
+                },
+                &token,
+            ))
             .await,
         Code::Unauthenticated,
         "TOKEN_CLAIM_INVALID",

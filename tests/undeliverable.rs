@@ -38,6 +38,7 @@ async fn a_permanently_refused_email_ends_failed_and_audited(backend: Backend) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 company_name: "Acme".into(),
                 country_code: COUNTRY.into(),
@@ -52,6 +53,7 @@ async fn a_permanently_refused_email_ends_failed_and_audited(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "ana".into(),
                 email: "ana@example.com".into(),
@@ -112,6 +114,7 @@ async fn a_permanently_refused_email_ends_failed_and_audited(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICN.into(),
                 web_id: "ben".into(),
                 email: "ben@example.com".into(),

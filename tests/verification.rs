@@ -9,7 +9,10 @@ use crate::support::*;
 async fn verify(app: &TestApp, who: &str, code: &str) -> Result<bool, tonic::Status> {
     app.access()
         .verify_email(authed(
-            pb::VerifyEmailRequest { code: code.into() },
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code: code.into(),
+            },
             &app.person(who),
         ))
         .await
@@ -22,7 +25,9 @@ async fn resend(
 ) -> Result<pb::SendVerificationEmailResponse, tonic::Status> {
     app.access()
         .send_verification_email(authed(
-            pb::SendVerificationEmailRequest {},
+            pb::SendVerificationEmailRequest {
+                request_id: String::new(),
+            },
             &app.person(who),
         ))
         .await
@@ -140,7 +145,12 @@ async fn a_new_email_address_must_be_verified_again(backend: Backend) {
     assert!(mine.email_verified, "reading does not change the record");
     let sent = app
         .access()
-        .send_verification_email(authed(pb::SendVerificationEmailRequest {}, &moved))
+        .send_verification_email(authed(
+            pb::SendVerificationEmailRequest {
+                request_id: String::new(),
+            },
+            &moved,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -170,7 +180,12 @@ async fn the_resend_limit_belongs_to_the_person_not_the_address(backend: Backend
         let token = app.token("ana", Some(addresses[i % 2]), &[]);
         match app
             .access()
-            .send_verification_email(authed(pb::SendVerificationEmailRequest {}, &token))
+            .send_verification_email(authed(
+                pb::SendVerificationEmailRequest {
+                    request_id: String::new(),
+                },
+                &token,
+            ))
             .await
         {
             Ok(r) => {

@@ -577,6 +577,7 @@ async fn revocation(
         let m = (i as i64 * 7_919) % shape.members;
         let (icn, _) = shape.member(m);
         let set = |status: pb::AccountStatus| pb::SetAccountStatusRequest {
+            request_id: String::new(),
             icn: icn.clone(),
             status: status as i32,
             reason: "bench".into(),

@@ -228,6 +228,7 @@ impl Unit for Flow {
         let mut stages = [0; MAX_STAGES];
         let t = Instant::now();
         let mut req = tonic::Request::new(pb::RequestAccessRequest {
+            request_id: String::new(),
             icn: dataset::workflow_icn(k as i64),
             country_code: "US".into(),
             requested_role: pb::Role::AuthorizedUser as i32,
@@ -245,6 +246,7 @@ impl Unit for Flow {
 
         let t = Instant::now();
         let mut req = tonic::Request::new(pb::ApproveRequestRequest {
+            request_id: String::new(),
             access_request_id: id,
             granted_role: 0,
             expire_time: None,
@@ -268,7 +270,10 @@ impl Unit for Flow {
         stages[2] = us_since(t);
 
         let t = Instant::now();
-        let mut req = tonic::Request::new(pb::VerifyEmailRequest { code });
+        let mut req = tonic::Request::new(pb::VerifyEmailRequest {
+            request_id: String::new(),
+            code,
+        });
         req.metadata_mut().insert("authorization", person);
         let verified = self.access.verify_email(req).await?.into_inner();
         anyhow::ensure!(verified.email_verified, "VerifyEmail did not verify");
@@ -288,6 +293,7 @@ impl Unit for InsertCall {
 
     async fn once(&mut self) -> anyhow::Result<Done> {
         let mut req = tonic::Request::new(pb::RequestAccessRequest {
+            request_id: String::new(),
             icn: dataset::workflow_icn(0),
             country_code: "US".into(),
             requested_role: pb::Role::AuthorizedUser as i32,

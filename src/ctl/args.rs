@@ -45,6 +45,11 @@ pub struct CtlArgs {
         default_value_t = Output::Text
     )]
     pub output: Output,
+    /// AIP-155 request id of a subcommand that changes something: a UUID (e.g. from
+    /// `uuidgen`). Running the same command again with the same id changes nothing twice and
+    /// prints the first answer, so a script may retry safely.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub request_id: Option<String>,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -372,4 +377,30 @@ pub enum CtlCommand {
         #[arg(long)]
         fully_consistent: bool,
     },
+}
+
+impl CtlCommand {
+    /// Whether the subcommand's RPC changes something (and so takes `--request-id`).
+    pub fn mutates(&self) -> bool {
+        use CtlCommand as C;
+        matches!(
+            self,
+            C::CreateAccount { .. }
+                | C::SetAccountStatus { .. }
+                | C::AddStc { .. }
+                | C::RemoveStc { .. }
+                | C::UpsertContract { .. }
+                | C::RequestAccess { .. }
+                | C::Approve { .. }
+                | C::Deny { .. }
+                | C::Withdraw { .. }
+                | C::VerifyEmail { .. }
+                | C::SendVerificationEmail
+                | C::SetRole { .. }
+                | C::RemoveMember { .. }
+                | C::SetEmailDomainPolicy { .. }
+                | C::DeleteEmailDomainPolicy { .. }
+                | C::CertifyMember { .. }
+        )
+    }
 }

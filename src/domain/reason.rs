@@ -100,6 +100,8 @@ reasons! {
     /// The token names a revision this database has not reached (after a restore from an
     /// older backup, or a made-up token).
     ConsistencyTokenAhead = "CONSISTENCY_TOKEN_AHEAD",
+    /// A mutation's `request_id` that this caller already used for a different request.
+    RequestIdReused = "REQUEST_ID_REUSED",
 
     // Try again (RESOURCE_EXHAUSTED with RetryInfo, ABORTED, UNAVAILABLE, INTERNAL).
     VerificationEmailRateLimited = "VERIFICATION_EMAIL_RATE_LIMITED",
@@ -109,6 +111,9 @@ reasons! {
     TooManyCallsInFlight = "TOO_MANY_CALLS_IN_FLIGHT",
     /// A concurrent change won; the call is safe to retry.
     ConcurrentUpdate = "CONCURRENT_UPDATE",
+    /// A retry whose `request_id` was applied, but whose first answer is not available (the
+    /// first call is still finishing, or its server stopped before saving it): read the state.
+    RequestAlreadyApplied = "REQUEST_ALREADY_APPLIED",
     /// The server is starting and not yet migrated.
     Starting = "STARTING",
     ShuttingDown = "SHUTTING_DOWN",

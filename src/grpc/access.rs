@@ -14,77 +14,89 @@ impl AccessService for Api {
         &self,
         req: Request<pb::RequestAccessRequest>,
     ) -> Result<Response<pb::RequestAccessResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let args::RequestAccess { icn, country, role } = args::request_access(req.get_ref())?;
-        let view = svc(s.request_access(&caller, &icn, &country, role).await)?;
-        Ok(Response::new(pb::RequestAccessResponse {
-            access_request: Some(view.value.into()),
-            consistency_token: s.token(view.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let args::RequestAccess { icn, country, role } = args::request_access(&m)?;
+            let view = svc(s.request_access(&caller, &icn, &country, role).await)?;
+            Ok(pb::RequestAccessResponse {
+                access_request: Some(view.value.into()),
+                consistency_token: s.token(view.revision),
+            })
+        })
+        .await
     }
 
     async fn approve_request(
         &self,
         req: Request<pb::ApproveRequestRequest>,
     ) -> Result<Response<pb::ApproveRequestResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (id, granted, expires_at) = args::approve_request(req.get_ref())?;
-        let view = svc(s.approve_request(&caller, id, granted, expires_at).await)?;
-        Ok(Response::new(pb::ApproveRequestResponse {
-            access_request: Some(view.value.into()),
-            consistency_token: s.token(view.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (id, granted, expires_at) = args::approve_request(&m)?;
+            let view = svc(s.approve_request(&caller, id, granted, expires_at).await)?;
+            Ok(pb::ApproveRequestResponse {
+                access_request: Some(view.value.into()),
+                consistency_token: s.token(view.revision),
+            })
+        })
+        .await
     }
 
     async fn deny_request(
         &self,
         req: Request<pb::DenyRequestRequest>,
     ) -> Result<Response<pb::DenyRequestResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (id, reason) = args::deny_request(req.get_ref())?;
-        let view = svc(s.deny_request(&caller, id, &reason).await)?;
-        Ok(Response::new(pb::DenyRequestResponse {
-            access_request: Some(view.value.into()),
-            consistency_token: s.token(view.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (id, reason) = args::deny_request(&m)?;
+            let view = svc(s.deny_request(&caller, id, &reason).await)?;
+            Ok(pb::DenyRequestResponse {
+                access_request: Some(view.value.into()),
+                consistency_token: s.token(view.revision),
+            })
+        })
+        .await
     }
 
     async fn withdraw_request(
         &self,
         req: Request<pb::WithdrawRequestRequest>,
     ) -> Result<Response<pb::WithdrawRequestResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (id, reason) = args::withdraw_request(req.get_ref())?;
-        let view = svc(s.withdraw_request(&caller, id, &reason).await)?;
-        Ok(Response::new(pb::WithdrawRequestResponse {
-            access_request: Some(view.value.into()),
-            consistency_token: s.token(view.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (id, reason) = args::withdraw_request(&m)?;
+            let view = svc(s.withdraw_request(&caller, id, &reason).await)?;
+            Ok(pb::WithdrawRequestResponse {
+                access_request: Some(view.value.into()),
+                consistency_token: s.token(view.revision),
+            })
+        })
+        .await
     }
 
     async fn verify_email(
         &self,
         req: Request<pb::VerifyEmailRequest>,
     ) -> Result<Response<pb::VerifyEmailResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let code = args::verify_email(req.get_ref())?;
-        let verified = svc(s.verify_email(&caller, &code).await)?;
-        Ok(Response::new(pb::VerifyEmailResponse {
-            email_verified: verified.value,
-            consistency_token: s.token(verified.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let code = args::verify_email(&m)?;
+            let verified = svc(s.verify_email(&caller, &code).await)?;
+            Ok(pb::VerifyEmailResponse {
+                email_verified: verified.value,
+                consistency_token: s.token(verified.revision),
+            })
+        })
+        .await
     }
 
     async fn send_verification_email(
         &self,
         req: Request<pb::SendVerificationEmailRequest>,
     ) -> Result<Response<pb::SendVerificationEmailResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (email, expires_at) = svc(s.send_verification_email(&caller).await)?;
-        Ok(Response::new(pb::SendVerificationEmailResponse {
-            email,
-            expire_time: cv::timestamp(expires_at),
-        }))
+        self.mutate(req, |caller, s, _m| async move {
+            let (email, expires_at) = svc(s.send_verification_email(&caller).await)?;
+            Ok(pb::SendVerificationEmailResponse {
+                email,
+                expire_time: cv::timestamp(expires_at),
+            })
+        })
+        .await
     }
 
     async fn get_my_access(
@@ -143,54 +155,62 @@ impl AccessService for Api {
         &self,
         req: Request<pb::UpdateMemberRoleRequest>,
     ) -> Result<Response<pb::UpdateMemberRoleResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (icn, web_id, role, expires_at) = args::update_member_role(req.get_ref())?;
-        let view = svc(s
-            .update_member_role(&caller, &icn, &web_id, role, expires_at)
-            .await)?;
-        Ok(Response::new(pb::UpdateMemberRoleResponse {
-            membership: Some(view.value.into()),
-            consistency_token: s.token(view.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (icn, web_id, role, expires_at) = args::update_member_role(&m)?;
+            let view = svc(s
+                .update_member_role(&caller, &icn, &web_id, role, expires_at)
+                .await)?;
+            Ok(pb::UpdateMemberRoleResponse {
+                membership: Some(view.value.into()),
+                consistency_token: s.token(view.revision),
+            })
+        })
+        .await
     }
 
     async fn remove_member(
         &self,
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (icn, web_id, reason) = args::remove_member(req.get_ref())?;
-        let view = svc(s.remove_member(&caller, &icn, &web_id, &reason).await)?;
-        Ok(Response::new(pb::RemoveMemberResponse {
-            membership: Some(view.value.into()),
-            consistency_token: s.token(view.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (icn, web_id, reason) = args::remove_member(&m)?;
+            let view = svc(s.remove_member(&caller, &icn, &web_id, &reason).await)?;
+            Ok(pb::RemoveMemberResponse {
+                membership: Some(view.value.into()),
+                consistency_token: s.token(view.revision),
+            })
+        })
+        .await
     }
 
     async fn set_email_domain_policy(
         &self,
         req: Request<pb::SetEmailDomainPolicyRequest>,
     ) -> Result<Response<pb::SetEmailDomainPolicyResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (icn, domain, action, role) = args::set_email_domain_policy(req.get_ref())?;
-        let rule = svc(s
-            .set_email_domain_policy(&caller, &icn, domain, action, role)
-            .await)?;
-        Ok(Response::new(pb::SetEmailDomainPolicyResponse {
-            email_domain_policy: Some(rule.value.into()),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (icn, domain, action, role) = args::set_email_domain_policy(&m)?;
+            let rule = svc(s
+                .set_email_domain_policy(&caller, &icn, domain, action, role)
+                .await)?;
+            Ok(pb::SetEmailDomainPolicyResponse {
+                email_domain_policy: Some(rule.value.into()),
+            })
+        })
+        .await
     }
 
     async fn delete_email_domain_policy(
         &self,
         req: Request<pb::DeleteEmailDomainPolicyRequest>,
     ) -> Result<Response<pb::DeleteEmailDomainPolicyResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (icn, domain) = args::delete_email_domain_policy(req.get_ref())?;
-        let rule = svc(s.delete_email_domain_policy(&caller, &icn, &domain).await)?;
-        Ok(Response::new(pb::DeleteEmailDomainPolicyResponse {
-            email_domain_policy: Some(rule.value.into()),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (icn, domain) = args::delete_email_domain_policy(&m)?;
+            let rule = svc(s.delete_email_domain_policy(&caller, &icn, &domain).await)?;
+            Ok(pb::DeleteEmailDomainPolicyResponse {
+                email_domain_policy: Some(rule.value.into()),
+            })
+        })
+        .await
     }
 
     async fn list_email_domain_policies(
@@ -212,12 +232,14 @@ impl AccessService for Api {
         &self,
         req: Request<pb::CertifyMemberRequest>,
     ) -> Result<Response<pb::CertifyMemberResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (icn, web_id) = args::certify_member(req.get_ref())?;
-        let view = svc(s.certify_member(&caller, &icn, &web_id).await)?;
-        Ok(Response::new(pb::CertifyMemberResponse {
-            membership: Some(view.value.into()),
-            consistency_token: s.token(view.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (icn, web_id) = args::certify_member(&m)?;
+            let view = svc(s.certify_member(&caller, &icn, &web_id).await)?;
+            Ok(pb::CertifyMemberResponse {
+                membership: Some(view.value.into()),
+                consistency_token: s.token(view.revision),
+            })
+        })
+        .await
     }
 }

@@ -14,13 +14,15 @@ impl AccountAdminService for Api {
         &self,
         req: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::CreateAccountResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (icn, company, country) = args::create_account(req.get_ref())?;
-        let account = svc(s.create_account(&caller, &icn, &company, &country).await)?;
-        Ok(Response::new(pb::CreateAccountResponse {
-            account: Some(account.value.into()),
-            consistency_token: s.token(account.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (icn, company, country) = args::create_account(&m)?;
+            let account = svc(s.create_account(&caller, &icn, &company, &country).await)?;
+            Ok(pb::CreateAccountResponse {
+                account: Some(account.value.into()),
+                consistency_token: s.token(account.revision),
+            })
+        })
+        .await
     }
 
     async fn get_account(
@@ -41,54 +43,62 @@ impl AccountAdminService for Api {
         &self,
         req: Request<pb::SetAccountStatusRequest>,
     ) -> Result<Response<pb::SetAccountStatusResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (icn, status, reason) = args::set_account_status(req.get_ref())?;
-        let account = svc(s.set_account_status(&caller, &icn, status, &reason).await)?;
-        Ok(Response::new(pb::SetAccountStatusResponse {
-            account: Some(account.value.into()),
-            consistency_token: s.token(account.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (icn, status, reason) = args::set_account_status(&m)?;
+            let account = svc(s.set_account_status(&caller, &icn, status, &reason).await)?;
+            Ok(pb::SetAccountStatusResponse {
+                account: Some(account.value.into()),
+                consistency_token: s.token(account.revision),
+            })
+        })
+        .await
     }
 
     async fn add_site_technical_contact(
         &self,
         req: Request<pb::AddSiteTechnicalContactRequest>,
     ) -> Result<Response<pb::AddSiteTechnicalContactResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (icn, stc) = args::add_site_technical_contact(req.get_ref())?;
-        let view = svc(s.add_site_technical_contact(&caller, &icn, stc).await)?;
-        Ok(Response::new(pb::AddSiteTechnicalContactResponse {
-            membership: Some(view.value.into()),
-            consistency_token: s.token(view.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (icn, stc) = args::add_site_technical_contact(&m)?;
+            let view = svc(s.add_site_technical_contact(&caller, &icn, stc).await)?;
+            Ok(pb::AddSiteTechnicalContactResponse {
+                membership: Some(view.value.into()),
+                consistency_token: s.token(view.revision),
+            })
+        })
+        .await
     }
 
     async fn remove_site_technical_contact(
         &self,
         req: Request<pb::RemoveSiteTechnicalContactRequest>,
     ) -> Result<Response<pb::RemoveSiteTechnicalContactResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let (icn, web_id, reason) = args::remove_site_technical_contact(req.get_ref())?;
-        let view = svc(s
-            .remove_site_technical_contact(&caller, &icn, &web_id, &reason)
-            .await)?;
-        Ok(Response::new(pb::RemoveSiteTechnicalContactResponse {
-            membership: Some(view.value.into()),
-            consistency_token: s.token(view.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let (icn, web_id, reason) = args::remove_site_technical_contact(&m)?;
+            let view = svc(s
+                .remove_site_technical_contact(&caller, &icn, &web_id, &reason)
+                .await)?;
+            Ok(pb::RemoveSiteTechnicalContactResponse {
+                membership: Some(view.value.into()),
+                consistency_token: s.token(view.revision),
+            })
+        })
+        .await
     }
 
     async fn upsert_support_contract(
         &self,
         req: Request<pb::UpsertSupportContractRequest>,
     ) -> Result<Response<pb::UpsertSupportContractResponse>, Status> {
-        let (caller, s) = self.enter(&req).await?;
-        let contract = args::upsert_support_contract(req.get_ref())?;
-        let contract = svc(s.upsert_contract(&caller, contract).await)?;
-        Ok(Response::new(pb::UpsertSupportContractResponse {
-            contract: Some(contract.value.into()),
-            consistency_token: s.token(contract.revision),
-        }))
+        self.mutate(req, |caller, s, m| async move {
+            let contract = args::upsert_support_contract(&m)?;
+            let contract = svc(s.upsert_contract(&caller, contract).await)?;
+            Ok(pb::UpsertSupportContractResponse {
+                contract: Some(contract.value.into()),
+                consistency_token: s.token(contract.revision),
+            })
+        })
+        .await
     }
 
     async fn list_audit_events(

@@ -407,3 +407,26 @@ pub fn watch_token(m: &pb::WatchEntitlementChangesRequest) -> Result<Option<Toke
 pub fn watch_icn(m: &pb::WatchEntitlementChangesRequest) -> Result<Option<Icn>, Status> {
     optional_icn(&m.icn)
 }
+
+/// An AIP-155 `request_id`: empty for none, else a UUID in its 36-character hyphenated form
+/// (any case, any version; the nil UUID is refused), returned lowercase so one id in two
+/// spellings is one key.
+pub fn request_id(v: &str) -> Result<Option<String>, Status> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        invalid_field(
+            "request_id",
+            Reason::InvalidArgument,
+            "must be a UUID such as 5f0c8a1e-3b7d-4c2a-9e61-0d4b8f2a7c93 (36 characters), not the nil UUID",
+        )
+    };
+    if v.len() != 36 {
+        return Err(bad());
+    }
+    match uuid::Uuid::try_parse(v) {
+        Ok(u) if !u.is_nil() => Ok(Some(u.hyphenated().to_string())),
+        _ => Err(bad()),
+    }
+}

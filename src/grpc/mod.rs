@@ -7,6 +7,7 @@ pub mod auth;
 pub mod convert;
 mod deadline;
 mod entitlement;
+pub mod idempotent;
 mod overload;
 pub mod status;
 

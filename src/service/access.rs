@@ -506,7 +506,7 @@ async fn transition_failed<T>(
                 w.services()
                     .record_expiry(&mut w, &request, account)
                     .await?;
-                w.commit().await?;
+                w.commit_refusal().await?;
             }
             Err(ServiceError::precondition(
                 Reason::RequestExpired,

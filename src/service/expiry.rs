@@ -210,6 +210,11 @@ pub fn spawn_expiry_sweeper(
                         Ok(n) => tracing::info!(expired = n, "expired overdue access requests"),
                         Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
                     }
+                    match services.trim_request_ids().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(forgotten = n, "forgot request ids past --request-id-ttl"),
+                        Err(e) => tracing::warn!(error = %e, "request id sweep failed; will retry"),
+                    }
                     match services.lapse_overdue().await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(lapsed = n, "recorded lapsed time-boxed memberships"),

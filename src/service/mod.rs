@@ -18,6 +18,7 @@ mod next_step;
 mod nudges;
 mod orphans;
 mod outbox;
+mod request_ids;
 mod stats;
 mod verify;
 mod watch;
@@ -36,6 +37,7 @@ pub use expiry::spawn_expiry_sweeper;
 pub use feed::{FEED_RETENTION_MS, Feed, FeedConfig, spawn_feed_trimmer};
 pub use limits::RequestLimits;
 pub use members::MyAccess;
+pub use request_ids::RequestTicket;
 pub use stats::{ServiceStats, spawn_ops_sampler};
 pub use watch::WatchBatch;
 
@@ -63,16 +65,22 @@ pub struct Identity {
     pub checker: bool,
 }
 
-/// One call's caller: the shared identity and this call's trace id (for the audit trail).
+/// One call's caller: the shared identity, this call's trace id (for the audit trail) and its
+/// AIP-155 request id, if it gave one (the write path claims it with the change).
 #[derive(Debug, Clone)]
 pub struct Caller {
     identity: Arc<Identity>,
     pub trace_id: Option<String>,
+    ticket: Option<Arc<RequestTicket>>,
 }
 
 impl Caller {
     pub fn new(identity: Arc<Identity>, trace_id: Option<String>) -> Self {
-        Self { identity, trace_id }
+        Self {
+            identity,
+            trace_id,
+            ticket: None,
+        }
     }
 }
 
@@ -97,6 +105,8 @@ pub struct ServiceConfig {
     pub contract_warning_ms: Millis,
     /// Members of an account whose contract was renewed must be confirmed within this time.
     pub recertify_within_ms: Millis,
+    /// A mutation's AIP-155 request id holds this long: a retry later is a new call.
+    pub request_id_ttl_ms: Millis,
     pub verification: SendPolicy,
     pub brand: MailBrand,
     pub cache: CacheCapacity,
@@ -116,6 +126,7 @@ impl Default for ServiceConfig {
             operator_email: None,
             contract_warning_ms: 30 * 24 * 3600 * 1000,
             recertify_within_ms: 30 * 24 * 3600 * 1000,
+            request_id_ttl_ms: 24 * 3600 * 1000,
             verification: SendPolicy::default(),
             brand: MailBrand::default(),
             cache: CacheCapacity::default(),

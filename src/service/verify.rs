@@ -18,7 +18,7 @@ impl Services {
             None => w.tx().person(&caller.web_id).await?.ok_or_else(no_code)?,
         };
         let Some(mut row) = w.tx().verification(&caller.web_id).await? else {
-            w.commit().await?;
+            w.commit_refusal().await?;
             // A spent code proves nothing new; say so rather than "accepted".
             return Err(if person.email_verified() {
                 already_verified()
@@ -52,7 +52,7 @@ impl Services {
             }
             CodeCheck::Wrong { attempts_left } => {
                 w.tx().put_verification(&row).await?;
-                w.commit().await?;
+                w.commit_refusal().await?;
                 Err(ServiceError::InvalidArgument {
                     field: "code".to_owned(),
                     reason: Reason::VerificationCodeInvalid,
@@ -84,7 +84,7 @@ impl Services {
         let person = self.sync_person(&mut w, caller).await?;
         if person.email_verified() {
             // The person record may have just been created or refreshed: keep that.
-            w.commit().await?;
+            w.commit_refusal().await?;
             return Err(already_verified());
         }
         match self.queue_verification(&mut w, &person).await? {
@@ -102,7 +102,7 @@ impl Services {
                 Ok((person.email.to_string(), row.expires_at))
             }
             Err(retry_after_ms) => {
-                w.commit().await?;
+                w.commit_refusal().await?;
                 Err(ServiceError::ResourceExhausted {
                     reason: Reason::VerificationEmailRateLimited,
                     message: format!(

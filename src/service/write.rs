@@ -14,7 +14,7 @@ use crate::clock::Millis;
 use crate::domain::policy::{self, Actor, Operation, Standing};
 use crate::domain::{AccessRequest, AccessRequestId, Account, AuditRecord, Icn, Reason, Revision};
 use crate::mail::OutgoingEmail;
-use crate::store::WriteTx;
+use crate::store::{StoreError, WriteTx};
 
 /// How long a commit waits for this replica's cache to apply it, so the caller reads its own
 /// write here even without a token.
@@ -27,6 +27,9 @@ pub(super) struct Write<'s> {
     caller: Option<&'s Caller>,
     now: Millis,
     authorized: bool,
+    /// Whether the commit claims the caller's request id: not when it keeps only what a
+    /// refused call must (`commit_refusal`).
+    claims: bool,
     events: Vec<AuditRecord>,
     mail: Vec<OutgoingEmail>,
 }
@@ -65,6 +68,7 @@ impl Services {
             caller,
             now: self.now(),
             authorized: false,
+            claims: true,
             events: Vec::new(),
             mail: Vec::new(),
         })
@@ -194,6 +198,29 @@ impl<'s> Write<'s> {
                 "a write reached commit without asking the policy".to_owned(),
             ));
         }
+        let ticket = self
+            .caller
+            .and_then(|c| c.ticket())
+            .filter(|_| self.claims)
+            .cloned();
+        if let Some(t) = &ticket {
+            let expired_before = self.services.request_ids_since();
+            match self
+                .tx
+                .claim_request(&t.key, &t.fingerprint, self.now, expired_before)
+                .await
+            {
+                // A duplicate committed first: this one rolls back, and the transport answers
+                // with the first call's answer.
+                Err(StoreError::Conflict(_)) => {
+                    return Err(ServiceError::Aborted {
+                        reason: Reason::ConcurrentUpdate,
+                        message: "a call with the same request_id was applied first".to_owned(),
+                    });
+                }
+                other => other?,
+            }
+        }
         for event in std::mem::take(&mut self.events) {
             self.tx.insert_audit(&event).await?;
         }
@@ -209,6 +236,9 @@ impl<'s> Write<'s> {
         }
         let feed = self.services.feed().clone();
         let revision = self.tx.commit(self.now).await?;
+        if let Some(t) = ticket {
+            t.set_claimed();
+        }
         if queued {
             self.services.inner.mail_wake.notify_one();
         }
@@ -219,6 +249,14 @@ impl<'s> Write<'s> {
             }
             None => Ok(feed.applied()),
         }
+    }
+
+    /// Commits what a refused call keeps (a wrong code counted, an expiry noticed on the way)
+    /// without claiming the caller's request id: a failed call stores no answer, so its
+    /// retry runs again.
+    pub(super) async fn commit_refusal(mut self) -> ServiceResult<Revision> {
+        self.claims = false;
+        self.commit().await
     }
 
     /// Commits and answers with `value` and its consistency token.

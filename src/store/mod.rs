@@ -85,6 +85,25 @@ pub struct OpsStats {
     pub orphaned_accounts: i64,
 }
 
+/// Whose retry of what: a caller's AIP-155 request id for one method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub web_id: WebId,
+    /// The gRPC method, e.g. `RequestAccess`: an id is the caller's for each method apart.
+    pub method: String,
+    /// A UUID, lowercase and hyphenated.
+    pub request_id: String,
+}
+
+/// A request id's claim, written with the change its first call made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestClaim {
+    /// Of the first call's request, without its request id (hex SHA-256).
+    pub fingerprint: String,
+    /// The first call's answer (an encoded response), once saved after its commit.
+    pub answer: Option<Vec<u8>>,
+}
+
 /// How many rows of each part of a snapshot to read at most: what the cache can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotLimits {
@@ -298,6 +317,16 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         now: Millis,
         limit: u32,
     ) -> Result<Vec<(Icn, WebId)>, StoreError>;
+    /// The claim of `key` made at or after `since` (older ones no longer count).
+    async fn request_claim(
+        &self,
+        key: &RequestKey,
+        since: Millis,
+    ) -> Result<Option<RequestClaim>, StoreError>;
+    /// Saves the answer of the call that claimed `key`; an answer saved already stays.
+    async fn save_request_answer(&self, key: &RequestKey, answer: &[u8]) -> Result<(), StoreError>;
+    /// Forgets the claims made before `before`; returns how many.
+    async fn trim_request_claims(&self, before: Millis) -> Result<u64, StoreError>;
 }
 
 /// The operations of one write transaction. The service composes them; rules live there.
@@ -424,6 +453,16 @@ pub trait WriteTx: Send {
         icn: &Icn,
         web_id: &WebId,
     ) -> Result<bool, StoreError>;
+    /// Claims `key` for this transaction's change (a claim made before `expired_before` is
+    /// replaced). Fails with `Conflict` when a live claim holds it: on PostgreSQL after the
+    /// transaction that wrote it commits, so a concurrent duplicate never commits too.
+    async fn claim_request(
+        &mut self,
+        key: &RequestKey,
+        fingerprint: &str,
+        now: Millis,
+        expired_before: Millis,
+    ) -> Result<(), StoreError>;
     async fn insert_audit(&mut self, event: &AuditRecord) -> Result<i64, StoreError>;
     async fn enqueue_email(&mut self, email: &SealedEmail, now: Millis) -> Result<(), StoreError>;
     /// Ends an unsent message as failed for good (never claimed again) and drops its content;

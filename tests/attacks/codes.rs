@@ -24,7 +24,13 @@ async fn verification_codes_cannot_be_guessed(backend: Backend) {
             tokio::spawn(async move {
                 let mut access = app_access;
                 access
-                    .verify_email(authed(pb::VerifyEmailRequest { code: guess }, &token))
+                    .verify_email(authed(
+                        pb::VerifyEmailRequest {
+                            request_id: String::new(),
+                            code: guess,
+                        },
+                        &token,
+                    ))
                     .await
             })
         })
@@ -45,7 +51,13 @@ async fn verification_codes_cannot_be_guessed(backend: Backend) {
     );
     assert_status(
         app.access()
-            .verify_email(authed(pb::VerifyEmailRequest { code }, &app.person("ana")))
+            .verify_email(authed(
+                pb::VerifyEmailRequest {
+                    request_id: String::new(),
+                    code,
+                },
+                &app.person("ana"),
+            ))
             .await,
         Code::FailedPrecondition,
         "VERIFICATION_CODE_LOCKED",
@@ -53,7 +65,9 @@ async fn verification_codes_cannot_be_guessed(backend: Backend) {
     assert_status(
         app.access()
             .send_verification_email(authed(
-                pb::SendVerificationEmailRequest {},
+                pb::SendVerificationEmailRequest {
+                    request_id: String::new(),
+                },
                 &app.person("ana"),
             ))
             .await,

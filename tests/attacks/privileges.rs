@@ -125,6 +125,7 @@ async fn admin_calls(app: &TestApp, token: &str) -> Vec<(&'static str, Result<()
                 admin
                     .create_account(authed(
                         pb::CreateAccountRequest {
+                            request_id: String::new(),
                             icn: "7777777".into(),
                             company_name: "Mallory Ltd".into(),
                             country_code: COUNTRY.into(),
@@ -163,6 +164,7 @@ async fn admin_calls(app: &TestApp, token: &str) -> Vec<(&'static str, Result<()
                 admin
                     .add_site_technical_contact(authed(
                         pb::AddSiteTechnicalContactRequest {
+                            request_id: String::new(),
                             icn: ICN.into(),
                             web_id: "mallory".into(),
                             email: "mallory@example.com".into(),
@@ -195,6 +197,7 @@ async fn admin_calls(app: &TestApp, token: &str) -> Vec<(&'static str, Result<()
                 admin
                     .upsert_support_contract(authed(
                         pb::UpsertSupportContractRequest {
+                            request_id: String::new(),
                             icn: ICN.into(),
                             contract_id: "C-MAL".into(),
                             product_ids: vec![],
@@ -238,6 +241,7 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: other.into(),
                 company_name: "Mallory Ltd".into(),
                 country_code: COUNTRY.into(),
@@ -249,6 +253,7 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
     app.admin()
         .add_site_technical_contact(authed(
             pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: other.into(),
                 web_id: "mallory".into(),
                 email: "mallory@example.com".into(),
@@ -262,7 +267,13 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
     let code = app.verification_code("mallory@example.com", 1).await;
     let mallory = app.person("mallory");
     app.access()
-        .verify_email(authed(pb::VerifyEmailRequest { code }, &mallory))
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &mallory,
+        ))
         .await
         .unwrap();
 
@@ -302,6 +313,7 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
                 access
                     .approve_request(authed(
                         pb::ApproveRequestRequest {
+                            request_id: String::new(),
                             access_request_id: id.clone(),
                             granted_role: 0,
                             expire_time: None,
@@ -316,6 +328,7 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
                 access
                     .deny_request(authed(
                         pb::DenyRequestRequest {
+                            request_id: String::new(),
                             access_request_id: id.clone(),
                             reason: "no".into(),
                         },
@@ -329,6 +342,7 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
                 access
                     .update_member_role(authed(
                         pb::UpdateMemberRoleRequest {
+                            request_id: String::new(),
                             icn: ICN.into(),
                             web_id: if who == "bob" { "ana" } else { "bob" }.into(),
                             role: pb::Role::TechnicalContact as i32,
@@ -344,6 +358,7 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
                 access
                     .remove_member(authed(
                         pb::RemoveMemberRequest {
+                            request_id: String::new(),
                             icn: ICN.into(),
                             web_id: "stc1".into(),
                             reason: "takeover".into(),
@@ -358,6 +373,7 @@ async fn a_person_cannot_act_on_another_account(backend: Backend) {
                 access
                     .certify_member(authed(
                         pb::CertifyMemberRequest {
+                            request_id: String::new(),
                             icn: ICN.into(),
                             web_id: if who == "bob" { "ana" } else { "bob" }.into(),
                         },

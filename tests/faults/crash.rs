@@ -132,6 +132,7 @@ async fn workload(app: &TestApp, stc: &str) -> BTreeMap<String, String> {
             let mut c = app.admin();
             let r = authed(
                 pb::CreateAccountRequest {
+                    request_id: String::new(),
                     icn: icn.clone(),
                     company_name: "Crash Corp".into(),
                     country_code: COUNTRY.into(),
@@ -149,6 +150,7 @@ async fn workload(app: &TestApp, stc: &str) -> BTreeMap<String, String> {
             let mut c = app.access();
             let r = authed(
                 pb::RequestAccessRequest {
+                    request_id: String::new(),
                     icn: ICN.into(),
                     country_code: COUNTRY.into(),
                     requested_role: pb::Role::AuthorizedUser as i32,
@@ -167,6 +169,7 @@ async fn workload(app: &TestApp, stc: &str) -> BTreeMap<String, String> {
             let mut c = app.access();
             let r = authed(
                 pb::ApproveRequestRequest {
+                    request_id: String::new(),
                     access_request_id: id.clone(),
                     granted_role: 0,
                     expire_time: None,
@@ -182,7 +185,13 @@ async fn workload(app: &TestApp, stc: &str) -> BTreeMap<String, String> {
         let code = code_for(app, &format!("{person}@example.com")).await;
         let verified = answered("VerifyEmail", || {
             let mut c = app.access();
-            let r = authed(pb::VerifyEmailRequest { code: code.clone() }, &token);
+            let r = authed(
+                pb::VerifyEmailRequest {
+                    request_id: String::new(),
+                    code: code.clone(),
+                },
+                &token,
+            );
             async move { c.verify_email(r).await }
         })
         .await;

@@ -91,6 +91,7 @@ fn steady_load(
                 .admin()
                 .create_account(authed(
                     pb::CreateAccountRequest {
+                        request_id: String::new(),
                         icn: icn.clone(),
                         company_name: "Load".into(),
                         country_code: COUNTRY.into(),
@@ -169,6 +170,7 @@ async fn postgres_stopped_for_30_s_under_load() {
             .admin()
             .create_account(authed(
                 pb::CreateAccountRequest {
+                    request_id: String::new(),
                     icn: "4000001".into(),
                     company_name: "Back".into(),
                     country_code: COUNTRY.into(),

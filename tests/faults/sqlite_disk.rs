@@ -140,6 +140,7 @@ async fn create(app: &TestApp, icn: &str) -> Result<(), tonic::Status> {
     app.admin()
         .create_account(authed(
             pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: icn.into(),
                 company_name: "Filler Corp".into(),
                 country_code: COUNTRY.into(),

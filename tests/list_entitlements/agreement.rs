@@ -103,6 +103,7 @@ async fn build(app: &TestApp, rng: &mut TestRng, round: usize) -> World {
                     app.access()
                         .withdraw_request(authed(
                             pb::WithdrawRequestRequest {
+                                request_id: String::new(),
                                 access_request_id: id,
                                 reason: String::new(),
                             },

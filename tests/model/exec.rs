@@ -127,6 +127,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
         },
         Op::CreateAccount { by, icn } => {
             let m = pb::CreateAccountRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 company_name: format!("Company {icn}"),
                 country_code: COUNTRIES[icn].into(),
@@ -141,6 +142,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
                 pb::AccountStatus::Active
             };
             let m = pb::SetAccountStatusRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 status: status as i32,
                 reason: "model".into(),
@@ -156,6 +158,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
             alt_email,
         } => {
             let m = pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 web_id: PEOPLE[person].into(),
                 email: email(person, alt_email),
@@ -172,6 +175,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
         }
         Op::RemoveStc { by, icn, person } => {
             let m = pb::RemoveSiteTechnicalContactRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 web_id: PEOPLE[person].into(),
                 reason: "model".into(),
@@ -194,6 +198,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
             x24,
         } => {
             let m = pb::UpsertSupportContractRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 contract_id: CONTRACT_IDS[contract].into(),
                 product_ids: PRODUCT_LISTS[products]
@@ -219,6 +224,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
             tc,
         } => {
             let m = pb::RequestAccessRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 country_code: if right_country {
                     COUNTRIES[icn]
@@ -246,6 +252,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
                 Grant::TechnicalContact => role(true),
             };
             let m = pb::ApproveRequestRequest {
+                request_id: String::new(),
                 access_request_id: request.into(),
                 granted_role,
                 expire_time: expire.and_then(|e| ts(now + e)),
@@ -255,6 +262,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
         }
         Op::Deny { by, .. } => {
             let m = pb::DenyRequestRequest {
+                request_id: String::new(),
                 access_request_id: request.into(),
                 reason: "no".into(),
             };
@@ -263,6 +271,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
         }
         Op::Withdraw { by, .. } => {
             let m = pb::WithdrawRequestRequest {
+                request_id: String::new(),
                 access_request_id: request.into(),
                 reason: String::new(),
             };
@@ -278,6 +287,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
             expire,
         } => {
             let m = pb::UpdateMemberRoleRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 web_id: PEOPLE[person].into(),
                 role: role(tc),
@@ -289,6 +299,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
         }
         Op::RemoveMember { by, icn, person } => {
             let m = pb::RemoveMemberRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 web_id: PEOPLE[person].into(),
                 reason: "model".into(),
@@ -298,6 +309,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
         }
         Op::Certify { by, icn, person } => {
             let m = pb::CertifyMemberRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 web_id: PEOPLE[person].into(),
             };
@@ -305,13 +317,23 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
             done(r, |m| &m.consistency_token)
         }
         Op::VerifyEmail { by, .. } => {
-            let m = pb::VerifyEmailRequest { code: code.into() };
+            let m = pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code: code.into(),
+            };
             let r = retry(async || access.verify_email(authed(m.clone(), t.of(by))).await).await;
             done(r, |m| &m.consistency_token)
         }
         Op::SendVerification { by } => {
-            let m = pb::SendVerificationEmailRequest {};
-            let r = retry(async || access.send_verification_email(authed(m, t.of(by))).await).await;
+            let m = pb::SendVerificationEmailRequest {
+                request_id: String::new(),
+            };
+            let r = retry(async || {
+                access
+                    .send_verification_email(authed(m.clone(), t.of(by)))
+                    .await
+            })
+            .await;
             got(r, |_| (Detail::Done, String::new()))
         }
         Op::ListMembers { by, icn } => {
@@ -364,6 +386,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
                 DomainAct::Refuse => pb::EmailDomainAction::Refuse,
             };
             let m = pb::SetEmailDomainPolicyRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 domain: DOMAINS[domain].into(),
                 action: action as i32,
@@ -379,6 +402,7 @@ pub async fn play(app: &TestApp, t: &Tokens, op: &Op, request: &str, code: &str,
         }
         Op::DeleteDomainRule { by, icn, domain } => {
             let m = pb::DeleteEmailDomainPolicyRequest {
+                request_id: String::new(),
                 icn: ICNS[icn].into(),
                 domain: DOMAINS[domain].into(),
             };

@@ -431,6 +431,7 @@ pub fn config(url: &str, data_dir: &Path, mail: &MailKind, opts: &AppOptions) ->
         operator_email: opts.operator_email.clone(),
         contract_warning: opts.contract_warning,
         recertify_within: opts.recertify_within,
+        request_id_ttl: Duration::from_secs(24 * 3600),
         request_timeout_ms: opts.request_timeout_ms,
         concurrency_limit: opts.concurrency_limit.unwrap_or(1024),
         max_message_bytes: opts.max_message_bytes,

@@ -9,6 +9,7 @@
 mod feed;
 mod outbox;
 mod reads;
+mod request_ids;
 mod snapshot;
 mod text;
 mod writes;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::{SqlStore, SqlTx, feed, fetch_limit, page_next, snapshot, text};
+use super::{SqlStore, SqlTx, feed, fetch_limit, page_next, request_ids, snapshot, text};
 use crate::clock::Millis;
 use crate::domain::{
     AccessRequest, AccessRequestId, AccessRequestState, AccessRequestView, Account, AuditRecord,
@@ -18,8 +18,8 @@ use crate::store::rows::{
     PersonRow, RequestRow, RequestViewRow, SnapshotAccountRow, SnapshotMemberRow,
 };
 use crate::store::{
-    ChangeSignal, FeedBounds, OpsStats, Page, PoolStats, SnapshotInfo, SnapshotLimits,
-    SnapshotSink, Store, StoreError, WriteTx,
+    ChangeSignal, FeedBounds, OpsStats, Page, PoolStats, RequestClaim, RequestKey, SnapshotInfo,
+    SnapshotLimits, SnapshotSink, Store, StoreError, WriteTx,
 };
 
 #[async_trait]
@@ -36,6 +36,8 @@ where
     for<'q> Option<String>: Encode<'q, D> + Type<D>,
     for<'q> i64: Encode<'q, D> + Type<D>,
     for<'q> Option<i64>: Encode<'q, D> + Type<D>,
+    for<'q> Vec<u8>: Encode<'q, D> + Type<D>,
+    (String, Option<Vec<u8>>): for<'r> FromRow<'r, D::Row>,
     (String,): for<'r> FromRow<'r, D::Row>,
     (Option<i64>,): for<'r> FromRow<'r, D::Row>,
     (i64,): for<'r> FromRow<'r, D::Row>,
@@ -356,6 +358,24 @@ where
             .fetch_one(&mut *self.conn().await?)
             .await?;
         Ok(uid)
+    }
+
+    #[tracing::instrument(name = "SELECT request_id_claims", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "request_id_claims", db.query.summary = "SELECT request_id_claims"))]
+    async fn request_claim(
+        &self,
+        key: &RequestKey,
+        since: Millis,
+    ) -> Result<Option<RequestClaim>, StoreError> {
+        request_ids::get(&self.pool, key, since).await
+    }
+
+    #[tracing::instrument(name = "UPDATE request_id_claims", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "UPDATE", db.collection.name = "request_id_claims", db.query.summary = "UPDATE request_id_claims"))]
+    async fn save_request_answer(&self, key: &RequestKey, answer: &[u8]) -> Result<(), StoreError> {
+        request_ids::save_answer(&self.pool, key, answer).await
+    }
+
+    async fn trim_request_claims(&self, before: Millis) -> Result<u64, StoreError> {
+        request_ids::trim(&self.pool, before).await
     }
 
     async fn trim_changes(&self, before: Millis) -> Result<u64, StoreError> {

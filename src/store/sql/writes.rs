@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
 
-use super::{SqlTx, feed, text};
+use super::{SqlTx, feed, request_ids, text};
 use crate::clock::Millis;
 use crate::domain::verification::VerificationCode;
 use crate::domain::{
@@ -17,7 +17,7 @@ use crate::store::rows::{
     AccountRow, ChangeKeyRow, ContractRow, DomainRuleRow, MemberViewRow, MembershipRow, PersonRow,
     RequestRow, VerificationRow, product_ids_json,
 };
-use crate::store::{StoreError, WriteTx};
+use crate::store::{RequestKey, StoreError, WriteTx};
 
 #[async_trait]
 impl<D> WriteTx for SqlTx<D>
@@ -483,6 +483,17 @@ where
             .execute(&mut *self.tx)
             .await?;
         Ok(D::rows_affected(&done) > 0)
+    }
+
+    #[tracing::instrument(name = "INSERT request_id_claims", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "request_id_claims", db.query.summary = "INSERT request_id_claims"))]
+    async fn claim_request(
+        &mut self,
+        key: &RequestKey,
+        fingerprint: &str,
+        now: Millis,
+        expired_before: Millis,
+    ) -> Result<(), StoreError> {
+        request_ids::insert::<D>(&mut *self.tx, key, fingerprint, now, expired_before).await
     }
 
     #[tracing::instrument(name = "INSERT audit_events", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "INSERT", db.collection.name = "audit_events", db.query.summary = "INSERT audit_events"))]

@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 26 {
+    match which % 27 {
         0 => run(bytes, args::request_access, |a| {
             again(&a.icn, Icn::parse);
             again(&a.country, CountryCode::parse);
@@ -212,7 +212,20 @@ fuzz_target!(|data: &[u8]| {
             again(&icn, Icn::parse);
             again(&web_id, WebId::parse);
         }),
-        24 => run(bytes, args::list_entitlements, |(l, _)| {
+        // Every mutation's AIP-155 request_id goes through this one function.
+        24 => run(
+            bytes,
+            |m: &pb::RequestAccessRequest| args::request_id(&m.request_id),
+            |id| {
+                if let Some(id) = id {
+                    assert_eq!(id.len(), 36);
+                    assert_eq!(id, id.to_ascii_lowercase());
+                    assert_ne!(id, "00000000-0000-0000-0000-000000000000");
+                    assert_eq!(args::request_id(&id).ok().flatten(), Some(id));
+                }
+            },
+        ),
+        25 => run(bytes, args::list_entitlements, |(l, _)| {
             again(&l.web_id, WebId::parse);
             assert!((1..=args::MAX_ENTITLEMENTS_PAGE).contains(&l.limit));
             if let Some(icn) = &l.after {
@@ -233,7 +246,7 @@ fuzz_target!(|data: &[u8]| {
             let (back, _) = args::list_entitlements(&next).expect("its own token");
             assert_eq!(back.after, l.after);
         }),
-        // The messages without fields still decode (unknown fields are skipped).
+        // The messages with few fields still decode (unknown fields are skipped).
         _ => {
             let _ = pb::SendVerificationEmailRequest::decode(bytes);
             let _ = pb::GetMyAccessRequest::decode(bytes);

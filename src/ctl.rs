@@ -3,6 +3,7 @@
 
 mod args;
 mod client;
+mod entitlements;
 pub(crate) mod names;
 pub(crate) mod render;
 mod time;
@@ -340,6 +341,24 @@ async fn call(c: &Client, command: CtlCommand, request_id: String) -> Result<Nod
             let r = c.access().certify_member(c.req(msg)).await?;
             membership_change(r.into_inner().into())
         }
+        C::ListEntitlements {
+            web_id,
+            action,
+            page,
+            all,
+            consistency_token,
+            fully_consistent,
+        } => {
+            let msg = pb::ListEntitlementsRequest {
+                web_id,
+                action: action.map_or(0, Into::into),
+                page_size: page.page_size,
+                page_token: page.page_token,
+                consistency_token,
+                consistency: consistency(fully_consistent),
+            };
+            entitlements::list_all(c, msg, all).await?
+        }
         C::Check {
             web_id,
             icn,
@@ -356,11 +375,7 @@ async fn call(c: &Client, command: CtlCommand, request_id: String) -> Result<Nod
                 product_id,
                 severity,
                 consistency_token,
-                consistency: if fully_consistent {
-                    pb::Consistency::FullyConsistent
-                } else {
-                    pb::Consistency::Unspecified
-                } as i32,
+                consistency: consistency(fully_consistent),
             };
             let r = c.entitlement().check_entitlement(c.req(msg)).await?;
             let r = r.into_inner();
@@ -374,6 +389,14 @@ async fn call(c: &Client, command: CtlCommand, request_id: String) -> Result<Nod
             }
         }
     })
+}
+
+fn consistency(fully_consistent: bool) -> i32 {
+    if fully_consistent {
+        pb::Consistency::FullyConsistent as i32
+    } else {
+        pb::Consistency::Unspecified as i32
+    }
 }
 
 /// The responses that carry a membership and a consistency token.

@@ -19,6 +19,7 @@ mod grants;
 mod idempotency;
 mod input;
 mod lifecycle;
+mod list_entitlements;
 mod members;
 mod model;
 mod next_steps;

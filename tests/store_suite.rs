@@ -327,6 +327,88 @@ async fn members_page_by_web_id(backend: Backend) {
     assert_eq!(store.lapsed_memberships(11, 10).await.unwrap(), vec![]);
 }
 
+/// ListEntitlements asks about every account where the person has a membership (removed
+/// too) or a request (decided too): by ICN as text, each once, keyset-paged, with the name.
+async fn entitlement_candidates_are_every_row_of_the_person(backend: Backend) {
+    let (store, _db, _dir) = open(backend).await;
+    seed(&store).await;
+    let at = |i: &str| Icn::parse(i).unwrap();
+    let mut tx = store.begin().await.unwrap();
+    for (i, name) in [("9", "Nine"), ("10", "Ten"), ("77", "Seventy-seven")] {
+        tx.insert_account(&Account {
+            icn: at(i),
+            company_name: name.into(),
+            ..account()
+        })
+        .await
+        .unwrap();
+    }
+    let member = |i: &str, w: &str, removed_at| Membership {
+        icn: at(i),
+        web_id: web(w),
+        role: Role::AuthorizedUser,
+        created_at: 1,
+        updated_at: 1,
+        removed_at,
+        expires_at: None,
+    };
+    tx.upsert_membership(&member("10", "bob", None))
+        .await
+        .unwrap();
+    tx.upsert_membership(&member("42", "bob", Some(3)))
+        .await
+        .unwrap();
+    tx.upsert_membership(&member("77", "cy", None))
+        .await
+        .unwrap();
+    let country = CountryCode::parse("US").unwrap();
+    let mut denied = AccessRequest::new(
+        at("9"),
+        web("bob"),
+        country.clone(),
+        Role::AuthorizedUser,
+        1,
+        1000,
+    );
+    denied.deny("no".into(), web("ana"), 2).unwrap();
+    tx.insert_request(&denied).await.unwrap();
+    // A request on an account bob is a member of too: still one candidate.
+    let pending = AccessRequest::new(
+        at("10"),
+        web("bob"),
+        country,
+        Role::TechnicalContact,
+        1,
+        1000,
+    );
+    tx.insert_request(&pending).await.unwrap();
+    tx.commit(1).await.unwrap();
+
+    let all = store
+        .entitlement_candidates(&web("bob"), None, 10)
+        .await
+        .unwrap();
+    let names: Vec<(&str, &str)> = all.iter().map(|(i, n)| (i.as_str(), n.as_str())).collect();
+    assert_eq!(names, [("10", "Ten"), ("42", "Acme"), ("9", "Nine")]);
+    let first = store
+        .entitlement_candidates(&web("bob"), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = store
+        .entitlement_candidates(&web("bob"), Some(&first[1].0), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest, [(at("9"), "Nine".to_owned())]);
+    assert!(
+        store
+            .entitlement_candidates(&web("ana"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn the_change_feed_is_gapless_and_commit_ordered(backend: Backend) {
     use entitlements::domain::ChangeKey;
     let (store, _db, _dir) = open(backend).await;
@@ -899,4 +981,5 @@ crate::both_backends!(
     check_facts_read_everything_a_decision_needs,
     outbox_claims_lease_and_retries,
     members_page_by_web_id,
+    entitlement_candidates_are_every_row_of_the_person,
 );

@@ -150,6 +150,12 @@ impl EntitlementService for Constant {
     ) -> Result<Response<pb::BatchCheckEntitlementsResponse>, Status> {
         Err(Status::unimplemented("baseline"))
     }
+    async fn list_entitlements(
+        &self,
+        _req: Request<pb::ListEntitlementsRequest>,
+    ) -> Result<Response<pb::ListEntitlementsResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
     type WatchEntitlementChangesStream =
         tokio_stream::Empty<Result<pb::WatchEntitlementChangesResponse, Status>>;
     async fn watch_entitlement_changes(

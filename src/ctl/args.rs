@@ -335,6 +335,27 @@ pub enum CtlCommand {
         #[arg(long)]
         web_id: String,
     },
+    /// EntitlementService.ListEntitlements (the ticketing system, operators, the person
+    /// themself): every account where the person may act, by ICN, with the products and
+    /// severities covered, the role and the contracts' end.
+    ListEntitlements {
+        #[arg(long)]
+        web_id: String,
+        /// open-service-request (the default) | view-support-area | manage-users
+        #[arg(long, value_parser = parse_action)]
+        action: Option<pb::Action>,
+        #[command(flatten)]
+        page: Page,
+        /// Follow next_page_token to the end and print every entry (from --page-token on).
+        #[arg(long)]
+        all: bool,
+        /// From a mutation's response: read at least that change.
+        #[arg(long, default_value = "")]
+        consistency_token: String,
+        /// Read the database instead of the replica's cache (no token needed).
+        #[arg(long)]
+        fully_consistent: bool,
+    },
     /// EntitlementService.CheckEntitlement: may this person do this for this account?
     Check {
         #[arg(long)]

@@ -236,11 +236,7 @@ fn open_service_request(
     if !facts.email_verified {
         return Decision::deny(DecisionReason::EmailNotVerified, Some(role));
     }
-    let in_force: Vec<&Contract> = facts
-        .contracts
-        .iter()
-        .filter(|c| c.in_force_at(now))
-        .collect();
+    let in_force = in_force(facts, now);
     if in_force.is_empty() {
         return Decision::deny(DecisionReason::NoActiveContract, Some(role));
     }
@@ -251,16 +247,80 @@ fn open_service_request(
     if covering.is_empty() {
         return Decision::deny(DecisionReason::ProductNotCovered, Some(role));
     }
-    let needs_24x7 = input.severity == Some(1);
     // Prefer a 24x7 contract when there is one, so the answer names the strongest coverage.
     let best = covering
         .iter()
         .find(|c| c.includes_24x7)
-        .or_else(|| if needs_24x7 { None } else { covering.first() });
+        .or_else(|| covering.iter().find(|c| admits(c, input.severity)));
     match best {
         Some(c) => Decision::grant(role, Some(c.contract_id.clone())),
         None => Decision::deny(DecisionReason::SeverityNotCovered, Some(role)),
     }
+}
+
+/// The account's contracts in force at `now`, in the order the facts hold them: the only
+/// contracts a service request may be opened under.
+pub fn in_force(facts: &CheckFacts, now: Millis) -> Vec<&Contract> {
+    facts
+        .contracts
+        .iter()
+        .filter(|c| c.in_force_at(now))
+        .collect()
+}
+
+/// The most severe service request (1 is the most severe) a contract admits: severity 1
+/// needs 24x7 support.
+pub fn highest_severity(contract: &Contract) -> u8 {
+    if contract.includes_24x7 {
+        1
+    } else {
+        super::next_step::SEVERITY_WITHOUT_24X7
+    }
+}
+
+/// Whether a contract admits a service request of this severity (None: not given).
+fn admits(contract: &Contract, severity: Option<u8>) -> bool {
+    severity.is_none_or(|s| s >= highest_severity(contract))
+}
+
+/// What a person allowed to open service requests on an account may open there, read with
+/// the same rules as [`decide`] (the contracts in force, what each covers and admits), so
+/// that it describes exactly the checks that allow. (The most severe request of all is the
+/// check's own `next_step::highest_severity`.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// The contracts in force, by contract id.
+    pub contracts: Vec<Contract>,
+    /// Some contract covers every product.
+    pub all_products: bool,
+    /// Every product some contract names, sorted, without repeats; empty with `all_products`.
+    pub product_ids: Vec<ProductId>,
+    /// When the last of the contracts ends.
+    pub ends_at: Millis,
+}
+
+/// None when no contract is in force at `now`.
+pub fn coverage(facts: &CheckFacts, now: Millis) -> Option<Coverage> {
+    let mut contracts: Vec<Contract> = in_force(facts, now).into_iter().cloned().collect();
+    contracts.sort_by(|a, b| a.contract_id.cmp(&b.contract_id));
+    let ends_at = contracts.iter().map(|c| c.ends_at).max()?;
+    let all_products = contracts.iter().any(|c| c.covers_every_product());
+    let mut product_ids: Vec<ProductId> = if all_products {
+        Vec::new()
+    } else {
+        contracts
+            .iter()
+            .flat_map(|c| c.product_ids.iter().cloned())
+            .collect()
+    };
+    product_ids.sort();
+    product_ids.dedup();
+    Some(Coverage {
+        contracts,
+        all_products,
+        product_ids,
+        ends_at,
+    })
 }
 
 #[cfg(test)]

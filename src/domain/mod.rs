@@ -18,7 +18,8 @@ pub use access_request::{
     AccessRequest, AccessRequestState, DeciderGroup, Nudge, TransitionError, Waiting,
 };
 pub use decision::{
-    Action, CheckFacts, Decision, DecisionReason, LatestRequest, MemberStatus, decide,
+    Action, CheckFacts, Coverage, Decision, DecisionReason, LatestRequest, MemberStatus, coverage,
+    decide,
 };
 pub use email_domain::{DomainAction, DomainRule, EmailDomain};
 pub use feed::{ChangeKey, ChangeRecord, Revision};

@@ -151,8 +151,13 @@ impl Contract {
     pub fn covers(&self, product: Option<&ProductId>) -> bool {
         match product {
             None => true,
-            Some(p) => self.product_ids.is_empty() || self.product_ids.contains(p),
+            Some(p) => self.covers_every_product() || self.product_ids.contains(p),
         }
+    }
+
+    /// A contract that names no product covers them all.
+    pub fn covers_every_product(&self) -> bool {
+        self.product_ids.is_empty()
     }
 }
 

@@ -9,8 +9,9 @@
 //! - An **operator** (scope `entitlements.admin`) runs the accounts: creates them, suspends and
 //!   reactivates them, keeps their contracts, designates and removes Site Technical Contacts,
 //!   reads the audit trail, and may administer any account's members, suspended or not.
-//! - The **ticketing system** (scope `entitlements.check`) may check anyone's entitlement and
-//!   watch the change feed; so may an operator. A person may check only themself.
+//! - The **ticketing system** (scope `entitlements.check`) may check anyone's entitlement, list
+//!   the accounts where anyone is entitled, and watch the change feed; so may an operator. A
+//!   person may check and list only themself.
 //! - **The person themself** may ask for access (with an email claim, on an active account),
 //!   withdraw their own request, verify their email and read their own access.
 //! - An **administrator** of an account is an active STC or TC of it with a verified email,
@@ -90,6 +91,9 @@ pub enum Operation<'a> {
     RunAccounts,
     /// Ask CheckEntitlement about `subject`.
     Check { subject: &'a WebId },
+    /// List the accounts where `subject` may act (ListEntitlements): every answer of it is a
+    /// check's answer, so whoever may check `subject` may list, and nobody else.
+    ListEntitlements { subject: &'a WebId },
     /// Follow the change feed (WatchEntitlementChanges).
     WatchChanges,
     /// Ask for access to an account with the given status.
@@ -164,7 +168,7 @@ impl Refusal {
 pub fn authorize(actor: &Actor<'_>, op: &Operation<'_>) -> Result<(), Refusal> {
     match *op {
         Operation::RunAccounts => operator(actor),
-        Operation::Check { subject } => {
+        Operation::Check { subject } | Operation::ListEntitlements { subject } => {
             if actor.checker || actor.operator || actor.web_id == subject {
                 Ok(())
             } else {

@@ -18,10 +18,15 @@ use crate::domain::{DomainAction, EmailDomain};
 use crate::proto::v1 as pb;
 use crate::service::{CheckRequest, NewStc};
 
+mod entitlements;
+
 /// Page token kinds: a token from one list is refused by another.
 pub const REQUESTS: &str = "requests";
 pub const MEMBERS: &str = "members";
 pub const AUDIT: &str = "audit";
+pub use entitlements::{
+    ENTITLEMENTS, MAX_ENTITLEMENTS_PAGE, entitlements_page_token, list_entitlements,
+};
 
 pub const MAX_PRODUCTS: usize = 1000;
 pub const MAX_BATCH: usize = 100;

@@ -136,15 +136,20 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 
 pub fn page_size(v: i32) -> Result<u32, Status> {
+    page_size_up_to(v, MAX_PAGE_SIZE)
+}
+
+/// A page size for a list whose pages cost more than a read each: at most `max`.
+pub fn page_size_up_to(v: i32, max: u32) -> Result<u32, Status> {
     match v {
-        0 => Ok(DEFAULT_PAGE_SIZE),
+        0 => Ok(DEFAULT_PAGE_SIZE.min(max)),
         v if v < 0 => Err(invalid_field(
             "page_size",
             Reason::InvalidArgument,
             "must not be negative",
         )),
         // Larger asks are served at the cap, as AIP-158 suggests, not refused.
-        v => Ok(u32::try_from(v).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
+        v => Ok(u32::try_from(v).unwrap_or(max).min(max)),
     }
 }
 
@@ -457,5 +462,9 @@ mod tests {
         assert_eq!(page_size(0).ok(), Some(DEFAULT_PAGE_SIZE));
         assert_eq!(page_size(10_000).ok(), Some(MAX_PAGE_SIZE));
         assert!(page_size(-1).is_err());
+        assert_eq!(page_size_up_to(0, 200).ok(), Some(DEFAULT_PAGE_SIZE));
+        assert_eq!(page_size_up_to(201, 200).ok(), Some(200));
+        assert_eq!(page_size_up_to(7, 200).ok(), Some(7));
+        assert!(page_size_up_to(-1, 200).is_err());
     }
 }

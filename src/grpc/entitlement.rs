@@ -9,10 +9,10 @@ use tonic_types::StatusExt;
 use super::args;
 use super::convert as cv;
 use super::{Api, svc};
-use crate::domain::{ChangeKey, ChangeRecord, Revision};
+use crate::domain::{ChangeKey, ChangeRecord, Contract, Revision};
 use crate::proto::v1 as pb;
 use crate::proto::v1::entitlement_service_server::EntitlementService;
-use crate::service::{CheckAnswer, Services, WatchBatch};
+use crate::service::{CheckAnswer, Entitlement, Services, WatchBatch};
 
 pub type EntitlementServer = pb::entitlement_service_server::EntitlementServiceServer<Api>;
 
@@ -57,6 +57,34 @@ fn change(s: &Services, c: ChangeRecord) -> pb::EntitlementChange {
         icn,
         web_id,
         change_time: cv::timestamp(c.at),
+    }
+}
+
+fn entitlement(e: Entitlement) -> pb::Entitlement {
+    let mut out = pb::Entitlement {
+        icn: e.icn.to_string(),
+        company_name: e.company_name,
+        role: cv::role_out(e.role),
+        ..Default::default()
+    };
+    out.highest_severity = e.highest_severity.map_or(0, i32::from);
+    if let Some(c) = e.coverage {
+        out.all_products = c.all_products;
+        out.product_ids = c.product_ids.iter().map(|p| p.to_string()).collect();
+        out.contract_end_time = cv::timestamp(c.ends_at);
+        out.contracts = c.contracts.into_iter().map(contract_coverage).collect();
+    }
+    out
+}
+
+fn contract_coverage(c: Contract) -> pb::ContractCoverage {
+    pb::ContractCoverage {
+        all_products: c.covers_every_product(),
+        highest_severity: i32::from(crate::domain::decision::highest_severity(&c)),
+        contract_id: c.contract_id.to_string(),
+        product_ids: c.product_ids.iter().map(|p| p.to_string()).collect(),
+        includes_24x7: c.includes_24x7,
+        end_time: cv::timestamp(c.ends_at),
     }
 }
 
@@ -109,6 +137,21 @@ impl EntitlementService for Api {
         Ok(Response::new(pb::BatchCheckEntitlementsResponse {
             results,
             consistency_token: s.token(through),
+        }))
+    }
+
+    async fn list_entitlements(
+        &self,
+        req: Request<pb::ListEntitlementsRequest>,
+    ) -> Result<Response<pb::ListEntitlementsResponse>, Status> {
+        let (caller, s) = self.enter_read(&req).await?;
+        let (list, at_least) = args::list_entitlements(req.get_ref())?;
+        let at_least = svc(s.honour(at_least).await)?;
+        let page = svc(s.list_entitlements(&caller, &list, at_least).await)?;
+        Ok(Response::new(pb::ListEntitlementsResponse {
+            next_page_token: args::entitlements_page_token(&list, page.next.as_ref()),
+            entitlements: page.entitlements.into_iter().map(entitlement).collect(),
+            consistency_token: s.token(page.revision),
         }))
     }
 

@@ -7,6 +7,7 @@ use tracing::Instrument as _;
 
 use super::write::actor;
 use super::{Caller, ServiceResult, Services};
+use crate::clock::Millis;
 use crate::domain::decision::CheckInput;
 use crate::domain::next_step::{self, NextStep};
 use crate::domain::policy::{self, Operation};
@@ -24,6 +25,16 @@ pub struct CheckRequest {
     pub fully_consistent: bool,
 }
 
+impl CheckRequest {
+    pub(super) fn input(&self) -> CheckInput<'_> {
+        CheckInput {
+            action: self.action,
+            product: self.product.as_ref(),
+            severity: self.severity,
+        }
+    }
+}
+
 /// A check's answer: the decision, and what the person can do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckAnswer {
@@ -37,6 +48,15 @@ pub struct CheckAnswer {
 
 /// How long a check with a consistency token waits for the feed before reading the database.
 const TOKEN_WAIT: Duration = Duration::from_millis(20);
+
+/// One check's answer and the facts and instant it was decided on.
+pub(super) struct Answer {
+    pub decision: Decision,
+    /// The revision the answer reflects at least.
+    pub revision: Revision,
+    pub facts: CheckFacts,
+    pub now: Millis,
+}
 
 impl Services {
     /// Answers one check, never from a state older than `at_least`. Returns the answer and
@@ -59,31 +79,27 @@ impl Services {
         } else {
             tracing::Span::none()
         };
-        let (facts, revision, hit) = self
-            .facts(&req.icn, &req.web_id, at_least, req.fully_consistent)
+        let (answer, hit) = self
+            .answer(caller, req, at_least)
             .instrument(span.clone())
             .await?;
-        let input = CheckInput {
-            action: req.action,
-            product: req.product.as_ref(),
-            severity: req.severity,
-        };
-        // The time is read after the facts: a contract ends at its instant, cached or not.
-        let now = self.now();
-        let actor = actor(caller);
-        let decision = policy::as_seen_by_self(&actor, &facts, decide(&facts, &input, now), now);
+        let Answer {
+            decision,
+            revision,
+            facts,
+            now,
+        } = answer;
+        let input = req.input();
         let highest_severity = next_step::highest_severity(&decision, &facts, &input, now);
         let next_step = match next_step::next_step(&decision, &facts, &input, now) {
             Some(step) => Some(
-                self.next_step_as_seen(&actor, req, &facts, step, now)
+                self.next_step_as_seen(&actor(caller), req, &facts, step, now)
                     .instrument(span.clone())
                     .await?,
             ),
             None => None,
         };
-        let counters = &self.inner.counters;
-        counters.looked_up(hit);
-        counters.decided(decision.reason);
+        self.inner.counters.decided(decision.reason);
         span.record("entitlements.decision.reason", decision.reason.as_str());
         span.record("entitlements.cache.hit", hit);
         let answer = CheckAnswer {
@@ -92,6 +108,32 @@ impl Services {
             highest_severity,
         };
         Ok((answer, revision))
+    }
+
+    /// The decision CheckEntitlement makes for a caller already authorized to ask: the one
+    /// way a decision about an entitlement is reached, for a check as for a list of them.
+    /// Also says whether the facts came from the cache.
+    pub(super) async fn answer(
+        &self,
+        caller: &Caller,
+        req: &CheckRequest,
+        at_least: Option<Revision>,
+    ) -> ServiceResult<(Answer, bool)> {
+        let (facts, revision, hit) = self
+            .facts(&req.icn, &req.web_id, at_least, req.fully_consistent)
+            .await?;
+        self.inner.counters.looked_up(hit);
+        // The time is read after the facts: a contract ends at its instant, cached or not.
+        let now = self.now();
+        let decided = decide(&facts, &req.input(), now);
+        let decision = policy::as_seen_by_self(&actor(caller), &facts, decided, now);
+        let answer = Answer {
+            decision,
+            revision,
+            facts,
+            now,
+        };
+        Ok((answer, hit))
     }
 
     pub(super) fn authorize_check(&self, caller: &Caller, req: &CheckRequest) -> ServiceResult<()> {

@@ -221,6 +221,16 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
         icn: &Icn,
         now: Millis,
     ) -> Result<Vec<MemberView>, StoreError>;
+    /// The accounts, by ICN after `after`, where the person has a membership (active or not)
+    /// or a request (in any state), with their company names; at most `limit`. Rows of
+    /// either are never deleted, so these are every account a check could allow the person
+    /// anything on, whatever (possibly older) state it reads.
+    async fn entitlement_candidates(
+        &self,
+        web_id: &WebId,
+        after: Option<&Icn>,
+        limit: u32,
+    ) -> Result<Vec<(Icn, String)>, StoreError>;
     /// The person's memberships active at `now`.
     async fn memberships_of(
         &self,

@@ -41,7 +41,8 @@ async fn scope_escalation_is_refused(backend: Backend) {
         }
     }
 
-    // Asking about someone else, in bulk, or watching everyone's changes takes the check scope.
+    // Asking about someone else, in bulk, listing their accounts or watching everyone's changes
+    // takes the check scope.
     let check = pb::CheckEntitlementRequest {
         web_id: "stc1".into(),
         icn: ICN.into(),
@@ -78,6 +79,19 @@ async fn scope_escalation_is_refused(backend: Backend) {
             other => panic!("a person's batch check was answered: {other:?}"),
         }
     }
+    // So does listing someone else's accounts.
+    assert_status(
+        ent.list_entitlements(authed(
+            pb::ListEntitlementsRequest {
+                web_id: "stc1".into(),
+                ..Default::default()
+            },
+            &person,
+        ))
+        .await,
+        Code::PermissionDenied,
+        "CHECK_SCOPE_REQUIRED",
+    );
     let watch = ent
         .watch_entitlement_changes(authed(
             pb::WatchEntitlementChangesRequest::default(),

@@ -1,4 +1,5 @@
-//! Every check of the universe, asked in one batch, and compared with the model's answers.
+//! Every check of the universe, asked in one batch, and compared with the model's answers;
+//! then every person's ListEntitlements, compared with the same answers.
 
 use entitlements::proto::v1 as pb;
 use pb::batch_check_result::Outcome;
@@ -146,13 +147,162 @@ pub async fn compare(
     unknown_first: bool,
 ) -> (Vec<Mismatch>, usize, String) {
     let ask = |icns: &'static [usize]| batch(server, checker, model, icns, token, own, label);
-    if !unknown_first {
-        return ask(&[0, 1, TYPO_ICN]).await;
-    }
-    let (mut wrong, n, _) = ask(&[TYPO_ICN]).await;
-    let (more, m, through) = ask(&[0, 1]).await;
+    let (mut wrong, n, through) = if unknown_first {
+        let (mut wrong, n, _) = ask(&[TYPO_ICN]).await;
+        let (more, m, through) = ask(&[0, 1]).await;
+        wrong.extend(more);
+        (wrong, n + m, through)
+    } else {
+        ask(&[0, 1, TYPO_ICN]).await
+    };
+    let fresh = if own.is_empty() { token } else { own };
+    // Lists cost a call per person and action: every action in one page on the first replica,
+    // opening service requests one entry per page on the others.
+    let (actions, page_size): (&[Action], i32) = if unknown_first {
+        (&ALL_ACTIONS, 0)
+    } else {
+        (&[Action::OpenServiceRequest], 1)
+    };
+    let (more, m) = lists(server, checker, model, (fresh, page_size), actions, label).await;
     wrong.extend(more);
     (wrong, n + m, through)
+}
+
+const ALL_ACTIONS: [Action; 3] = [
+    Action::OpenServiceRequest,
+    Action::ViewSupportArea,
+    Action::ManageUsers,
+];
+
+/// Each person's ListEntitlements for each of `actions`, against the model's checks: exactly
+/// the accounts it allows, with its role, and for opening service requests the products and
+/// the severity 1 it allows.
+async fn lists(
+    server: &TestApp,
+    checker: &str,
+    model: &Model,
+    (token, page_size): (&str, i32),
+    actions: &[Action],
+    label: &str,
+) -> (Vec<Mismatch>, usize) {
+    let mut out = Vec::new();
+    let mut compared = 0;
+    let asked: Vec<(usize, Action)> = (0..PEOPLE.len())
+        .flat_map(|person| actions.iter().map(move |&a| (person, a)))
+        .collect();
+    // Asked all at once, as the checks of a batch are.
+    let answers = futures_util::future::join_all(
+        asked
+            .iter()
+            .map(|&pa| list_all(server, checker, pa, token, page_size)),
+    )
+    .await;
+    for (&(person, a), answer) in asked.iter().zip(answers) {
+        let what = format!(
+            "{label}: ListEntitlements {} {}",
+            PEOPLE[person],
+            action(a).as_str_name()
+        );
+        let listed = match answer {
+            Ok(listed) => listed,
+            Err(s) => {
+                out.push(Mismatch {
+                    kind: format!("{label}: list failed"),
+                    text: format!("{what} failed: {s:?}"),
+                });
+                continue;
+            }
+        };
+        let q = |icn, product, severity_1| Question {
+            person,
+            icn,
+            action: a,
+            product,
+            severity_1,
+        };
+        let want: Vec<usize> = [0, 1]
+            .into_iter()
+            .filter(|&i| model.check(&q(i, None, false)).allowed)
+            .collect();
+        let got: Vec<&str> = listed.iter().map(|e| e.icn.as_str()).collect();
+        let want_icns: Vec<&str> = want.iter().map(|&i| ICNS[i]).collect();
+        compared += 1;
+        if got != want_icns {
+            out.push(Mismatch {
+                kind: format!("list: accounts of {}", action(a).as_str_name()),
+                text: format!("{what}: model {want_icns:?}; server {got:?}"),
+            });
+            continue;
+        }
+        for (&icn, e) in want.iter().zip(&listed) {
+            let mut said = vec![(
+                "role",
+                role(model.check(&q(icn, None, false)).role) as i32 == e.role,
+            )];
+            if a == Action::OpenServiceRequest {
+                let sev1 = model.check(&q(icn, None, true)).allowed;
+                said.push(("highest_severity", sev1 == (e.highest_severity == 1)));
+                for p in ["P1", "P2"] {
+                    let covered = e.all_products || e.product_ids.iter().any(|x| x == p);
+                    said.push((
+                        "products",
+                        covered == model.check(&q(icn, Some(p), false)).allowed,
+                    ));
+                    let sev1 = e.contracts.iter().any(|c| {
+                        (c.all_products || c.product_ids.iter().any(|x| x == p))
+                            && c.highest_severity == 1
+                    });
+                    said.push((
+                        "contracts",
+                        sev1 == model.check(&q(icn, Some(p), true)).allowed,
+                    ));
+                }
+            }
+            for (field, right) in said {
+                if !right {
+                    out.push(Mismatch {
+                        kind: format!("list: {field}"),
+                        text: format!("{what}: {field} of {e:?} disagrees with the model"),
+                    });
+                }
+            }
+        }
+    }
+    (out, compared)
+}
+
+/// Every page of one person's list for one action.
+async fn list_all(
+    server: &TestApp,
+    checker: &str,
+    (person, a): (usize, Action),
+    token: &str,
+    page_size: i32,
+) -> Result<Vec<pb::Entitlement>, tonic::Status> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let r = server
+            .entitlement()
+            .list_entitlements(authed(
+                pb::ListEntitlementsRequest {
+                    web_id: PEOPLE[person].into(),
+                    action: action(a) as i32,
+                    page_size,
+                    page_token,
+                    consistency_token: token.into(),
+                    consistency: 0,
+                },
+                checker,
+            ))
+            .await?
+            .into_inner();
+        all.extend(r.entitlements);
+        if r.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        page_token = r.next_page_token;
+    }
 }
 
 /// One batch (at most 100 checks) of the questions about `icns`.

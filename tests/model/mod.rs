@@ -6,7 +6,9 @@
 //! `operators.rs`, `workflow.rs`: no service code): allowed, reason, role, the next step's
 //! kind and the highest severity (issue 10; the step's names and dates are tests/next_steps.rs's
 //! business, not the model's). Every mutation's success or failure, gRPC
-//! code and ErrorInfo reason is compared too, and the lists' contents. At the end of a history
+//! code and ErrorInfo reason is compared too, and the lists' contents. Each person's
+//! ListEntitlements is compared with the same model answers (`checks::lists`): exactly the
+//! accounts whose check allows, with the check's role, products and severity 1. At the end of a history
 //! a cold replica must answer exactly as the warm ones, and the verification emails sent must
 //! be the model's. `known.rs` keeps the short histories of divergences found so far.
 //!

@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::ids::Icn;
+use crate::domain::next_step;
 
 const NOW: Millis = 1_000_000;
 
@@ -331,4 +332,79 @@ fn a_time_boxed_grant_is_revoked_from_its_end_whenever_it_was_read() {
         decide(&f, &view(), NOW + 2).reason,
         DecisionReason::RequestDenied
     );
+}
+
+/// Every combination of up to three contracts from a pool (ended, not yet started, in force;
+/// with and without 24x7; all products, one, two): what `coverage` says may be opened is
+/// exactly what `decide` allows, product by product and for severity 1.
+#[test]
+fn coverage_describes_exactly_the_checks_that_allow() {
+    let pool: Vec<Contract> = [
+        ("A", &[][..], 0, NOW, true),
+        ("B", &[][..], NOW + 1, 3 * NOW, true),
+        ("C", &["P1"][..], 0, 2 * NOW, false),
+        ("D", &["P1", "P2"][..], 0, 3 * NOW, true),
+        ("E", &[][..], 0, 2 * NOW + 5, false),
+        ("F", &["P2"][..], NOW, NOW + 1, true),
+    ]
+    .iter()
+    .map(|(id, p, s, e, x)| contract(id, p, *s, *e, *x))
+    .collect();
+    let products: Vec<ProductId> = ["P1", "P2", "P3"]
+        .iter()
+        .map(|p| ProductId::from_trusted((*p).into()))
+        .collect();
+    let n = pool.len();
+    for a in 0..=n {
+        for b in a..=n {
+            for c in b..=n {
+                let mut chosen: Vec<Contract> = [a, b, c]
+                    .iter()
+                    .filter_map(|&i| pool.get(i).cloned())
+                    .collect();
+                chosen.dedup();
+                // In reverse order of id: the coverage must sort them.
+                chosen.reverse();
+                let facts = CheckFacts {
+                    contracts: chosen.clone().into(),
+                    ..good()
+                };
+                let cov = coverage(&facts, NOW);
+                let allowed = |sev, p| decide(&facts, &open(sev, p), NOW).allowed;
+                assert_eq!(cov.is_some(), allowed(None, None), "{chosen:?}");
+                let Some(cov) = cov else { continue };
+                // The check's own highest severity says what the contracts admit.
+                let d = decide(&facts, &open(None, None), NOW);
+                let highest = next_step::highest_severity(&d, &facts, &open(None, None), NOW);
+                let admitted = cov.contracts.iter().map(highest_severity).min();
+                assert_eq!(highest, admitted, "{chosen:?}");
+                assert_eq!(highest == Some(1), allowed(Some(1), None));
+                for p in &products {
+                    let listed = cov.all_products || cov.product_ids.contains(p);
+                    assert_eq!(listed, allowed(None, Some(p)), "{p:?} {chosen:?}");
+                    let sev1 = cov
+                        .contracts
+                        .iter()
+                        .any(|c| c.covers(Some(p)) && highest_severity(c) == 1);
+                    assert_eq!(sev1, allowed(Some(1), Some(p)), "{p:?} {chosen:?}");
+                }
+                assert!(cov.contracts.iter().all(|c| c.in_force_at(NOW)));
+                let in_force = chosen.iter().filter(|c| c.in_force_at(NOW)).count();
+                assert_eq!(cov.contracts.len(), in_force);
+                assert!(
+                    cov.contracts
+                        .windows(2)
+                        .all(|w| w[0].contract_id < w[1].contract_id)
+                );
+                let last = cov.contracts.iter().map(|c| c.ends_at).max();
+                assert_eq!(Some(cov.ends_at), last);
+            }
+        }
+    }
+}
+
+#[test]
+fn highest_severity_needs_24x7_for_1() {
+    assert_eq!(highest_severity(&contract("X", &[], 0, 1, true)), 1);
+    assert_eq!(highest_severity(&contract("X", &[], 0, 1, false)), 2);
 }

@@ -59,6 +59,19 @@ fn only_operators_run_accounts() {
 }
 
 #[test]
+fn entitlement_lists_are_for_the_ticketing_system_operators_and_oneself() {
+    let (a, b) = (ana(), ben());
+    let list = |subject| Operation::ListEntitlements { subject };
+    expect(Who::Checker, list(&b), Ok(()));
+    expect(Who::Checker, list(&a), Ok(()));
+    expect(Who::Operator, list(&b), Ok(()));
+    expect(Who::Person, list(&a), Ok(()));
+    expect(Who::NoEmail, list(&a), Ok(()));
+    expect(Who::Person, list(&b), Err(CheckScopeRequired));
+    expect(Who::NoEmail, list(&b), Err(CheckScopeRequired));
+}
+
+#[test]
 fn checks_are_for_the_ticketing_system_operators_and_oneself() {
     let (a, b) = (ana(), ben());
     expect(Who::Checker, Operation::Check { subject: &b }, Ok(()));

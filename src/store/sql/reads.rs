@@ -276,6 +276,25 @@ where
         rows.into_iter().map(MemberView::try_from).collect()
     }
 
+    #[tracing::instrument(name = "SELECT accounts memberships access_requests", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.query.summary = "SELECT accounts memberships access_requests"))]
+    async fn entitlement_candidates(
+        &self,
+        web_id: &WebId,
+        after: Option<&Icn>,
+        limit: u32,
+    ) -> Result<Vec<(Icn, String)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(text::ENTITLEMENT_CANDIDATES)
+            .bind(web_id.as_str())
+            .bind(after.map(|a| a.as_str()))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(icn, name)| (Icn::from_trusted(icn), name))
+            .collect())
+    }
+
     #[tracing::instrument(name = "SELECT memberships", skip_all, fields(otel.kind = "client", db.system.name = D::SYSTEM_NAME, db.operation.name = "SELECT", db.collection.name = "memberships", db.query.summary = "SELECT memberships"))]
     async fn memberships_of(
         &self,

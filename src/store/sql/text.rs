@@ -150,6 +150,12 @@ pub(super) fn memberships_of() -> String {
     )
 }
 
+/// The accounts where `$1` has a membership or a request, by ICN after `$2`, at most `$3`.
+pub(super) const ENTITLEMENT_CANDIDATES: &str = "SELECT a.icn, a.company_name FROM accounts a \
+    WHERE a.icn IN (SELECT icn FROM memberships WHERE web_id = $1 \
+    UNION SELECT icn FROM access_requests WHERE web_id = $1) \
+    AND ($2 IS NULL OR a.icn > $2) ORDER BY a.icn LIMIT $3";
+
 // Access requests.
 
 const REQUEST_COLS: &str = "r.id, r.icn, r.web_id, r.country_code, r.requested_role, \

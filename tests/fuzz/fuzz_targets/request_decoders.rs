@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 26 {
+    match which % 27 {
         0 => run(bytes, args::request_access, |a| {
             again(&a.icn, Icn::parse);
             again(&a.country, CountryCode::parse);
@@ -225,6 +225,27 @@ fuzz_target!(|data: &[u8]| {
                 }
             },
         ),
+        25 => run(bytes, args::list_entitlements, |(l, _)| {
+            again(&l.web_id, WebId::parse);
+            assert!((1..=args::MAX_ENTITLEMENTS_PAGE).contains(&l.limit));
+            if let Some(icn) = &l.after {
+                again(icn, Icn::parse);
+            }
+            // A token given out for this list continues this very list, from the same place.
+            let token = args::entitlements_page_token(&l, l.after.as_ref());
+            let next = pb::ListEntitlementsRequest {
+                web_id: l.web_id.to_string(),
+                page_token: token,
+                action: match l.action {
+                    entitlements::domain::Action::OpenServiceRequest => 1,
+                    entitlements::domain::Action::ViewSupportArea => 2,
+                    entitlements::domain::Action::ManageUsers => 3,
+                },
+                ..Default::default()
+            };
+            let (back, _) = args::list_entitlements(&next).expect("its own token");
+            assert_eq!(back.after, l.after);
+        }),
         // The messages with few fields still decode (unknown fields are skipped).
         _ => {
             let _ = pb::SendVerificationEmailRequest::decode(bytes);

@@ -1,18 +1,11 @@
-//! Which accounts a person may act on (the AuthZEN resource search), a page at a time, each
-//! account answered by the very check path CheckEntitlement takes, so a search never says
-//! yes where a check says no. The accounts looked at are those a check can allow at all:
-//! the person's active memberships and the accounts they have a pending request for (a
-//! Provisional Caller may view the support area). Interim: when the ListEntitlements use
-//! case lands, the HTTP door calls it instead and this goes.
+//! Which accounts a person may act on (the AuthZEN resource search), a page at a time: the
+//! ListEntitlements use case, so a search lists exactly what ListEntitlements lists, each
+//! account answered by the check path CheckEntitlement takes. A search that names a product
+//! or a severity keeps only the accounts whose check with them allows too.
 
-use std::collections::BTreeSet;
-
+use super::entitlements::ListEntitlements;
 use super::{Caller, CheckRequest, ServiceResult, Services};
-use crate::domain::policy::Operation;
-use crate::domain::{AccessRequestState, Action, Icn, ProductId, Revision, WebId};
-
-/// How many of a person's newest requests are looked at for pending ones.
-const REQUESTS_LOOKED_AT: u32 = 100;
+use crate::domain::{Action, Icn, ProductId, Revision, WebId};
 
 #[derive(Debug, Clone)]
 pub struct AccountSearch {
@@ -43,49 +36,60 @@ impl Services {
         q: &AccountSearch,
         at_least: Option<Revision>,
     ) -> ServiceResult<AccountPage> {
-        self.authorize(caller, Operation::Check { subject: &q.web_id })?;
-        let store = self.store();
-        let (members, requests) = tokio::try_join!(
-            store.memberships_of(&q.web_id, self.now()),
-            store.requests_of(&q.web_id, REQUESTS_LOOKED_AT),
-        )?;
-        let mut candidates: BTreeSet<Icn> = members.into_iter().map(|m| m.membership.icn).collect();
-        candidates.extend(
-            requests
-                .into_iter()
-                .filter(|r| r.request.state == AccessRequestState::Pending)
-                .map(|r| r.request.icn),
-        );
+        let narrowed = q.product.is_some() || q.severity.is_some();
+        let limit = usize::try_from(q.limit.max(1)).unwrap_or(usize::MAX);
         let mut page = AccountPage {
             accounts: Vec::new(),
             next_after: None,
             revision: self.applied_revision().max(at_least.unwrap_or(0)),
         };
-        let limit = usize::try_from(q.limit.max(1)).unwrap_or(usize::MAX);
-        let mut last = None;
-        for icn in candidates
-            .into_iter()
-            .filter(|i| q.after.as_ref().is_none_or(|a| i > a))
-        {
-            if page.accounts.len() == limit {
-                page.next_after = last;
-                break;
+        let mut list = ListEntitlements {
+            web_id: q.web_id.clone(),
+            action: q.action,
+            fully_consistent: q.fully_consistent,
+            after: q.after.clone(),
+            limit: q.limit.max(1),
+        };
+        loop {
+            let listed = self.list_entitlements(caller, &list, at_least).await?;
+            page.revision = page.revision.max(listed.revision);
+            for e in listed.entitlements {
+                if narrowed && !self.allows(caller, q, &e.icn, at_least, &mut page).await? {
+                    continue;
+                }
+                if page.accounts.len() == limit {
+                    // One more allows: the next page starts after this page's last account.
+                    page.next_after = page.accounts.last().cloned();
+                    return Ok(page);
+                }
+                page.accounts.push(e.icn);
             }
-            let check = CheckRequest {
-                web_id: q.web_id.clone(),
-                icn: icn.clone(),
-                action: q.action,
-                product: q.product.clone(),
-                severity: q.severity,
-                fully_consistent: q.fully_consistent,
-            };
-            let (d, revision) = self.check_entitlement(caller, &check, at_least).await?;
-            page.revision = page.revision.max(revision);
-            if d.decision.allowed {
-                page.accounts.push(icn.clone());
+            match listed.next {
+                Some(next) => list.after = Some(next),
+                None => return Ok(page),
             }
-            last = Some(icn);
         }
-        Ok(page)
+    }
+
+    /// The check of one listed account with the search's product and severity.
+    async fn allows(
+        &self,
+        caller: &Caller,
+        q: &AccountSearch,
+        icn: &Icn,
+        at_least: Option<Revision>,
+        page: &mut AccountPage,
+    ) -> ServiceResult<bool> {
+        let check = CheckRequest {
+            web_id: q.web_id.clone(),
+            icn: icn.clone(),
+            action: q.action,
+            product: q.product.clone(),
+            severity: q.severity,
+            fully_consistent: q.fully_consistent,
+        };
+        let (answer, revision) = self.check_entitlement(caller, &check, at_least).await?;
+        page.revision = page.revision.max(revision);
+        Ok(answer.decision.allowed)
     }
 }

@@ -468,6 +468,51 @@ async fn resource_search_pages_through_every_result_once(backend: Backend) {
     assert_eq!(a.body["error"]["reason"], "CHECK_SCOPE_REQUIRED");
 }
 
+/// A search whose resource names a product or a severity lists only the accounts whose check
+/// with them allows: the list of accounts narrowed by the check itself.
+async fn resource_search_narrows_by_product_and_severity(backend: Backend) {
+    use crate::list_entitlements::{DAY, add_stc, contract, create_account, verify};
+    let app = spawn(backend).await;
+    let now = app.clock.now_ms();
+    let icns = ["5000001", "5000002", "5000003"];
+    for icn in icns {
+        create_account(&app, icn).await;
+        add_stc(&app, icn, "sam").await;
+    }
+    verify(&app, "sam").await;
+    let term = (now - DAY, now + 30 * DAY);
+    contract(&app, icns[0], "C1", &["P1"], term, false).await;
+    contract(&app, icns[1], "C2", &[], term, true).await;
+    contract(&app, icns[2], "C3", &["P2"], term, true).await;
+    let door = Door::of(&app);
+    let checker = app.checker();
+    let found = |properties: Value| {
+        let (door, checker) = (&door, &checker);
+        async move {
+            let q = json!({
+                "subject": {"type": "user", "id": "sam"},
+                "action": {"name": "open_service_request"},
+                "resource": {"type": "account", "properties": properties},
+            });
+            let a = door.search(checker, &q).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            a.body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found(json!({})).await, icns);
+    assert_eq!(found(json!({"product_id": "P1"})).await, [icns[0], icns[1]]);
+    assert_eq!(found(json!({"severity": 1})).await, [icns[1], icns[2]]);
+    assert_eq!(
+        found(json!({"product_id": "P1", "severity": 1})).await,
+        [icns[1]]
+    );
+}
+
 /// The metadata document names the endpoints under the identifier the PEP asked; it needs no
 /// token.
 async fn metadata_names_the_endpoints(backend: Backend) {
@@ -502,5 +547,6 @@ crate::both_backends!(
     evaluation_allows_and_denies_with_reasons,
     evaluations_follow_each_semantic,
     resource_search_pages_through_every_result_once,
+    resource_search_narrows_by_product_and_severity,
     metadata_names_the_endpoints,
 );

@@ -223,7 +223,24 @@ async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
         ))
         .await
         .unwrap();
-    request(&app, "ana", pb::Role::AuthorizedUser).await;
+    let first = request(&app, "ana", pb::Role::AuthorizedUser).await;
+    expect_mails(&app, OPS, "No administrator can decide:", 1).await;
+    // Asking again the same day is not announced again, to the operators neither (their
+    // email would be queued before Ana's notice of the new request).
+    app.access()
+        .withdraw_request(authed(
+            pb::WithdrawRequestRequest {
+                request_id: String::new(),
+                access_request_id: first.access_request_id,
+                reason: String::new(),
+            },
+            &app.person("ana"),
+        ))
+        .await
+        .unwrap();
+    let again = request(&app, "ana", pb::Role::AuthorizedUser).await;
+    app.wait_mail("ana@example.com", &again.access_request_id, 1)
+        .await;
     expect_mails(&app, OPS, "No administrator can decide:", 1).await;
     let w = waiting_of(&app, "ana").await;
     assert_eq!(w.decider_group, pb::DeciderGroup::Operators as i32);
@@ -235,6 +252,31 @@ async fn requests_nobody_can_decide_go_to_the_operators(backend: Backend) {
     wait_action(&app, "access_request.remind", 1).await;
     expect_mails(&app, OPS, "No administrator can decide:", 2).await;
     expect_mails(&app, "stc1@example.com", "Reminder:", 1).await;
+    // Once the STC has verified their address they can decide: a new request is theirs
+    // alone. The operators' email would be queued before the STC's, so once the STC has
+    // theirs, none is coming to the operators.
+    app.access()
+        .send_verification_email(authed(
+            pb::SendVerificationEmailRequest::default(),
+            &app.person("stc1"),
+        ))
+        .await
+        .unwrap();
+    let code = app.verification_code("stc1@example.com", 2).await;
+    app.access()
+        .verify_email(authed(
+            pb::VerifyEmailRequest {
+                request_id: String::new(),
+                code,
+            },
+            &app.person("stc1"),
+        ))
+        .await
+        .unwrap();
+    request(&app, "ben", pb::Role::AuthorizedUser).await;
+    app.wait_mail("stc1@example.com", "ben@example.com", 1)
+        .await;
+    expect_mails(&app, OPS, "No administrator can decide:", 2).await;
 }
 
 /// The same on a real server on the wall clock, with second-scale delays: each step arrives

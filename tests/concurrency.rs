@@ -131,7 +131,10 @@ async fn concurrent_identical_requests_make_one(backend: Backend) {
     // not an error.
     let mut ids = std::collections::HashSet::new();
     for c in calls {
-        let r = c.await.unwrap().expect("a twin call is answered with the open request");
+        let r = c
+            .await
+            .unwrap()
+            .expect("a twin call is answered with the open request");
         ids.insert(r.into_inner().access_request.unwrap().access_request_id);
     }
     assert_eq!(

@@ -221,7 +221,141 @@ async fn a_queued_email_wakes_the_mail_worker(backend: Backend) {
     app.verification_code("ana@example.com", 1).await;
 }
 
+async fn add_stc(app: &TestApp, icn: &str, who: &str, email: &str) {
+    app.admin()
+        .add_site_technical_contact(authed(
+            pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
+                icn: icn.into(),
+                web_id: who.into(),
+                email: email.into(),
+                given_name: String::new(),
+                family_name: String::new(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// A refused VerifyEmail still keeps the record its token refreshed. The finding (reference
+/// model): a code sent to an operator's stale address was refused as SUPERSEDED, the refresh
+/// rolled back with the refusal, and the next code the service sent of itself (dee designated
+/// STC of another account) went to the stale address again, where no code can ever verify.
+async fn a_superseded_code_still_refreshes_the_address(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    // New to the service: the operator's (CRM) address is used, and gets the first code.
+    add_stc(&app, ICN, "dee", "dee.crm@example.com").await;
+    let stale = app.verification_code("dee.crm@example.com", 1).await;
+    assert_status(
+        verify(&app, "dee", &stale).await,
+        Code::FailedPrecondition,
+        "VERIFICATION_CODE_SUPERSEDED",
+    );
+    let mine = app
+        .access()
+        .get_my_access(authed(pb::GetMyAccessRequest {}, &app.person("dee")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        mine.email, "dee@example.com",
+        "the token's address is on record"
+    );
+    assert!(!mine.email_verified);
+    // Designated STC of a second account (past the resend gap): the code goes to her own
+    // address, and it verifies.
+    app.clock.advance(61_000);
+    app.admin()
+        .create_account(authed(
+            pb::CreateAccountRequest {
+                request_id: String::new(),
+                icn: "7654321".into(),
+                company_name: "Second Ltd".into(),
+                country_code: COUNTRY.into(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap();
+    add_stc(&app, "7654321", "dee", "dee.crm@example.com").await;
+    let code = app.verification_code("dee@example.com", 1).await;
+    assert!(verify(&app, "dee", &code).await.unwrap());
+    assert_eq!(app.mails_to("dee.crm@example.com").len(), 1);
+}
+
+/// The given name on record for `who`, an STC of ICN, as the operator reads it.
+async fn stc_given_name(app: &TestApp, who: &str) -> String {
+    app.admin()
+        .get_account(authed(
+            pb::GetAccountRequest { icn: ICN.into() },
+            &app.operator(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .site_technical_contacts
+        .into_iter()
+        .find(|m| m.web_id == who)
+        .expect("an STC")
+        .given_name
+}
+
+/// An expired or locked code is refused, and the names the token brought are kept all the same.
+async fn an_expired_or_locked_code_still_refreshes_the_names(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    let crm = |who: &str| pb::AddSiteTechnicalContactRequest {
+        request_id: String::new(),
+        icn: ICN.into(),
+        web_id: who.into(),
+        email: format!("{who}@example.com"),
+        given_name: "Crm".into(),
+        family_name: "Copy".into(),
+    };
+    for who in ["dee", "eve"] {
+        app.admin()
+            .add_site_technical_contact(authed(crm(who), &app.operator()))
+            .await
+            .unwrap();
+        assert_eq!(stc_given_name(&app, who).await, "Crm");
+    }
+    let dee_code = app.verification_code("dee@example.com", 1).await;
+    let eve_code = app.verification_code("eve@example.com", 1).await;
+    // eve's code is spent by wrong tries under a token without an email claim (no refresh).
+    let bare = app.token("eve", None, &[]);
+    for _ in 0..5 {
+        let r = app
+            .access()
+            .verify_email(authed(
+                pb::VerifyEmailRequest {
+                    request_id: String::new(),
+                    code: "WRONG234".into(),
+                },
+                &bare,
+            ))
+            .await;
+        assert_status(r, Code::InvalidArgument, "VERIFICATION_CODE_INVALID");
+    }
+    assert_status(
+        verify(&app, "eve", &eve_code).await,
+        Code::FailedPrecondition,
+        "VERIFICATION_CODE_LOCKED",
+    );
+    assert_eq!(stc_given_name(&app, "eve").await, "eve-given");
+    app.clock.advance(24 * 3600 * 1000);
+    assert_status(
+        verify(&app, "dee", &dee_code).await,
+        Code::FailedPrecondition,
+        "VERIFICATION_CODE_EXPIRED",
+    );
+    assert_eq!(stc_given_name(&app, "dee").await, "dee-given");
+}
+
 crate::both_backends!(
+    an_expired_or_locked_code_still_refreshes_the_names,
+    a_superseded_code_still_refreshes_the_address,
     the_resend_limit_belongs_to_the_person_not_the_address,
     codes_die_after_five_wrong_tries,
     resends_replace_codes_and_are_rate_limited,

@@ -9,7 +9,8 @@ use crate::domain::verification::CodeCheck;
 
 impl Services {
     /// Checks a code the caller typed. Wrong tries are counted durably (they commit even
-    /// though the call fails), so a restart does not reset the limit.
+    /// though the call fails), so a restart does not reset the limit. Whatever it answers, the
+    /// caller's record refreshed from their token is kept, as every refusal here commits.
     pub async fn verify_email(&self, caller: &Caller, code: &str) -> ServiceResult<Written<bool>> {
         let mut w = self.begin_authorized(caller, Operation::OwnProfile).await?;
         let now = w.now();
@@ -27,6 +28,9 @@ impl Services {
             });
         };
         if row.email != person.email {
+            // The refreshed address stays on record: a code the service sends later (a second
+            // STC designation) must go to it, not back to the address this code was sent to.
+            w.commit_refusal().await?;
             return Err(ServiceError::precondition(
                 Reason::VerificationCodeSuperseded,
                 "your email address changed since this code was sent; ask for a new code",
@@ -64,14 +68,20 @@ impl Services {
                     },
                 })
             }
-            CodeCheck::Expired => Err(ServiceError::precondition(
-                Reason::VerificationCodeExpired,
-                "the code has expired; ask for a new code",
-            )),
-            CodeCheck::Locked => Err(ServiceError::precondition(
-                Reason::VerificationCodeLocked,
-                "too many wrong tries; ask for a new code",
-            )),
+            CodeCheck::Expired => {
+                w.commit_refusal().await?;
+                Err(ServiceError::precondition(
+                    Reason::VerificationCodeExpired,
+                    "the code has expired; ask for a new code",
+                ))
+            }
+            CodeCheck::Locked => {
+                w.commit_refusal().await?;
+                Err(ServiceError::precondition(
+                    Reason::VerificationCodeLocked,
+                    "too many wrong tries; ask for a new code",
+                ))
+            }
         }
     }
 

@@ -413,6 +413,7 @@ impl Model {
         let Actor::Person(person) = by else {
             return fail(Code::FailedPrecondition, "NO_VERIFICATION_PENDING");
         };
+        // Kept whatever the answer, a refusal included.
         self.sync(person);
         let now = self.now;
         let p = &mut self.people[person];

@@ -316,22 +316,32 @@ async fn withdraw_and_expiry(backend: Backend) {
     let stc = setup_account(&app).await;
     let mut access = app.access();
     let req = request(&app, "ana", pb::Role::AuthorizedUser).await;
-    let w = |id: String| pb::WithdrawRequestRequest {
+    let w = |id: String, reason: &str| pb::WithdrawRequestRequest {
         request_id: String::new(),
         access_request_id: id,
-        reason: String::new(),
+        reason: reason.to_owned(),
     };
     let r = access
-        .withdraw_request(authed(w(req.access_request_id.clone()), &app.person("bob")))
+        .withdraw_request(authed(
+            w(req.access_request_id.clone(), ""),
+            &app.person("bob"),
+        ))
         .await;
     assert_status(r, Code::PermissionDenied, "NOT_YOUR_REQUEST");
     let done = access
-        .withdraw_request(authed(w(req.access_request_id.clone()), &app.person("ana")))
+        .withdraw_request(authed(
+            w(req.access_request_id.clone(), "found another way"),
+            &app.person("ana"),
+        ))
         .await
+        .unwrap()
+        .into_inner()
+        .access_request
         .unwrap();
+    assert_eq!(done.state, pb::AccessRequestState::Withdrawn as i32);
     assert_eq!(
-        done.into_inner().access_request.unwrap().state,
-        pb::AccessRequestState::Withdrawn as i32
+        done.decision_reason, "found another way",
+        "the reason given is kept"
     );
     assert_status(
         approve(&app, &stc, &req.access_request_id).await,

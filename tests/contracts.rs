@@ -392,6 +392,25 @@ async fn unconfirmed_members_lose_access_at_the_deadline(backend: Backend) {
     // Removed and approved again later: not held to the old question.
     verified_member_again(&app, &stc, "tom").await;
     assert_eq!(recertify_time(&members(&app, &stc).await, "tom"), None);
+
+    // The same when an administrator removed the member while the question was open: the
+    // new membership owes nothing.
+    upsert_contract(&app, "C-ALL", &[], start - DAY, end + 730 * DAY, true).await;
+    assert!(recertify_time(&members(&app, &stc).await, "tom").is_some());
+    app.access()
+        .remove_member(authed(
+            pb::RemoveMemberRequest {
+                request_id: String::new(),
+                icn: ICN.into(),
+                web_id: "tom".into(),
+                reason: "moved on".into(),
+            },
+            &stc,
+        ))
+        .await
+        .expect("remove tom");
+    verified_member_again(&app, &stc, "tom").await;
+    assert_eq!(recertify_time(&members(&app, &stc).await, "tom"), None);
     drop(replica);
 }
 

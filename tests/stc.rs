@@ -131,8 +131,8 @@ async fn matching_details_are_not_reported(backend: Backend) {
         icn: ICN.into(),
         web_id: "stc1".into(),
         email: "stc1@example.com".into(),
-        given_name: String::new(),
-        family_name: String::new(),
+        given_name: "stc1-given".into(),
+        family_name: "stc1-family".into(),
     };
     app.admin()
         .add_site_technical_contact(authed(add, &app.operator()))
@@ -145,9 +145,109 @@ async fn matching_details_are_not_reported(backend: Backend) {
             .any(|e| e.action == "person.identity_not_applied"),
         "{audit:?}"
     );
+    // Already an STC: the call changes nothing, so it records nothing either.
+    let designations = audit
+        .iter()
+        .filter(|e| e.action == "membership.add_site_technical_contact")
+        .count();
+    assert_eq!(designations, 1, "{audit:?}");
+}
+
+async fn add_stc(app: &TestApp, who: &str) -> pb::Membership {
+    app.admin()
+        .add_site_technical_contact(authed(
+            pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
+                icn: ICN.into(),
+                web_id: who.into(),
+                email: format!("{who}@example.com"),
+                given_name: String::new(),
+                family_name: String::new(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .membership
+        .unwrap()
+}
+
+/// An operator makes a Technical Contact an STC (the membership is kept, its time box goes) and
+/// makes a removed STC one again (active again).
+async fn an_operator_promotes_and_revives_stcs(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let req = crate::flow::request(&app, "tom", pb::Role::TechnicalContact).await;
+    app.access()
+        .approve_request(authed(
+            pb::ApproveRequestRequest {
+                request_id: String::new(),
+                access_request_id: req.access_request_id,
+                granted_role: 0,
+                expire_time: ts(app.clock.now_ms() + 10 * 24 * 3_600_000),
+            },
+            &stc,
+        ))
+        .await
+        .unwrap();
+    let granted = app
+        .access()
+        .list_members(authed(
+            pb::ListMembersRequest {
+                icn: ICN.into(),
+                ..Default::default()
+            },
+            &stc,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .memberships
+        .into_iter()
+        .find(|m| m.web_id == "tom")
+        .expect("tom is a member");
+    assert!(granted.expire_time.is_some());
+    app.clock.advance(3_600_000);
+    let promoted = add_stc(&app, "tom").await;
+    assert_eq!(promoted.role, pb::Role::SiteTechnicalContact as i32);
+    assert_eq!(
+        promoted.expire_time, None,
+        "an operator's designation has no end"
+    );
+    assert_eq!(
+        promoted.create_time, granted.create_time,
+        "the membership is kept"
+    );
+
+    app.admin()
+        .remove_site_technical_contact(authed(
+            pb::RemoveSiteTechnicalContactRequest {
+                request_id: String::new(),
+                icn: ICN.into(),
+                web_id: "tom".into(),
+                reason: "left".into(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !check(&app, "tom", pb::Action::ViewSupportArea)
+            .await
+            .allowed
+    );
+    let again = add_stc(&app, "tom").await;
+    assert_eq!(again.role, pb::Role::SiteTechnicalContact as i32);
+    let seen = check(&app, "tom", pb::Action::ViewSupportArea).await;
+    assert!(
+        seen.allowed,
+        "a removed STC designated again is active: {seen:?}"
+    );
 }
 
 crate::both_backends!(
     an_stc_added_again_keeps_their_identity,
     matching_details_are_not_reported,
+    an_operator_promotes_and_revives_stcs,
 );

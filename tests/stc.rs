@@ -219,6 +219,8 @@ async fn an_operator_promotes_and_revives_stcs(backend: Backend) {
         promoted.create_time, granted.create_time,
         "the membership is kept"
     );
+    let seconds = |m: &pb::Membership| m.update_time.as_ref().map(|t| t.seconds);
+    assert!(seconds(&promoted) > seconds(&granted), "and marked changed");
 
     app.admin()
         .remove_site_technical_contact(authed(

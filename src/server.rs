@@ -51,9 +51,12 @@ pub struct Listeners {
     pub grpc: TcpListener,
     /// The AuthZEN HTTP door (`--http-listen`).
     pub http: Option<TcpListener>,
+    /// Plaintext `grpc.health.v1` beside a TLS main port (`--health-listen`).
+    pub health: Option<TcpListener>,
 }
 
-/// Runs the whole service on `listener` (and on `--http-listen`, bound here) until
+/// Runs the whole service on `listener` (and on `--http-listen` and `--health-listen`, bound
+/// here) until
 /// `shutdown` resolves; in-flight calls finish.
 pub async fn run(
     config: Config,
@@ -69,9 +72,18 @@ pub async fn run(
         ),
         None => None,
     };
+    let health = match config.health_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} for health (--health-listen)"))?,
+        ),
+        None => None,
+    };
     let listeners = Listeners {
         grpc: listener,
         http,
+        health,
     };
     serve(config, listeners, clock, shutdown).await
 }
@@ -119,12 +131,9 @@ pub async fn serve(
         ),
         None => None,
     };
-    let health_listener = match config.health_listen {
-        Some(a) => Some(
-            TcpListener::bind(a)
-                .await
-                .with_context(|| format!("cannot listen on {a} for health"))?,
-        ),
+    let health_listener = listeners.health;
+    let health_addr = match &health_listener {
+        Some(l) => Some(l.local_addr()?),
         None => None,
     };
     let mut methods = crate::telemetry::rpc::methods_of(&[
@@ -221,7 +230,7 @@ pub async fn serve(
             }
         };
     tracing::info!(%addr, scheme, "listening on {addr} ({scheme}); NOT_SERVING until the database answers and the cache is loaded");
-    if let Some(a) = config.health_listen {
+    if let Some(a) = health_addr {
         tracing::info!(health = %a, "plaintext health (grpc.health.v1 only) on {a}");
     }
     let dev = config.dev;

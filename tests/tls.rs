@@ -216,16 +216,16 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_from_the_ca(backend: 
 async fn plaintext_health_answers_while_the_main_port_is_tls(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("entitlements test CA");
-    let health_addr = free_port();
     let app = TestApp::spawn_with(
         backend,
         AppOptions {
             tls: Some(files(dir.path(), &ca, ca.client_config())),
-            health_listen: Some(health_addr),
+            health_listen: Some("127.0.0.1:0".parse().unwrap()),
             ..Default::default()
         },
     )
     .await;
+    let health_addr = app.health_addr.expect("health listener");
     let probe = Channel::from_shared(format!("http://{health_addr}"))
         .unwrap()
         .connect_lazy();
@@ -352,12 +352,6 @@ async fn ctl(app: &TestApp, global: &[&str]) -> std::process::Output {
         .await
         .expect("ctl ends")
         .unwrap()
-}
-
-/// A loopback port nothing listens on (bound and let go: the server binds it by address).
-fn free_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
 }
 
 crate::both_backends!(

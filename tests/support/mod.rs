@@ -36,6 +36,9 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     /// Where the AuthZEN HTTP door answers, when [`AppOptions::http`] asked for it.
     pub http_addr: Option<std::net::SocketAddr>,
+    /// Where plaintext health answers, when [`AppOptions::health_listen`] asked for it (port 0
+    /// there becomes a known port here).
+    pub health_addr: Option<std::net::SocketAddr>,
     pub channel: Channel,
     pub clock: ManualClock,
     pub data_dir: Arc<tempfile::TempDir>,
@@ -170,12 +173,18 @@ impl TestApp {
             None => None,
         };
         let http_addr = http.as_ref().map(|l| l.local_addr().expect("HTTP addr"));
+        let health = match config.health_listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.expect("bind health")),
+            None => None,
+        };
+        let health_addr = health.as_ref().map(|l| l.local_addr().expect("health addr"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(entitlements::server::serve(
             config,
             entitlements::Listeners {
                 grpc: listener,
                 http,
+                health,
             },
             Arc::new(clock.clone()),
             async move {
@@ -195,6 +204,7 @@ impl TestApp {
         let app = TestApp {
             addr,
             http_addr,
+            health_addr,
             channel,
             clock,
             data_dir,
@@ -224,6 +234,7 @@ impl TestApp {
         let app = TestApp {
             addr,
             http_addr: None,
+            health_addr: None,
             channel,
             clock: ManualClock::new(SystemClock.now_ms()),
             data_dir,

@@ -177,7 +177,9 @@ impl TestApp {
             Some(a) => Some(tokio::net::TcpListener::bind(a).await.expect("bind health")),
             None => None,
         };
-        let health_addr = health.as_ref().map(|l| l.local_addr().expect("health addr"));
+        let health_addr = health
+            .as_ref()
+            .map(|l| l.local_addr().expect("health addr"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(entitlements::server::serve(
             config,

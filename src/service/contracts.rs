@@ -19,6 +19,7 @@ use super::access::admin_recipients;
 use super::audit::{self, Event};
 use super::members::member_not_found;
 use super::nudges::administrator_facts;
+use super::sweep;
 use super::write::Write;
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::clock::Millis;
@@ -26,30 +27,22 @@ use crate::domain::policy::{self, Operation};
 use crate::domain::{Account, AccountStatus, Contract, Icn, MemberView, Membership, WebId};
 use crate::mail::templates::{self, MemberToConfirm};
 
-const BATCH: u32 = 100;
-
 impl Services {
     /// Warns of every contract end that is due; returns how many accounts were warned.
     pub async fn warn_contract_ends(&self) -> ServiceResult<usize> {
         let now = self.now();
         let warn_by = now.saturating_add(self.inner.config.contract_warning_ms);
-        let mut sent = 0;
-        loop {
-            let due = self
-                .store()
-                .due_contract_warnings(now, warn_by, BATCH)
-                .await?;
-            let mut progress = 0;
-            for (icn, end) in &due {
-                if self.warn_contract_end(icn, *end).await? {
-                    progress += 1;
-                }
-            }
-            sent += progress;
-            if due.len() < BATCH as usize || progress == 0 {
-                return Ok(sent);
-            }
-        }
+        sweep::drain(
+            sweep::BATCH,
+            |limit| async move {
+                Ok(self
+                    .store()
+                    .due_contract_warnings(now, warn_by, limit)
+                    .await?)
+            },
+            move |(icn, end)| async move { self.warn_contract_end(&icn, end).await },
+        )
+        .await
     }
 
     /// Warns the account's STCs that its contracts end at `end`, unless that is no longer the
@@ -218,20 +211,12 @@ impl Services {
     /// Removes every member whose recertification deadline passed unconfirmed; returns how many.
     pub async fn remove_unrecertified(&self) -> ServiceResult<usize> {
         let now = self.now();
-        let mut done = 0;
-        loop {
-            let due = self.store().due_recertifications(now, BATCH).await?;
-            let mut progress = 0;
-            for (icn, web_id) in &due {
-                if self.remove_unrecertified_member(icn, web_id).await? {
-                    progress += 1;
-                }
-            }
-            done += progress;
-            if due.len() < BATCH as usize || progress == 0 {
-                return Ok(done);
-            }
-        }
+        sweep::drain(
+            sweep::BATCH,
+            |limit| async move { Ok(self.store().due_recertifications(now, limit).await?) },
+            move |(icn, web_id)| async move { self.remove_unrecertified_member(&icn, &web_id).await },
+        )
+        .await
     }
 
     async fn remove_unrecertified_member(&self, icn: &Icn, web_id: &WebId) -> ServiceResult<bool> {

@@ -10,9 +10,12 @@ use tokio::sync::watch;
 
 use super::access::admin_recipients;
 use super::audit::{self, Event};
+use super::sweep;
 use super::write::Write;
 use super::{ServiceError, ServiceResult, Services};
-use crate::domain::{AccessRequest, AccessRequestState, Account, Membership};
+use crate::domain::{
+    AccessRequest, AccessRequestId, AccessRequestState, Account, Icn, Membership, WebId,
+};
 use crate::mail::templates;
 
 impl Services {
@@ -114,66 +117,63 @@ impl Services {
     }
 
     /// Records every lapse due (time-boxed memberships past their end); returns how many.
-    /// Each in a write of its own that locks the account and the membership row and checks
-    /// again: a lapse another replica recorded, or a grant renewed meanwhile, is left alone.
     pub async fn lapse_overdue(&self) -> ServiceResult<usize> {
         let now = self.now();
-        let mut done = 0;
-        loop {
-            let due = self.store().lapsed_memberships(now, 100).await?;
-            let batch = due.len();
-            for (icn, web_id) in due {
-                let mut w = self.begin_system().await?;
-                let account = match w.lock_account(&icn).await {
-                    Ok(a) => a,
-                    Err(ServiceError::NotFound { .. }) => continue,
-                    Err(e) => return Err(e),
-                };
-                let Some(member) = w.tx().membership_for_update(&icn, &web_id).await? else {
-                    continue;
-                };
-                if !member.lapse_due(w.now()) {
-                    continue;
-                }
-                self.record_lapse(&mut w, &account, &member).await?;
-                w.commit().await?;
-                done += 1;
-            }
-            if batch < 100 {
-                return Ok(done);
-            }
+        sweep::drain(
+            sweep::BATCH,
+            |limit| async move { Ok(self.store().lapsed_memberships(now, limit).await?) },
+            move |(icn, web_id)| async move { self.lapse(&icn, &web_id).await },
+        )
+        .await
+    }
+
+    /// Records one lapse, in a write of its own that locks the account and the membership row
+    /// and checks again: a lapse another replica recorded, or a grant renewed meanwhile, is
+    /// left alone (false).
+    async fn lapse(&self, icn: &Icn, web_id: &WebId) -> ServiceResult<bool> {
+        let mut w = self.begin_system().await?;
+        let account = match w.lock_account(icn).await {
+            Ok(a) => a,
+            Err(ServiceError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let Some(member) = w.tx().membership_for_update(icn, web_id).await? else {
+            return Ok(false);
+        };
+        if !member.lapse_due(w.now()) {
+            return Ok(false);
         }
+        self.record_lapse(&mut w, &account, &member).await?;
+        w.commit().await?;
+        Ok(true)
     }
 
     /// Expires every overdue pending request; returns how many it expired.
     pub async fn expire_overdue(&self) -> ServiceResult<usize> {
         let now = self.now();
-        let mut done = 0;
-        loop {
-            let ids = self.store().overdue_requests(now, 100).await?;
-            if ids.is_empty() {
-                return Ok(done);
-            }
-            let batch = ids.len();
-            for id in ids {
-                let mut w = self.begin_system().await?;
-                let (mut request, account) = match w.lock_request(id).await {
-                    Ok(found) => found,
-                    Err(ServiceError::NotFound { .. }) => continue,
-                    Err(e) => return Err(e),
-                };
-                // Decided meanwhile by an administrator: nothing to do.
-                if !request.is_overdue(w.now()) || request.expire(w.now()).is_err() {
-                    continue;
-                }
-                self.record_expiry(&mut w, &request, &account).await?;
-                w.commit().await?;
-                done += 1;
-            }
-            if batch < 100 {
-                return Ok(done);
-            }
+        sweep::drain(
+            sweep::BATCH,
+            |limit| async move { Ok(self.store().overdue_requests(now, limit).await?) },
+            move |id| async move { self.expire(id).await },
+        )
+        .await
+    }
+
+    /// Expires one overdue request, unless it was decided (or expired by another replica)
+    /// meanwhile (false).
+    async fn expire(&self, id: AccessRequestId) -> ServiceResult<bool> {
+        let mut w = self.begin_system().await?;
+        let (mut request, account) = match w.lock_request(id).await {
+            Ok(found) => found,
+            Err(ServiceError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if !request.is_overdue(w.now()) || request.expire(w.now()).is_err() {
+            return Ok(false);
         }
+        self.record_expiry(&mut w, &request, &account).await?;
+        w.commit().await?;
+        Ok(true)
     }
 }
 

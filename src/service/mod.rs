@@ -21,6 +21,7 @@ mod outbox;
 mod request_ids;
 mod search;
 mod stats;
+mod sweep;
 mod verify;
 mod watch;
 mod write;

@@ -5,6 +5,7 @@
 //! keeps two replicas' sweeps from both sending it.
 
 use super::audit::Event;
+use super::sweep;
 use super::write::Write;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::policy::{self, Administrator, Audience};
@@ -13,8 +14,6 @@ use crate::domain::{
     Membership, Nudge, Person, Waiting,
 };
 use crate::mail::templates::{self, WaitingFor, WaitingRequest};
-
-const BATCH: u32 = 100;
 
 impl Services {
     /// Sends every reminder and escalation that is due; returns how many went out.
@@ -26,24 +25,16 @@ impl Services {
             (Nudge::Remind, config.remind_after_ms),
             (Nudge::Escalate, config.escalate_after_ms),
         ] {
-            loop {
-                let ids = self
-                    .store()
-                    .due_nudges(nudge, now.saturating_sub(after), now, BATCH)
-                    .await?;
-                let mut progress = 0;
-                for id in &ids {
-                    if self.nudge(*id, nudge).await? {
-                        progress += 1;
-                    }
-                }
-                sent += progress;
-                // A full batch of which none could be sent (decided meanwhile) would come back
-                // as it is: the next sweep tries again.
-                if ids.len() < BATCH as usize || progress == 0 {
-                    break;
-                }
-            }
+            let asked_by = now.saturating_sub(after);
+            sent +=
+                sweep::drain(
+                    sweep::BATCH,
+                    |limit| async move {
+                        Ok(self.store().due_nudges(nudge, asked_by, now, limit).await?)
+                    },
+                    move |id| async move { self.nudge(id, nudge).await },
+                )
+                .await?;
         }
         Ok(sent)
     }

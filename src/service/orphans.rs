@@ -5,11 +5,10 @@
 //! orphaning is reported anew.
 
 use super::audit::Event;
+use super::sweep;
 use super::{ServiceResult, Services};
 use crate::domain::{AccountStatus, Icn};
 use crate::mail::templates;
-
-const BATCH: u32 = 100;
 
 impl Services {
     /// Reports newly orphaned accounts and withdraws the reports of adopted ones; returns how
@@ -20,12 +19,15 @@ impl Services {
         let made_by = now.saturating_sub(self.inner.config.remind_after_ms);
         let mut changed = 0;
         for orphaned in [true, false] {
-            let icns = self.store().orphans(orphaned, made_by, now, BATCH).await?;
-            for icn in &icns {
-                if self.mark_orphan(icn, orphaned).await? {
-                    changed += 1;
-                }
-            }
+            changed +=
+                sweep::drain(
+                    sweep::BATCH,
+                    |limit| async move {
+                        Ok(self.store().orphans(orphaned, made_by, now, limit).await?)
+                    },
+                    move |icn| async move { self.mark_orphan(&icn, orphaned).await },
+                )
+                .await?;
         }
         Ok(changed)
     }

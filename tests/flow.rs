@@ -202,6 +202,10 @@ async fn whole_flow(backend: Backend) {
         admin_mail[0].contains("ana@example.com"),
         "admin email names the requester"
     );
+    assert!(
+        admin_mail[0].contains("https://portal.example.com"),
+        "and links to the portal the service was configured with (--portal-url)"
+    );
     let notice = app
         .wait_mail("ana@example.com", "Provisional Caller", 1)
         .await;

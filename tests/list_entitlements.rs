@@ -6,6 +6,8 @@ mod agreement;
 
 use entitlements::proto::v1 as pb;
 use pb::Action::*;
+use std::time::{Duration, Instant};
+
 use tonic::{Code, Status};
 
 use crate::support::*;
@@ -608,6 +610,25 @@ async fn who_may_list(backend: Backend) {
     };
     let page = list_page(&app, &app.checker(), &fully, "").await.unwrap();
     assert!(page.entitlements.is_empty());
+
+    // Without a token, a page's token still names what the replica has applied, even for
+    // someone with no account to check: once the removal is applied, a token that reflects it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = list_page(&app, &app.checker(), &Ask::new("nobody"), "")
+            .await
+            .unwrap();
+        assert!(page.entitlements.is_empty());
+        if token_revision(&page.consistency_token) >= token_revision(&written) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a page's token never reached the removal's revision: {}",
+            page.consistency_token
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `ctl list-entitlements`: one page with its token, then `--all` from that token on.

@@ -163,7 +163,11 @@ async fn a_lagging_next_step_is_of_one_request(url: &str) {
         .check_entitlement(&checker, &check, None)
         .await
         .unwrap();
-    assert_eq!(answer.decision.reason, DecisionReason::RequestPending, "{first:?} {second:?}");
+    assert_eq!(
+        answer.decision.reason,
+        DecisionReason::RequestPending,
+        "{first:?} {second:?}"
+    );
     let step = answer.next_step.unwrap();
     assert_eq!(step.kind, NextStepKind::WaitForDecision);
     assert_eq!(step.request, Some(second.id));

@@ -387,6 +387,27 @@ async fn whole_flow(backend: Backend) {
     assert_eq!(removal.reason, "left");
     assert!(removal.before_json.contains("TECHNICAL_CONTACT"));
     assert!(removal.after_json.contains("removed_at"));
+    // Each event holds what changed: the new state after, the old one before.
+    let (before, after) = (false, true);
+    let json = |action: &str, after: bool| -> serde_json::Value {
+        let e = audit.iter().find(|e| e.action == action).unwrap();
+        let side = if after { &e.after_json } else { &e.before_json };
+        serde_json::from_str(side).unwrap_or(serde_json::Value::Null)
+    };
+    assert_eq!(json("account.create", after)["status"], "ACTIVE");
+    assert_eq!(json("account.create", after)["icn"], ICN);
+    assert_eq!(json("account.create", before), serde_json::Value::Null);
+    assert!(json("contract.create", after)["contract_id"].is_string());
+    assert_eq!(json("access_request.create", after)["state"], "PENDING");
+    assert_eq!(json("access_request.create", after)["web_id"], "ana");
+    assert_eq!(json("access_request.approve", before)["state"], "PENDING");
+    assert_eq!(json("access_request.approve", after)["state"], "APPROVED");
+    assert_eq!(json("access_request.approve", after)["decided_by"], "stc1");
+    let stc_added = json("membership.add_site_technical_contact", after);
+    assert_eq!(stc_added["role"], "SITE_TECHNICAL_CONTACT");
+    assert_eq!(stc_added["web_id"], "stc1");
+    let created = audit.iter().find(|e| e.action == "account.create").unwrap();
+    assert_eq!(created.reason, "", "no reason given, none recorded");
 }
 
 /// Every decision reason is reachable through the API.

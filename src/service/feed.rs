@@ -201,3 +201,6 @@ pub fn spawn_feed_trimmer(
         }
     })
 }
+
+#[cfg(test)]
+mod tests;

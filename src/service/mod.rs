@@ -22,6 +22,8 @@ mod request_ids;
 mod search;
 mod stats;
 mod sweep;
+#[cfg(test)]
+mod testing;
 mod verify;
 mod watch;
 mod write;

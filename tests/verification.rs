@@ -1,5 +1,6 @@
 //! Email verification codes: random, hashed, single-use, expiring, limited tries, rate-limited resends.
 
+use entitlements::auth::dev::MintRequest;
 use entitlements::proto::v1 as pb;
 use tonic::Code;
 
@@ -353,7 +354,88 @@ async fn an_expired_or_locked_code_still_refreshes_the_names(backend: Backend) {
     assert_eq!(stc_given_name(&app, "dee").await, "dee-given");
 }
 
+/// A token refreshes the names on record only where it brings a name that differs: a new
+/// given name, or a new family name alone; a token with the same names writes nothing, and
+/// one without names keeps those on record.
+async fn a_token_refreshes_only_the_names_it_changes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    app.admin()
+        .add_site_technical_contact(authed(
+            pb::AddSiteTechnicalContactRequest {
+                request_id: String::new(),
+                icn: ICN.into(),
+                web_id: "fay".into(),
+                email: "fay@example.com".into(),
+                given_name: "Fay".into(),
+                family_name: "Moss".into(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap();
+    // Each call comes a second later, so a write would move the record's update time.
+    let call = |given: &'static str, family: &'static str| {
+        let app = &app;
+        async move {
+            app.clock.advance(1000);
+            let mut m = MintRequest::new("fay");
+            m.email = Some("fay@example.com".into());
+            m.given_name = Some(given.into());
+            m.family_name = Some(family.into());
+            let r = app
+                .access()
+                .verify_email(authed(
+                    pb::VerifyEmailRequest {
+                        request_id: String::new(),
+                        code: "WRONG234".into(),
+                    },
+                    &app.key.mint(&m).unwrap(),
+                ))
+                .await;
+            assert_status(r, Code::InvalidArgument, "VERIFICATION_CODE_INVALID");
+            person_row(app, "fay").await
+        }
+    };
+    let (given, family, first) = call("Fay", "Moss").await;
+    assert_eq!((given.as_str(), family.as_str()), ("Fay", "Moss"));
+    let (given, family, unchanged) = call("Fay", "Moss").await;
+    assert_eq!((given.as_str(), family.as_str()), ("Fay", "Moss"));
+    assert_eq!(unchanged, first, "the same names: nothing written");
+    let (given, family, _) = call("Faye", "Moss").await;
+    assert_eq!((given.as_str(), family.as_str()), ("Faye", "Moss"));
+    let (given, family, _) = call("Faye", "Moss-Hill").await;
+    assert_eq!((given.as_str(), family.as_str()), ("Faye", "Moss-Hill"));
+    let (given, family, _) = call("", "").await;
+    assert_eq!((given.as_str(), family.as_str()), ("Faye", "Moss-Hill"));
+}
+
+/// `who`'s names and update time as stored.
+async fn person_row(app: &TestApp, who: &str) -> (String, String, i64) {
+    use sqlx::Connection as _;
+    let sql = "SELECT given_name, family_name, updated_at FROM persons WHERE web_id = $1";
+    match app.db.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query_as(sql)
+                .bind(who)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query_as(sql)
+                .bind(who)
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+    }
+}
+
 crate::both_backends!(
+    a_token_refreshes_only_the_names_it_changes,
     an_expired_or_locked_code_still_refreshes_the_names,
     a_superseded_code_still_refreshes_the_address,
     the_resend_limit_belongs_to_the_person_not_the_address,

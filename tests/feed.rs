@@ -432,6 +432,123 @@ async fn the_change_stream_is_resumable(backend: Backend) {
     assert_status(r, Code::PermissionDenied, "CHECK_SCOPE_REQUIRED");
 }
 
+/// One change as a stream carries it: revision, kind, account, person.
+type Seen = (i64, i32, String, String);
+
+/// What `stream` carries until it has sent everything through revision `last`.
+async fn changes_through(
+    stream: &mut tonic::Streaming<pb::WatchEntitlementChangesResponse>,
+    last: i64,
+) -> Vec<Seen> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, stream.message())
+            .await
+            .expect("the stream reaches the last write in time")
+            .unwrap()
+            .expect("open stream");
+        seen.extend(msg.changes.into_iter().map(|c| {
+            (
+                token_revision(&c.consistency_token),
+                c.kind,
+                c.icn,
+                c.web_id,
+            )
+        }));
+        if token_revision(&msg.consistency_token) >= last {
+            return seen;
+        }
+    }
+}
+
+/// Watched while the changes are being made (a stream replays the log, then goes live, and
+/// the two overlap), a stream carries every change once, in revision order: exactly what a
+/// watch opened afterwards from the same token replays. A watch of one account carries that
+/// account's changes and the persons', and no other account's.
+async fn a_change_stream_carries_each_change_once_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup_account(&app).await;
+    let other = app.replica().await;
+    let start = app.token_of_now().await;
+    let open = |icn: &'static str| {
+        let (other, start) = (&other, start.clone());
+        async move {
+            other
+                .entitlement()
+                .watch_entitlement_changes(authed(
+                    pb::WatchEntitlementChangesRequest {
+                        consistency_token: start,
+                        icn: icn.into(),
+                    },
+                    &other.checker(),
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let writes = {
+        let (admin, op) = (app.admin(), app.operator());
+        tokio::spawn(async move {
+            let mut last = String::new();
+            for i in 0..15 {
+                let mut admin = admin.clone();
+                last = admin
+                    .create_account(authed(
+                        pb::CreateAccountRequest {
+                            request_id: String::new(),
+                            icn: format!("20000{i:02}"),
+                            company_name: format!("Company {i}"),
+                            country_code: COUNTRY.into(),
+                        },
+                        &op,
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .consistency_token;
+            }
+            last
+        })
+    };
+    let (mut all, mut one) = (open("").await, open(ICN).await);
+    for who in ["ana", "ben", "cy"] {
+        request(&app, who, pb::Role::AuthorizedUser).await;
+    }
+    let last_account = token_revision(&writes.await.unwrap());
+    let last = last_account.max(token_revision(&app.token_of_now().await));
+    let (got_all, got_one) = (
+        changes_through(&mut all, last).await,
+        changes_through(&mut one, last).await,
+    );
+    let (replayed_all, replayed_one) = (
+        changes_through(&mut open("").await, last).await,
+        changes_through(&mut open(ICN).await, last).await,
+    );
+    let upto = |v: Vec<Seen>| -> Vec<Seen> { v.into_iter().filter(|c| c.0 <= last).collect() };
+    let (got_all, got_one) = (upto(got_all), upto(got_one));
+    let (replayed_all, replayed_one) = (upto(replayed_all), upto(replayed_one));
+    assert_eq!(got_all, replayed_all, "live and replayed streams differ");
+    assert_eq!(
+        got_one, replayed_one,
+        "live and replayed streams of {ICN} differ"
+    );
+    for seen in [&got_all, &got_one] {
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "out of order or twice: {seen:?}"
+        );
+    }
+    assert!(got_all.iter().any(|c| c.2 == "2000014"), "{got_all:?}");
+    assert!(got_one.iter().any(|c| c.3 == "cy"), "{got_one:?}");
+    assert!(
+        got_one.iter().all(|c| c.2 == ICN || c.2.is_empty()),
+        "another account's change in a watch of {ICN}: {got_one:?}"
+    );
+}
+
 /// A fully consistent check reads the database: on a second replica, right after a removal
 /// on the first, with no token to carry, it already answers ACCESS_REVOKED (deny as much as
 /// allow: a re-grant shows at once too). The modes a token contradicts or lacks are refused.
@@ -529,6 +646,7 @@ crate::both_backends!(
     tokens_are_validated_and_returned,
     batch_checks_answer_in_order,
     the_change_stream_is_resumable,
+    a_change_stream_carries_each_change_once_in_order,
 );
 
 /// SIGTERM finishes calls in flight, but a change stream never finishes by itself: it must

@@ -2,6 +2,7 @@
 //! support organisation, so every rule here is testable as a pure function.
 
 pub mod access_request;
+pub mod contract_end;
 pub mod decision;
 pub mod email_domain;
 pub mod feed;

@@ -23,6 +23,7 @@ use super::sweep;
 use super::write::Write;
 use super::{Caller, ServiceError, ServiceResult, Services, Written};
 use crate::clock::Millis;
+use crate::domain::contract_end;
 use crate::domain::policy::{self, Operation};
 use crate::domain::{Account, AccountStatus, Contract, Icn, MemberView, Membership, WebId};
 use crate::mail::templates::{self, MemberToConfirm};
@@ -55,12 +56,9 @@ impl Services {
             Err(e) => return Err(e),
         };
         let now = w.now();
+        let contracts = w.tx().contracts(icn).await?;
         let warning = self.inner.config.contract_warning_ms;
-        let last = last_end(&w.tx().contracts(icn).await?, now);
-        if account.status != AccountStatus::Active
-            || last != Some(end)
-            || end.saturating_sub(warning) > now
-        {
+        if !contract_end::end_warning_due(account.status, &contracts, end, warning, now) {
             return Ok(false);
         }
         if !w.tx().record_contract_warning(icn, end, now).await? {
@@ -299,13 +297,4 @@ async fn owed(w: &mut Write<'_>, member: &Membership) -> ServiceResult<Option<Mi
     Ok(question
         .filter(|&(asked, _)| asked >= member.created_at)
         .map(|(_, due)| due))
-}
-
-/// The end of the last of `contracts` not yet ended at `now`.
-fn last_end(contracts: &[Contract], now: Millis) -> Option<Millis> {
-    contracts
-        .iter()
-        .map(|c| c.ends_at)
-        .filter(|&e| e > now)
-        .max()
 }

@@ -141,24 +141,41 @@ async fn corrupt_data_is_internal_and_says_nothing_of_it(backend: Backend) {
     );
 }
 
-/// A change stream resumed from before what the change log still holds must start over.
+/// A change stream resumed from before what the change log still holds must start over; one
+/// resumed from within the day the log keeps goes on.
 async fn a_watch_from_a_forgotten_revision_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     setup_account(&app).await;
-    // A day and more later, a replica starting up trims the change log.
-    app.clock.advance(25 * 3600 * 1000);
+    // Two hours later, one more change: the log's retention (a day) is measured from it.
+    app.clock.advance(2 * 3600 * 1000);
+    let before_it = app.token_of_now().await;
+    app.admin()
+        .create_account(authed(
+            pb::CreateAccountRequest {
+                request_id: String::new(),
+                icn: "7654321".into(),
+                company_name: "Later Corp".into(),
+                country_code: "US".into(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap();
+    // A day and an hour after the first changes, a replica starting up trims the change log.
+    app.clock.advance(23 * 3600 * 1000);
     let later = app.replica().await;
-    let start = later.token_of_now().await;
-    let watch = || pb::WatchEntitlementChangesRequest {
-        consistency_token: token_at(&start, 0),
+    let watch = |from: String| pb::WatchEntitlementChangesRequest {
+        consistency_token: from,
         icn: String::new(),
     };
+    let start = later.token_of_now().await;
     eventually("the change log was trimmed", || {
         let later = &later;
+        let from = token_at(&start, 0);
         async move {
             let r = later
                 .entitlement()
-                .watch_entitlement_changes(authed(watch(), &later.checker()))
+                .watch_entitlement_changes(authed(watch(from), &later.checker()))
                 .await;
             match r {
                 Err(s) => reason(&s) == "CONSISTENCY_TOKEN_TOO_OLD",
@@ -170,6 +187,18 @@ async fn a_watch_from_a_forgotten_revision_is_refused(backend: Backend) {
         }
     })
     .await;
+    // The change made 23 hours ago is kept: a stream from just before it replays it.
+    let mut stream = later
+        .entitlement()
+        .watch_entitlement_changes(authed(watch(before_it), &later.checker()))
+        .await
+        .expect("within the day the log keeps")
+        .into_inner();
+    let first = stream.message().await.expect("resumed").expect("open");
+    assert!(
+        first.changes.iter().any(|c| c.icn == "7654321"),
+        "{first:?}"
+    );
 }
 
 /// A code sent to an address the person no longer has proves nothing about the new one.

@@ -145,6 +145,11 @@ impl AccessRequest {
         self.state == AccessRequestState::Pending && now >= self.expires_at
     }
 
+    /// Pending and not past its deadline: still waiting for a decision at `now`.
+    pub fn is_waiting(&self, now: Millis) -> bool {
+        self.state == AccessRequestState::Pending && now < self.expires_at
+    }
+
     fn ensure_pending(&self, now: Millis) -> Result<(), TransitionError> {
         if self.state == AccessRequestState::Expired {
             return Err(TransitionError::Expired);
@@ -273,6 +278,16 @@ mod tests {
             Err(TransitionError::NotPending("DENIED"))
         );
         assert_eq!(r.expire(2_000), Err(TransitionError::NotPending("DENIED")));
+    }
+
+    #[test]
+    fn a_request_waits_until_its_deadline_unless_decided() {
+        let r = req(Role::AuthorizedUser);
+        assert!(r.is_waiting(10_999));
+        assert!(!r.is_waiting(11_000), "at its deadline it has expired");
+        let mut denied = r.clone();
+        denied.deny("no".into(), admin(), 2_000).unwrap();
+        assert!(!denied.is_waiting(2_000));
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl Services {
         )?;
         let mut waiting = Vec::new();
         for v in &requests {
-            if v.request.state == AccessRequestState::Pending && !v.request.is_overdue(self.now()) {
+            if v.request.is_waiting(self.now()) {
                 waiting.push(self.waiting(&v.request).await?);
             }
         }

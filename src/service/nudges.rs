@@ -10,8 +10,8 @@ use super::write::Write;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::policy::{self, Administrator, Audience};
 use crate::domain::{
-    AccessRequest, AccessRequestState, Account, AccountStatus, DeciderGroup, MemberView,
-    Membership, Nudge, Person, Waiting,
+    AccessRequest, Account, AccountStatus, DeciderGroup, MemberView, Membership, Nudge, Person,
+    Waiting,
 };
 use crate::mail::templates::{self, WaitingFor, WaitingRequest};
 
@@ -48,10 +48,11 @@ impl Services {
             Err(ServiceError::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
-        if request.state != AccessRequestState::Pending || request.is_overdue(w.now()) {
+        let now = w.now();
+        // Decided, or past its deadline (expired, whether or not the sweep recorded it yet).
+        if !request.is_waiting(now) {
             return Ok(false);
         }
-        let now = w.now();
         if !w.tx().record_nudge(id, nudge, now).await? {
             return Ok(false);
         }

@@ -397,6 +397,8 @@ async fn an_account_nobody_can_administer_is_reported_once(backend: Backend) {
     let replica = app.replica().await;
     app.clock.advance(HOUR);
     wait_action(&app, "account.orphaned", 1).await;
+    // From here only the first server sweeps: its sweeper outlived the report it made.
+    drop(replica);
 
     // The first code expired long ago: Sue asks for another one and verifies.
     app.access()
@@ -419,7 +421,6 @@ async fn an_account_nobody_can_administer_is_reported_once(backend: Backend) {
         .unwrap();
     wait_action(&app, "account.adopted", 1).await;
     expect_mails(&app, OPS, "No administrator can decide for", 1).await;
-    drop(replica);
 }
 
 crate::both_backends!(

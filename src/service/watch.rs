@@ -62,10 +62,13 @@ impl Services {
         loop {
             if replaying {
                 let batch = self.store().changes_since(pos, REPLAY_BATCH).await?;
+                // Checked after every read, not only at the end of the log: a trim past `pos`
+                // that landed before this read took changes the stream has not sent, and the
+                // read alone cannot tell (it returns what follows the gap).
+                if self.store().feed_bounds().await?.trimmed_through > pos {
+                    return Err(too_old());
+                }
                 let Some(last) = batch.last().map(|c| c.revision) else {
-                    if self.store().feed_bounds().await?.trimmed_through > pos {
-                        return Err(too_old());
-                    }
                     replaying = false;
                     continue;
                 };
@@ -136,6 +139,9 @@ impl Services {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 fn too_old() -> ServiceError {
     ServiceError::precondition(

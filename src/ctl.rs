@@ -2,6 +2,7 @@
 //! per RPC, with flags named like the proto fields.
 
 mod args;
+mod changes;
 mod client;
 mod entitlements;
 pub(crate) mod names;
@@ -10,6 +11,7 @@ mod time;
 
 use crate::proto::v1 as pb;
 pub use args::{CtlArgs, CtlCommand, Output, Page, TlsArgs};
+use changes::{membership_change, request_change};
 use client::{Client, describe_status};
 use render::{Node, list, obj, opt};
 
@@ -396,39 +398,5 @@ fn consistency(fully_consistent: bool) -> i32 {
         pb::Consistency::FullyConsistent as i32
     } else {
         pb::Consistency::Unspecified as i32
-    }
-}
-
-/// The responses that carry a membership and a consistency token.
-struct MembershipChange(Option<pb::Membership>, String);
-
-macro_rules! membership_change_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for MembershipChange {
-            fn from(r: $t) -> Self {
-                MembershipChange(r.membership, r.consistency_token)
-            }
-        }
-    )*};
-}
-membership_change_from!(
-    pb::AddSiteTechnicalContactResponse,
-    pb::RemoveSiteTechnicalContactResponse,
-    pb::UpdateMemberRoleResponse,
-    pb::RemoveMemberResponse,
-    pb::CertifyMemberResponse
-);
-
-fn membership_change(MembershipChange(membership, token): MembershipChange) -> Node {
-    obj! {
-        "membership" => opt(membership.as_ref(), render::membership),
-        "consistency_token" => &token,
-    }
-}
-
-fn request_change(request: Option<&pb::AccessRequest>, token: &String) -> Node {
-    obj! {
-        "access_request" => opt(request, render::access_request),
-        "consistency_token" => token,
     }
 }

@@ -2,7 +2,8 @@
 
 use tonic::Status;
 
-use super::{consistency, consistency_token};
+use super::checks::consistency;
+use super::consistency_token;
 use crate::domain::feed::Token;
 use crate::domain::{Action, Icn, WebId};
 use crate::grpc::convert::{self as cv, field};

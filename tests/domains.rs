@@ -741,7 +741,62 @@ async fn ctl_keeps_email_domain_policies(backend: Backend) {
     );
 }
 
+/// Setting a domain's policy again changes it in place: the new action and role, a new update
+/// time, who first set it and when kept; setting what is already set writes and audits nothing.
+async fn a_policy_set_again_changes_in_place(backend: Backend) {
+    use pb::EmailDomainAction as A;
+    let app = TestApp::spawn(backend).await;
+    let stc = setup_account(&app).await;
+    let put = |action: A, role: pb::Role| {
+        let (app, stc) = (&app, &stc);
+        async move {
+            app.access()
+                .set_email_domain_policy(authed(set("partner.example", action, role), stc))
+                .await
+                .unwrap()
+                .into_inner()
+                .email_domain_policy
+                .expect("email_domain_policy")
+        }
+    };
+    let first = put(A::AutoApprove, pb::Role::Unspecified).await;
+    assert_eq!(first.role, pb::Role::AuthorizedUser as i32, "{first:?}");
+    app.clock.advance(60_000);
+    let held = put(A::Hold, pb::Role::Unspecified).await;
+    assert_eq!(
+        (held.action, held.role),
+        (A::Hold as i32, pb::Role::Unspecified as i32),
+        "{held:?}"
+    );
+    assert_eq!(
+        (&held.created_by, held.create_time),
+        (&first.created_by, first.create_time),
+        "who first set it, and when, are kept"
+    );
+    let seconds = |p: &pb::EmailDomainPolicy| p.update_time.as_ref().map(|t| t.seconds);
+    assert_eq!(seconds(&held), seconds(&first).map(|s| s + 60), "{held:?} / {first:?}");
+    // Between two actions without a role, only the action changes.
+    app.clock.advance(60_000);
+    let refused = put(A::Refuse, pb::Role::Unspecified).await;
+    assert_eq!(refused.action, A::Refuse as i32, "{refused:?}");
+    let listed = app
+        .access()
+        .list_email_domain_policies(authed(list(ICN, 10, ""), &stc))
+        .await
+        .unwrap()
+        .into_inner()
+        .email_domain_policies;
+    assert_eq!(listed, vec![refused.clone()]);
+    // The same again: the policy as it was, and no new audit event.
+    let events = audit(&app).await.len();
+    app.clock.advance(60_000);
+    let again = put(A::Refuse, pb::Role::Unspecified).await;
+    assert_eq!(again, refused);
+    assert_eq!(audit(&app).await.len(), events, "setting what is set is not audited");
+}
+
 crate::both_backends!(
+    a_policy_set_again_changes_in_place,
     ctl_keeps_email_domain_policies,
     email_domain_actions,
     who_manages_email_domains,

@@ -774,7 +774,11 @@ async fn a_policy_set_again_changes_in_place(backend: Backend) {
         "who first set it, and when, are kept"
     );
     let seconds = |p: &pb::EmailDomainPolicy| p.update_time.as_ref().map(|t| t.seconds);
-    assert_eq!(seconds(&held), seconds(&first).map(|s| s + 60), "{held:?} / {first:?}");
+    assert_eq!(
+        seconds(&held),
+        seconds(&first).map(|s| s + 60),
+        "{held:?} / {first:?}"
+    );
     // Between two actions without a role, only the action changes.
     app.clock.advance(60_000);
     let refused = put(A::Refuse, pb::Role::Unspecified).await;
@@ -792,7 +796,11 @@ async fn a_policy_set_again_changes_in_place(backend: Backend) {
     app.clock.advance(60_000);
     let again = put(A::Refuse, pb::Role::Unspecified).await;
     assert_eq!(again, refused);
-    assert_eq!(audit(&app).await.len(), events, "setting what is set is not audited");
+    assert_eq!(
+        audit(&app).await.len(),
+        events,
+        "setting what is set is not audited"
+    );
 }
 
 crate::both_backends!(

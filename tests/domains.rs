@@ -791,6 +791,28 @@ async fn a_policy_set_again_changes_in_place(backend: Backend) {
         .into_inner()
         .email_domain_policies;
     assert_eq!(listed, vec![refused.clone()]);
+    // Each change is audited with the policy before and after it.
+    let sets: Vec<(serde_json::Value, serde_json::Value)> = audit(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "email_domain_policy.set")
+        .map(|e| {
+            let json = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+            (json(&e.before_json), json(&e.after_json))
+        })
+        .collect();
+    let hold_to_refuse = sets
+        .iter()
+        .find(|(_, after)| after["action"] == "REFUSE")
+        .unwrap_or_else(|| panic!("{sets:?}"));
+    assert_eq!(hold_to_refuse.0["action"], "HOLD", "{sets:?}");
+    assert_eq!(hold_to_refuse.1["domain"], "partner.example", "{sets:?}");
+    assert!(
+        sets.iter()
+            .any(|(_, after)| after["action"] == "AUTO_APPROVE"
+                && after["role"] == "AUTHORIZED_USER"),
+        "{sets:?}"
+    );
     // The same again: the policy as it was, and no new audit event.
     let events = audit(&app).await.len();
     app.clock.advance(60_000);

@@ -408,6 +408,32 @@ async fn whole_flow(backend: Backend) {
     assert_eq!(stc_added["web_id"], "stc1");
     let created = audit.iter().find(|e| e.action == "account.create").unwrap();
     assert_eq!(created.reason, "", "no reason given, none recorded");
+    // A person's events belong to no account: the operator's unfiltered list has them.
+    let everything = app
+        .admin()
+        .list_audit_events(authed(
+            pb::ListAuditEventsRequest {
+                icn: String::new(),
+                page_size: 100,
+                page_token: String::new(),
+            },
+            &app.operator(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    let verified = everything
+        .iter()
+        .find(|e| e.action == "person.verify_email" && e.target_id == "ana")
+        .unwrap_or_else(|| panic!("{everything:?}"));
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    let (was, is) = (json(&verified.before_json), json(&verified.after_json));
+    assert_eq!(
+        (&was["email_verified"], &is["email_verified"]),
+        (&false.into(), &true.into())
+    );
+    assert_eq!(is["email"], "ana@example.com");
 }
 
 /// Every decision reason is reachable through the API.

@@ -695,8 +695,44 @@ async fn ctl_lists_entitlements(backend: Backend) {
     assert_eq!(icns_of(&view).len(), 9);
 }
 
+/// A person in more accounts than one store read brings (100): a page that fills exactly at
+/// the end of a read still says where the next one starts, and a page left short by a read
+/// goes on to the next read.
+async fn pages_span_store_reads(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let checker = app.checker();
+    let all: Vec<String> = (0..101).map(|i| (2_000_000 + i).to_string()).collect();
+    create_account(&app, &all[0]).await;
+    add_stc(&app, &all[0], "many").await;
+    verify(&app, "many").await;
+    for icn in &all[1..] {
+        create_account(&app, icn).await;
+        add_stc(&app, icn, "many").await;
+    }
+    let ask = |page_size| Ask {
+        action: ViewSupportArea,
+        page_size,
+        ..Ask::new("many")
+    };
+    let first = list_page(&app, &checker, &ask(100), "")
+        .await
+        .expect("list");
+    assert_eq!(icns(&first.entitlements), all[..100]);
+    assert!(!first.next_page_token.is_empty(), "a 101st account follows");
+    let rest = list_page(&app, &checker, &ask(100), &first.next_page_token)
+        .await
+        .expect("list");
+    assert_eq!(icns(&rest.entitlements), all[100..]);
+    assert!(rest.next_page_token.is_empty());
+    let whole = list_page(&app, &checker, &ask(200), "")
+        .await
+        .expect("list");
+    assert_eq!(icns(&whole.entitlements), all);
+}
+
 crate::both_backends!(
     pages_hold_every_entry_once,
+    pages_span_store_reads,
     entries_describe_the_coverage,
     bad_arguments_name_their_field,
     who_may_list,

@@ -402,6 +402,27 @@ async fn spans_follow_the_rpc_and_database_conventions(backend: Backend) {
             "{series} missing from /metrics:\n{text}"
         );
     }
+    // Counted, not only declared: the values follow the calls above (two checks granted, one
+    // of an unknown account; a miss, then hits).
+    for (series, at_least) in [
+        ("entitlements_check_decisions_total{reason=\"GRANTED\"", 2.0),
+        (
+            "entitlements_check_decisions_total{reason=\"UNKNOWN_ACCOUNT\"",
+            1.0,
+        ),
+        ("entitlements_cache_lookups_total{result=\"hit\"", 1.0),
+        ("entitlements_cache_lookups_total{result=\"miss\"", 1.0),
+    ] {
+        let n = metric(&text, series);
+        assert!(n >= at_least, "{series}: {n}, expected at least {at_least}");
+    }
+    let warm = metric(&text, "entitlements_cache_warm_duration_seconds");
+    assert!(warm > 0.0, "the cache's warm-up took {warm} s");
+    // Once the replica has applied every change, it lags by none.
+    wait_for("a feed lag of 0 revisions", || {
+        (metric(&scrape(served.metrics), "entitlements_feed_lag_revisions") == 0.0).then_some(())
+    })
+    .await;
     wait_for("metrics over OTLP", || {
         let names = receiver.metrics.lock().unwrap().clone();
         (names.iter().any(|n| n == "rpc.server.call.duration")
@@ -411,6 +432,16 @@ async fn spans_follow_the_rpc_and_database_conventions(backend: Backend) {
     .await;
     drop(app);
     drop(served);
+}
+
+/// The value of the first sample of `series` (a name, or a name and its first labels) in a
+/// Prometheus text exposition.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample of {series} in:\n{text}"))
 }
 
 /// GET /metrics over a plain HTTP/1.1 connection.

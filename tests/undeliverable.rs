@@ -6,7 +6,7 @@ use std::time::Duration;
 use entitlements::proto::v1 as pb;
 use sqlx::Connection;
 
-use crate::support::smtp_sink::SmtpSink;
+use crate::support::smtp_sink::{ReceivedMail, SmtpSink};
 use crate::support::*;
 
 /// (kind, failed_at is set, body is empty) of every outbox row, by id.
@@ -20,6 +20,21 @@ async fn outbox(app: &TestApp) -> Vec<(String, bool, bool)> {
         Backend::Postgres => {
             let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
             sqlx::query_as(q).fetch_all(&mut c).await.unwrap()
+        }
+    }
+}
+
+/// How many outbox rows carry the error of a failed attempt.
+async fn retries_recorded(app: &TestApp) -> i64 {
+    let q = "SELECT COUNT(*) FROM outbox WHERE last_error IS NOT NULL";
+    match app.db.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
         }
     }
 }
@@ -135,4 +150,89 @@ async fn a_permanently_refused_email_ends_failed_and_audited(backend: Backend) {
     assert_eq!(sink.messages().len(), 1);
 }
 
-crate::both_backends!(a_permanently_refused_email_ends_failed_and_audited);
+/// The outbox's bookkeeping, seen from the relay: a message refused for now comes back after
+/// its retry delay (5 s), well before its claim's lease (2 min) would free it; a delivered one
+/// is never sent again, however much later the worker runs.
+async fn a_retried_email_comes_back_after_its_delay_and_goes_once(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn_with(
+        backend,
+        AppOptions {
+            mail: Some(MailKind::Smtp(sink.url())),
+            ..Default::default()
+        },
+    )
+    .await;
+    let op = app.operator();
+    app.admin()
+        .create_account(authed(
+            pb::CreateAccountRequest {
+                request_id: String::new(),
+                icn: ICN.into(),
+                company_name: "Acme".into(),
+                country_code: COUNTRY.into(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    let add = |web_id: &'static str| {
+        let op = &op;
+        let app = &app;
+        async move {
+            app.admin()
+                .add_site_technical_contact(authed(
+                    pb::AddSiteTechnicalContactRequest {
+                        request_id: String::new(),
+                        icn: ICN.into(),
+                        web_id: web_id.into(),
+                        email: format!("{web_id}@example.com"),
+                        given_name: "Site".into(),
+                        family_name: "Contact".into(),
+                    },
+                    op,
+                ))
+                .await
+                .unwrap();
+        }
+    };
+    let to = |addr: &'static str| move |m: &ReceivedMail| m.to.iter().any(|t| t == addr);
+    sink.set_failing(true);
+    add("ana").await;
+    eventually(
+        "a delivery attempt refused for now, and recorded",
+        || async { retries_recorded(&app).await == 1 },
+    )
+    .await;
+    sink.set_failing(false);
+    // Past the first retry delay and its jitter, not past the lease.
+    app.clock.advance(6_000);
+    sink.wait_for(to("ana@example.com"), Duration::from_secs(15))
+        .await
+        .expect("retried after its delay");
+    // A day later another email goes out; hers, delivered, is not sent again with it.
+    app.clock.advance(24 * 3_600_000);
+    add("ben").await;
+    sink.wait_for(to("ben@example.com"), Duration::from_secs(15))
+        .await
+        .expect("the next email");
+    let hers = sink
+        .messages()
+        .iter()
+        .filter(|m| to("ana@example.com")(m))
+        .count();
+    assert_eq!(hers, 1, "delivered once");
+    assert_eq!(
+        outbox(&app)
+            .await
+            .iter()
+            .filter(|(_, failed, _)| *failed)
+            .count(),
+        0
+    );
+}
+
+crate::both_backends!(
+    a_permanently_refused_email_ends_failed_and_audited,
+    a_retried_email_comes_back_after_its_delay_and_goes_once
+);

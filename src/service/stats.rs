@@ -58,6 +58,9 @@ pub struct ServiceStats {
     pub ops: Option<OpsStats>,
     /// How long loading the cache took at start.
     pub warm_seconds: f64,
+    /// How long the longest-waiting email of the last database sample has been due, on the
+    /// service clock (0 when every email was delivered or waits for a later retry).
+    pub outbox_oldest_due_age_ms: Option<crate::clock::Millis>,
 }
 
 impl Services {
@@ -76,6 +79,10 @@ impl Services {
             cache_hits: c.cache_hits.load(Ordering::Relaxed),
             cache_misses: c.cache_misses.load(Ordering::Relaxed),
             feed_lag_revisions: ops.map_or(0, |o| (o.head - applied).max(0)),
+            outbox_oldest_due_age_ms: ops.map(|o| {
+                o.outbox_oldest_due
+                    .map_or(0, |due| (self.now() - due).max(0))
+            }),
             feed_lag_seconds: self.inner.feed.staleness().as_secs_f64(),
             pool: self.store().pool_stats(),
             ops,
@@ -119,9 +126,5 @@ pub fn spawn_ops_sampler(
     })
 }
 
-impl Services {
-    /// The service clock's time, for figures that age.
-    pub fn now_ms(&self) -> crate::clock::Millis {
-        self.now()
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -268,10 +268,7 @@ fn database(meter: &Meter, s: &Arc<Services>) -> Vec<Keep> {
                 .with_unit("s")
                 .with_description("How long the longest-waiting due email has been due")
                 .with_callback(move |o| {
-                    if let Some(ops) = b.stats().ops {
-                        let age = ops
-                            .outbox_oldest_due
-                            .map_or(0, |due| (b.now_ms() - due).max(0));
+                    if let Some(age) = b.stats().outbox_oldest_due_age_ms {
                         o.observe(age as f64 / 1000.0, &[]);
                     }
                 })

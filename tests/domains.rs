@@ -63,22 +63,6 @@ async fn ask(
         .map(|r| r.into_inner().access_request.expect("access_request"))
 }
 
-async fn audit(app: &TestApp) -> Vec<pb::AuditEvent> {
-    app.admin()
-        .list_audit_events(authed(
-            pb::ListAuditEventsRequest {
-                icn: ICN.into(),
-                page_size: 500,
-                page_token: String::new(),
-            },
-            &app.operator(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events
-}
-
 async fn email_domain_actions(backend: Backend) {
     use pb::Action::*;
     use pb::DecisionReason as R;
@@ -164,7 +148,7 @@ async fn email_domain_actions(backend: Backend) {
         );
     }
     // Audited as the system's decision, naming the rule.
-    let events = audit(&app).await;
+    let events = app.audit_events(ICN).await;
     let of = |action: &str| {
         events
             .iter()
@@ -314,7 +298,7 @@ async fn email_domain_actions(backend: Backend) {
         .unwrap();
     assert_eq!(gone.action, A::AutoApprove as i32);
     assert!(
-        audit(&app)
+        app.audit_events(ICN)
             .await
             .iter()
             .any(|e| e.action == "email_domain_policy.delete" && e.actor == "stc1")
@@ -532,7 +516,7 @@ async fn who_manages_email_domains(backend: Backend) {
         .await
         .unwrap();
     // Nothing refused was written.
-    let events = audit(&app).await;
+    let events = app.audit_events(ICN).await;
     let sets: Vec<&str> = events
         .iter()
         .filter(|e| e.action == "email_domain_policy.set")
@@ -792,7 +776,8 @@ async fn a_policy_set_again_changes_in_place(backend: Backend) {
         .email_domain_policies;
     assert_eq!(listed, vec![refused.clone()]);
     // Each change is audited with the policy before and after it.
-    let sets: Vec<(serde_json::Value, serde_json::Value)> = audit(&app)
+    let sets: Vec<(serde_json::Value, serde_json::Value)> = app
+        .audit_events(ICN)
         .await
         .into_iter()
         .filter(|e| e.action == "email_domain_policy.set")
@@ -814,12 +799,12 @@ async fn a_policy_set_again_changes_in_place(backend: Backend) {
         "{sets:?}"
     );
     // The same again: the policy as it was, and no new audit event.
-    let events = audit(&app).await.len();
+    let events = app.audit_events(ICN).await.len();
     app.clock.advance(60_000);
     let again = put(A::Refuse, pb::Role::Unspecified).await;
     assert_eq!(again, refused);
     assert_eq!(
-        audit(&app).await.len(),
+        app.audit_events(ICN).await.len(),
         events,
         "setting what is set is not audited"
     );

@@ -348,20 +348,7 @@ async fn whole_flow(backend: Backend) {
     app.wait_mail("ana@example.com", "removed", 1).await;
 
     // The audit trail recorded each change with its actor.
-    let audit = app
-        .admin()
-        .list_audit_events(authed(
-            pb::ListAuditEventsRequest {
-                icn: ICN.into(),
-                page_size: 100,
-                page_token: String::new(),
-            },
-            &app.operator(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events;
+    let audit = app.audit_events(ICN).await;
     let actions: Vec<(&str, &str)> = audit
         .iter()
         .map(|e| (e.action.as_str(), e.actor.as_str()))
@@ -409,20 +396,7 @@ async fn whole_flow(backend: Backend) {
     let created = audit.iter().find(|e| e.action == "account.create").unwrap();
     assert_eq!(created.reason, "", "no reason given, none recorded");
     // A person's events belong to no account: the operator's unfiltered list has them.
-    let everything = app
-        .admin()
-        .list_audit_events(authed(
-            pb::ListAuditEventsRequest {
-                icn: String::new(),
-                page_size: 100,
-                page_token: String::new(),
-            },
-            &app.operator(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events;
+    let everything = app.audit_events("").await;
     let verified = everything
         .iter()
         .find(|e| e.action == "person.verify_email" && e.target_id == "ana")

@@ -17,20 +17,6 @@ const ID: &str = "5f0c8a1e-3b7d-4c2a-9e61-0d4b8f2a7c93";
 const OTHER_ID: &str = "0b6d3c0e-8a51-4f0e-b7a2-6e1f9c4d2a58";
 const HOUR: i64 = 3600 * 1000;
 
-/// One number the database knows (`SELECT COUNT(*) ...`).
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    match app.db.backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-    }
-}
-
 async fn execute(app: &TestApp, sql: &str) {
     match app.db.backend {
         Backend::Sqlite => {
@@ -45,15 +31,14 @@ async fn execute(app: &TestApp, sql: &str) {
 }
 
 async fn audited(app: &TestApp, action: &str) -> i64 {
-    count(
-        app,
-        &format!("SELECT COUNT(*) FROM audit_events WHERE action = '{action}'"),
-    )
+    app.count(&format!(
+        "SELECT COUNT(*) FROM audit_events WHERE action = '{action}'"
+    ))
     .await
 }
 
 async fn outbox(app: &TestApp) -> i64 {
-    count(app, "SELECT COUNT(*) FROM outbox").await
+    app.count("SELECT COUNT(*) FROM outbox").await
 }
 
 fn create(icn: &str, company: &str, request_id: &str) -> pb::CreateAccountRequest {
@@ -117,7 +102,7 @@ async fn request_access_is_answered_once(backend: Backend) {
     assert_eq!(again, first, "the first answer, consistency token and all");
     assert_eq!(audited(&app, "access_request.create").await, 1);
     assert_eq!(outbox(&app).await, queued, "no second email");
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM access_requests").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM access_requests").await, 1);
     // The same id for another request: refused, and nothing changes.
     let s = assert_status(
         app.access()
@@ -356,7 +341,7 @@ async fn create_account_and_contract_are_answered_once(backend: Backend) {
     let changes =
         "SELECT COUNT(*) FROM audit_events WHERE action IN ('contract.create', 'contract.update')";
     // setup_account's contract, and this one once.
-    assert_eq!(count(&app, changes).await, 2);
+    assert_eq!(app.count(changes).await, 2);
     // Without an id the same upsert is a change again, as it always was.
     app.admin()
         .upsert_support_contract(authed(
@@ -368,7 +353,7 @@ async fn create_account_and_contract_are_answered_once(backend: Backend) {
         ))
         .await
         .unwrap();
-    assert_eq!(count(&app, changes).await, 3);
+    assert_eq!(app.count(changes).await, 3);
 }
 
 /// Duplicates sent at once change once, and every one is given the first answer.
@@ -456,7 +441,7 @@ async fn an_expired_request_id_is_a_new_call(backend: Backend) {
     // Past the time, the sweeper (every second) forgets it.
     app.clock.advance(25 * HOUR);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while count(&app, "SELECT COUNT(*) FROM request_id_claims").await > 0 {
+    while app.count("SELECT COUNT(*) FROM request_id_claims").await > 0 {
         assert!(Instant::now() < deadline, "the claims were not swept");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

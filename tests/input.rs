@@ -7,20 +7,7 @@ use crate::flow::setup_account;
 use crate::support::*;
 
 async fn audit_count(app: &TestApp) -> usize {
-    app.admin()
-        .list_audit_events(authed(
-            pb::ListAuditEventsRequest {
-                icn: String::new(),
-                page_size: 500,
-                page_token: String::new(),
-            },
-            &app.operator(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events
-        .len()
+    app.audit_events("").await.len()
 }
 
 async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {

@@ -8,22 +8,6 @@ use crate::support::*;
 
 const ICN2: &str = "7654321";
 
-async fn audit_of(app: &TestApp, icn: &str) -> Vec<pb::AuditEvent> {
-    app.admin()
-        .list_audit_events(authed(
-            pb::ListAuditEventsRequest {
-                icn: icn.into(),
-                page_size: 100,
-                page_token: String::new(),
-            },
-            &app.operator(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events
-}
-
 /// The finding: adding an existing STC to a second account with another address blanked
 /// their names and revoked their verification, so they lost access on the first account too.
 async fn an_stc_added_again_keeps_their_identity(backend: Backend) {
@@ -90,7 +74,7 @@ async fn an_stc_added_again_keeps_their_identity(backend: Backend) {
     assert!(on_second.allowed, "{on_second:?}");
 
     // What was not applied is in the audit trail, by the operator.
-    let audit = audit_of(&app, ICN2).await;
+    let audit = app.audit_events(ICN2).await;
     let ignored = audit
         .iter()
         .find(|e| e.action == "person.identity_not_applied")
@@ -138,7 +122,7 @@ async fn matching_details_are_not_reported(backend: Backend) {
         .add_site_technical_contact(authed(add, &app.operator()))
         .await
         .unwrap();
-    let audit = audit_of(&app, ICN).await;
+    let audit = app.audit_events(ICN).await;
     assert!(
         !audit
             .iter()

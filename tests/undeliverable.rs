@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use entitlements::proto::v1 as pb;
 use sqlx::Connection;
 
+use crate::list_entitlements::{add_stc, create_account};
 use crate::support::smtp_sink::{ReceivedMail, SmtpSink};
 use crate::support::*;
 
@@ -24,22 +24,8 @@ async fn outbox(app: &TestApp) -> Vec<(String, bool, bool)> {
     }
 }
 
-/// How many outbox rows carry the error of a failed attempt.
-async fn retries_recorded(app: &TestApp) -> i64 {
-    let q = "SELECT COUNT(*) FROM outbox WHERE last_error IS NOT NULL";
-    match app.db.backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap()
-        }
-    }
-}
-
-async fn a_permanently_refused_email_ends_failed_and_audited(backend: Backend) {
+/// A server mailing through a relay of the test's own, with the account created.
+async fn with_relay(backend: Backend) -> (SmtpSink, TestApp) {
     let sink = SmtpSink::start().await;
     let app = TestApp::spawn_with(
         backend,
@@ -49,60 +35,25 @@ async fn a_permanently_refused_email_ends_failed_and_audited(backend: Backend) {
         },
     )
     .await;
-    let op = app.operator();
-    app.admin()
-        .create_account(authed(
-            pb::CreateAccountRequest {
-                request_id: String::new(),
-                icn: ICN.into(),
-                company_name: "Acme".into(),
-                country_code: COUNTRY.into(),
-            },
-            &op,
-        ))
-        .await
-        .unwrap();
+    create_account(&app, ICN).await;
+    (sink, app)
+}
+
+async fn a_permanently_refused_email_ends_failed_and_audited(backend: Backend) {
+    let (sink, app) = with_relay(backend).await;
     // The relay knows no such user: 550 for every message to her.
     sink.refuse_recipient("ana@example.com");
     let given_up_before = entitlements::mail::emails_given_up();
-    app.admin()
-        .add_site_technical_contact(authed(
-            pb::AddSiteTechnicalContactRequest {
-                request_id: String::new(),
-                icn: ICN.into(),
-                web_id: "ana".into(),
-                email: "ana@example.com".into(),
-                given_name: "Ana".into(),
-                family_name: "Lima".into(),
-            },
-            &op,
-        ))
-        .await
-        .unwrap();
+    add_stc(&app, ICN, "ana").await;
 
-    let audit = || async {
-        app.admin()
-            .list_audit_events(authed(
-                pb::ListAuditEventsRequest {
-                    icn: String::new(),
-                    page_size: 100,
-                    page_token: String::new(),
-                },
-                &op,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .audit_events
-    };
     eventually("the refusal was audited", || async {
-        audit()
+        app.audit_events("")
             .await
             .iter()
             .any(|e| e.action == "email.undeliverable")
     })
     .await;
-    let events = audit().await;
+    let events = app.audit_events("").await;
     let failed = events
         .iter()
         .find(|e| e.action == "email.undeliverable")
@@ -126,20 +77,7 @@ async fn a_permanently_refused_email_ends_failed_and_audited(backend: Backend) {
     );
     // A day later another email goes out; hers, long due if it were retried, does not.
     app.clock.advance(24 * 3_600_000);
-    app.admin()
-        .add_site_technical_contact(authed(
-            pb::AddSiteTechnicalContactRequest {
-                request_id: String::new(),
-                icn: ICN.into(),
-                web_id: "ben".into(),
-                email: "ben@example.com".into(),
-                given_name: "Ben".into(),
-                family_name: "Ng".into(),
-            },
-            &op,
-        ))
-        .await
-        .unwrap();
+    add_stc(&app, ICN, "ben").await;
     sink.wait_for(
         |m| m.to.iter().any(|t| t == "ben@example.com"),
         Duration::from_secs(15),
@@ -154,54 +92,17 @@ async fn a_permanently_refused_email_ends_failed_and_audited(backend: Backend) {
 /// its retry delay (5 s), well before its claim's lease (2 min) would free it; a delivered one
 /// is never sent again, however much later the worker runs.
 async fn a_retried_email_comes_back_after_its_delay_and_goes_once(backend: Backend) {
-    let sink = SmtpSink::start().await;
-    let app = TestApp::spawn_with(
-        backend,
-        AppOptions {
-            mail: Some(MailKind::Smtp(sink.url())),
-            ..Default::default()
-        },
-    )
-    .await;
-    let op = app.operator();
-    app.admin()
-        .create_account(authed(
-            pb::CreateAccountRequest {
-                request_id: String::new(),
-                icn: ICN.into(),
-                company_name: "Acme".into(),
-                country_code: COUNTRY.into(),
-            },
-            &op,
-        ))
-        .await
-        .unwrap();
-    let add = |web_id: &'static str| {
-        let op = &op;
-        let app = &app;
-        async move {
-            app.admin()
-                .add_site_technical_contact(authed(
-                    pb::AddSiteTechnicalContactRequest {
-                        request_id: String::new(),
-                        icn: ICN.into(),
-                        web_id: web_id.into(),
-                        email: format!("{web_id}@example.com"),
-                        given_name: "Site".into(),
-                        family_name: "Contact".into(),
-                    },
-                    op,
-                ))
-                .await
-                .unwrap();
-        }
-    };
+    let (sink, app) = with_relay(backend).await;
     let to = |addr: &'static str| move |m: &ReceivedMail| m.to.iter().any(|t| t == addr);
     sink.set_failing(true);
-    add("ana").await;
+    add_stc(&app, ICN, "ana").await;
     eventually(
         "a delivery attempt refused for now, and recorded",
-        || async { retries_recorded(&app).await == 1 },
+        || async {
+            app.count("SELECT COUNT(*) FROM outbox WHERE last_error IS NOT NULL")
+                .await
+                == 1
+        },
     )
     .await;
     sink.set_failing(false);
@@ -212,7 +113,7 @@ async fn a_retried_email_comes_back_after_its_delay_and_goes_once(backend: Backe
         .expect("retried after its delay");
     // A day later another email goes out; hers, delivered, is not sent again with it.
     app.clock.advance(24 * 3_600_000);
-    add("ben").await;
+    add_stc(&app, ICN, "ben").await;
     sink.wait_for(to("ben@example.com"), Duration::from_secs(15))
         .await
         .expect("the next email");

@@ -122,6 +122,38 @@ impl Default for AppOptions {
 }
 
 impl TestApp {
+    /// The audit trail of `icn` ("": every event), as an operator reads it.
+    pub async fn audit_events(&self, icn: &str) -> Vec<pb::AuditEvent> {
+        self.admin()
+            .list_audit_events(authed(
+                pb::ListAuditEventsRequest {
+                    icn: icn.into(),
+                    page_size: 500,
+                    page_token: String::new(),
+                },
+                &self.operator(),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_events
+    }
+
+    /// One number the database knows (`SELECT COUNT(*) ...`), over a connection of its own.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Connection as _;
+        match self.db.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.db.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.db.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+
     pub async fn spawn(backend: Backend) -> TestApp {
         Self::spawn_with(backend, AppOptions::default()).await
     }

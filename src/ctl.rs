@@ -1,6 +1,7 @@
 //! `entitlements ctl`: a small gRPC client for trying the service from a shell, one subcommand
 //! per RPC, with flags named like the proto fields.
 
+mod admin;
 mod args;
 mod changes;
 mod client;
@@ -38,118 +39,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
 async fn call(c: &Client, command: CtlCommand, request_id: String) -> Result<Node, tonic::Status> {
     use CtlCommand as C;
     Ok(match command {
-        C::CreateAccount {
-            icn,
-            company_name,
-            country_code,
-        } => {
-            let msg = pb::CreateAccountRequest {
-                request_id,
-                icn,
-                company_name,
-                country_code,
-            };
-            let r = c.admin().create_account(c.req(msg)).await?.into_inner();
-            obj! {
-                "account" => opt(r.account.as_ref(), render::account),
-                "consistency_token" => &r.consistency_token,
-            }
-        }
-        C::GetAccount { icn } => {
-            let msg = pb::GetAccountRequest { icn };
-            let r = c.admin().get_account(c.req(msg)).await?.into_inner();
-            obj! {
-                "account" => opt(r.account.as_ref(), render::account),
-                "contracts" => list(&r.contracts, render::contract),
-                "site_technical_contacts" => list(&r.site_technical_contacts, render::membership),
-            }
-        }
-        C::SetAccountStatus {
-            icn,
-            status,
-            reason,
-        } => {
-            let msg = pb::SetAccountStatusRequest {
-                request_id,
-                icn,
-                status: status.into(),
-                reason,
-            };
-            let r = c.admin().set_account_status(c.req(msg)).await?;
-            let r = r.into_inner();
-            obj! {
-                "account" => opt(r.account.as_ref(), render::account),
-                "consistency_token" => &r.consistency_token,
-            }
-        }
-        C::AddStc {
-            icn,
-            web_id,
-            email,
-            given_name,
-            family_name,
-        } => {
-            let msg = pb::AddSiteTechnicalContactRequest {
-                request_id,
-                icn,
-                web_id,
-                email,
-                given_name,
-                family_name,
-            };
-            let r = c.admin().add_site_technical_contact(c.req(msg)).await?;
-            membership_change(r.into_inner().into())
-        }
-        C::RemoveStc {
-            icn,
-            web_id,
-            reason,
-        } => {
-            let msg = pb::RemoveSiteTechnicalContactRequest {
-                request_id,
-                icn,
-                web_id,
-                reason,
-            };
-            let r = c.admin().remove_site_technical_contact(c.req(msg)).await?;
-            membership_change(r.into_inner().into())
-        }
-        C::UpsertContract {
-            icn,
-            contract_id,
-            product_ids,
-            start_time,
-            end_time,
-            includes_24x7,
-        } => {
-            let msg = pb::UpsertSupportContractRequest {
-                request_id,
-                icn,
-                contract_id,
-                product_ids,
-                start_time: Some(start_time),
-                end_time: Some(end_time),
-                includes_24x7,
-            };
-            let r = c.admin().upsert_support_contract(c.req(msg)).await?;
-            let r = r.into_inner();
-            obj! {
-                "contract" => opt(r.contract.as_ref(), render::contract),
-                "consistency_token" => &r.consistency_token,
-            }
-        }
-        C::Audit { icn, page } => {
-            let msg = pb::ListAuditEventsRequest {
-                icn,
-                page_size: page.page_size,
-                page_token: page.page_token,
-            };
-            let r = c.admin().list_audit_events(c.req(msg)).await?.into_inner();
-            obj! {
-                "audit_events" => list(&r.audit_events, render::audit_event),
-                "next_page_token" => &r.next_page_token,
-            }
-        }
+        C::Admin(command) => admin::call(c, command, request_id).await?,
         C::RequestAccess {
             icn,
             country_code,

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use prost_types::Timestamp;
 
-use super::names::{parse_action, parse_domain_action, parse_role, parse_state, parse_status};
+use super::admin::AdminCommand;
+use super::names::{parse_action, parse_domain_action, parse_role, parse_state};
 use super::time::{now_secs, parse_time};
 use crate::proto::v1 as pb;
 
-fn parse_time_arg(s: &str) -> Result<Timestamp, String> {
+pub(super) fn parse_time_arg(s: &str) -> Result<Timestamp, String> {
     parse_time(s, now_secs())
 }
 
@@ -103,90 +104,9 @@ pub struct Page {
 
 #[derive(Subcommand, Debug)]
 pub enum CtlCommand {
-    /// AccountAdminService.CreateAccount (operator).
-    CreateAccount {
-        #[arg(long)]
-        icn: String,
-        #[arg(long)]
-        company_name: String,
-        /// ISO 3166-1 alpha-2, e.g. DE.
-        #[arg(long)]
-        country_code: String,
-    },
-    /// AccountAdminService.GetAccount (operator): the account, its contracts and its STCs.
-    GetAccount {
-        #[arg(long)]
-        icn: String,
-    },
-    /// AccountAdminService.SetAccountStatus (operator).
-    SetAccountStatus {
-        #[arg(long)]
-        icn: String,
-        /// active | suspended
-        #[arg(long, value_parser = parse_status)]
-        status: pb::AccountStatus,
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
-    /// AccountAdminService.AddSiteTechnicalContact (operator); emails the STC a verification code.
-    AddStc {
-        #[arg(long)]
-        icn: String,
-        #[arg(long)]
-        web_id: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = "")]
-        given_name: String,
-        #[arg(long, default_value = "")]
-        family_name: String,
-    },
-    /// AccountAdminService.RemoveSiteTechnicalContact (operator).
-    RemoveStc {
-        #[arg(long)]
-        icn: String,
-        #[arg(long)]
-        web_id: String,
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
-    /// AccountAdminService.UpsertSupportContract (operator).
-    UpsertContract {
-        #[arg(long)]
-        icn: String,
-        #[arg(long)]
-        contract_id: String,
-        /// Repeatable; none means every product.
-        #[arg(long = "product-id", alias = "product-ids", value_name = "PRODUCT_ID")]
-        product_ids: Vec<String>,
-        /// RFC 3339 (2025-01-31T00:00:00Z, ...+02:00), now, now-1d, now+12h.
-        #[arg(
-            long = "start",
-            alias = "start-time",
-            value_name = "TIME",
-            value_parser = parse_time_arg
-        )]
-        start_time: Timestamp,
-        /// Same forms as --start, e.g. now+365d.
-        #[arg(
-            long = "end",
-            alias = "end-time",
-            value_name = "TIME",
-            value_parser = parse_time_arg
-        )]
-        end_time: Timestamp,
-        /// The contract includes 24x7 support (needed for severity 1).
-        #[arg(long = "24x7", alias = "includes-24x7")]
-        includes_24x7: bool,
-    },
-    /// AccountAdminService.ListAuditEvents (operator), newest first.
-    Audit {
-        /// Leave out for every account.
-        #[arg(long, default_value = "")]
-        icn: String,
-        #[command(flatten)]
-        page: Page,
-    },
+    /// The AccountAdminService's subcommands (operators).
+    #[command(flatten)]
+    Admin(AdminCommand),
     /// AccessService.RequestAccess: the caller asks for access to an account.
     RequestAccess {
         #[arg(long)]
@@ -383,14 +303,12 @@ impl CtlCommand {
     /// Whether the subcommand's RPC changes something (and so takes `--request-id`).
     pub fn mutates(&self) -> bool {
         use CtlCommand as C;
+        if let C::Admin(a) = self {
+            return a.mutates();
+        }
         matches!(
             self,
-            C::CreateAccount { .. }
-                | C::SetAccountStatus { .. }
-                | C::AddStc { .. }
-                | C::RemoveStc { .. }
-                | C::UpsertContract { .. }
-                | C::RequestAccess { .. }
+            C::RequestAccess { .. }
                 | C::Approve { .. }
                 | C::Deny { .. }
                 | C::Withdraw { .. }
